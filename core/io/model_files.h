@@ -1,0 +1,56 @@
+/* The tensors of a model as stored on disk, whatever the layout.
+ *
+ * A model is either one .safetensors checkpoint (CompVis/LDM key names, all components in
+ * one file) or a diffusers folder (model_index.json; unet/, vae/, text_encoder/, tokenizer/,
+ * scheduler/ sub-folders, each with config.json and one or more .safetensors files, sharded
+ * ones through *.safetensors.index.json). This module maps the files, validates them and
+ * lists every tensor with the component it belongs to; it does not interpret names beyond
+ * that (core/model does). Pickle files (.ckpt, .pt, .pth, .bin) are refused.
+ */
+#ifndef GESSO_MODEL_FILES_H
+#define GESSO_MODEL_FILES_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "gesso.h"
+#include "io/safetensors.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  GessoComponent component;
+  /* As stored: the full key for a single file ("model.diffusion_model.out.2.weight"); the
+   * key inside the component's own files for a diffusers folder ("conv_out.weight"). */
+  const char *key;
+  const GessoSafetensorsEntry *entry;
+} GessoModelTensor;
+
+typedef struct GessoModelFiles GessoModelFiles;
+
+GessoModelFiles *gesso_model_files_open (const char *path, GError **error);
+void gesso_model_files_free (GessoModelFiles *files);
+
+GessoModelLayout gesso_model_files_layout (const GessoModelFiles *files);
+const char *gesso_model_files_path (const GessoModelFiles *files);
+/* The folder that holds the model: the diffusers folder itself, or the single file's folder. */
+const char *gesso_model_files_dir (const GessoModelFiles *files);
+guint gesso_model_files_n_files (const GessoModelFiles *files);
+
+guint gesso_model_files_count (const GessoModelFiles *files);
+const GessoModelTensor *gesso_model_files_tensor (const GessoModelFiles *files, guint index);
+/* By component and key as stored (see GessoModelTensor.key); NULL when absent. */
+const GessoModelTensor *gesso_model_files_lookup (const GessoModelFiles *files,
+                                                  GessoComponent component, const char *key);
+
+/* The parsed config.json of a diffusers sub-folder ("unet", "vae", "text_encoder",
+ * "scheduler", "tokenizer" reads tokenizer_config.json), or NULL when there is none
+ * (single files carry no configs). Borrowed; lives as long as FILES. */
+JsonObject *gesso_model_files_config (const GessoModelFiles *files, const char *subfolder);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelFiles, gesso_model_files_free)
+
+G_END_DECLS
+
+#endif /* GESSO_MODEL_FILES_H */

@@ -1,0 +1,126 @@
+/* The numeric kernels. Float32, dense, row-major; images NCHW, sequences [rows, features].
+ *
+ * OpenMP lives in these files and nowhere else: everything above core/ops is single-threaded.
+ * Work is split by output element ranges, never along a reduction, so results do not depend
+ * on the number of threads. Kernels never allocate: the ones that need scratch take an arena
+ * and say how much they need (gesso_*_scratch_bytes) so callers can plan it.
+ */
+#ifndef GESSO_OPS_H
+#define GESSO_OPS_H
+
+#include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/arena.h"
+
+G_BEGIN_DECLS
+
+/* --- Threads ------------------------------------------------------------------------- */
+
+/* 0 = all cores. Applies to OpenMP regions and to the GEMM provider. */
+void gesso_ops_set_threads (int n_threads);
+int gesso_ops_get_threads (void);
+
+/* --- GEMM: the one seam between the model code and the matrix-multiply provider -------- */
+
+/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, row-major, leading dimensions in
+ * elements. op(X) is X or X^T as TRANS_X says. */
+void gesso_gemm (gboolean trans_a, gboolean trans_b, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                 float beta, float *c, int64_t ldc);
+
+/* The same, single-threaded: for kernels that split work across OpenMP threads themselves
+ * (attention tiles). Call it only between gesso_gemm_serial_begin() and _end(), which switch
+ * the provider's own threading off and back on around the parallel region. */
+void gesso_gemm_serial_begin (void);
+void gesso_gemm_serial_end (void);
+void gesso_gemm_serial (gboolean trans_a, gboolean trans_b, int64_t m, int64_t n, int64_t k,
+                        float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                        float beta, float *c, int64_t ldc);
+
+/* --- Linear layer: out[rows, out_features] = x[rows, in_features] W^T + bias ------------- */
+/* WEIGHT is [out_features, in_features] as PyTorch stores it; BIAS may be NULL. */
+void gesso_linear (const float *x, int64_t rows, int64_t in_features, const float *weight,
+                   const float *bias, int64_t out_features, float *out);
+
+/* --- 2-D convolution ------------------------------------------------------------------ */
+
+typedef struct
+{
+  int64_t batch, in_channels, in_height, in_width;
+  int64_t out_channels, kernel_h, kernel_w;
+  int64_t stride, padding;               /* same in both directions, zero padding */
+} GessoConv2dShape;
+
+int64_t gesso_conv2d_out_height (const GessoConv2dShape *shape);
+int64_t gesso_conv2d_out_width (const GessoConv2dShape *shape);
+size_t gesso_conv2d_scratch_bytes (const GessoConv2dShape *shape);
+
+/* INPUT [batch, in_channels, in_height, in_width]; WEIGHT [out_channels, in_channels, kh, kw];
+ * BIAS [out_channels] or NULL; OUTPUT [batch, out_channels, out_h, out_w]. SCRATCH must have
+ * gesso_conv2d_scratch_bytes() free; it is returned to its mark on exit. FALSE (with ERROR)
+ * only when the arena is too small. */
+gboolean gesso_conv2d (const GessoConv2dShape *shape, const float *input, const float *weight,
+                       const float *bias, float *output, GessoArena *scratch, GError **error);
+
+/* --- Normalisation ---------------------------------------------------------------------- */
+
+/* x [batch, channels, spatial] -> out (may alias x); GAMMA/BETA [channels] or NULL.
+ * Statistics per (batch, group) over channels/groups * spatial values, biased variance. */
+void gesso_group_norm (const float *x, int64_t batch, int64_t channels, int64_t spatial,
+                       int64_t groups, float eps, const float *gamma, const float *beta,
+                       float *out);
+
+/* x [rows, dim] -> out (may alias x), per-row mean/variance; GAMMA/BETA [dim] or NULL. */
+void gesso_layer_norm (const float *x, int64_t rows, int64_t dim, float eps,
+                       const float *gamma, const float *beta, float *out);
+
+/* --- Element-wise activations, in place over N values ------------------------------------ */
+
+void gesso_silu (float *x, size_t n);
+void gesso_gelu_erf (float *x, size_t n);     /* x * Phi(x), exact erf form */
+void gesso_gelu_tanh (float *x, size_t n);    /* tanh approximation */
+void gesso_quick_gelu (float *x, size_t n);   /* x * sigmoid(1.702 x), CLIP ViT-L */
+
+/* GEGLU: x [rows, 2*dim] = [a | gate] -> out [rows, dim] = a * gelu_erf(gate). */
+void gesso_geglu (const float *x, int64_t rows, int64_t dim, float *out);
+
+/* --- Softmax over the last axis, in place: x [rows, cols] --------------------------------- */
+void gesso_softmax (float *x, int64_t rows, int64_t cols);
+
+/* --- Scaled dot-product attention ------------------------------------------------------- */
+
+/* Multi-head attention over sequences laid out as [batch, tokens, heads * head_dim] with a
+ * row stride (so Q, K and V may be slices of one fused projection):
+ *   out[b, i, h*d:(h+1)*d] = softmax(scale * q_i . k_j  over j) . v_j
+ * computed in tiles with an online softmax, so memory does not grow with q_len * kv_len.
+ * CAUSAL masks j > i (CLIP text encoder). OUT has row stride heads * head_dim. */
+typedef struct
+{
+  int64_t batch, heads, head_dim;
+  int64_t q_len, kv_len;
+  int64_t q_stride, k_stride, v_stride;  /* elements between consecutive tokens */
+  float scale;
+  gboolean causal;
+} GessoAttentionShape;
+
+size_t gesso_attention_scratch_bytes (const GessoAttentionShape *shape);
+gboolean gesso_attention (const GessoAttentionShape *shape, const float *q, const float *k,
+                          const float *v, float *out, GessoArena *scratch, GError **error);
+
+/* --- Resampling ------------------------------------------------------------------------- */
+
+/* x [planes, h, w] -> out [planes, 2h, 2w], each value repeated 2x2 (nearest). */
+void gesso_upsample_nearest2x (const float *x, int64_t planes, int64_t h, int64_t w, float *out);
+
+/* --- Small helpers ---------------------------------------------------------------------- */
+
+void gesso_add (float *dst, const float *src, size_t n);                       /* dst += src */
+/* x [batch, channels, spatial] += bias[channels] (broadcast over spatial) */
+void gesso_add_channel_bias (float *x, int64_t batch, int64_t channels, int64_t spatial,
+                             const float *bias);
+
+G_END_DECLS
+
+#endif /* GESSO_OPS_H */
