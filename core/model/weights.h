@@ -12,6 +12,8 @@
 #define GESSO_WEIGHTS_H
 
 #include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "gesso.h"
 #include "io/model_files.h"
@@ -20,9 +22,29 @@ G_BEGIN_DECLS
 
 typedef struct GessoWeights GessoWeights;
 
-/* Borrows FILES, which must outlive the result. */
+/* How the text encoder's tensors were named where they came from. OpenCLIP (SD2 single files)
+ * matters beyond names: by the SD2 convention its last block is stored but not used. */
+typedef enum
+{
+  GESSO_TEXT_KEYS_NONE,         /* no text encoder */
+  GESSO_TEXT_KEYS_HF,           /* transformers CLIPTextModel (SD1 files, diffusers folders) */
+  GESSO_TEXT_KEYS_OPENCLIP,     /* OpenCLIP resblocks (SD2 single files) */
+} GessoTextKeys;
+
+/* Borrows FILES, which must outlive the result. Maps single-file keys onto diffusers names
+ * (core/model/keymap.h); reads no tensor data. Not thread-safe: weights are widened on first
+ * use, so one job at a time uses a GessoWeights. */
 GessoWeights *gesso_weights_new (GessoModelFiles *files, GError **error);
 void gesso_weights_free (GessoWeights *weights);
+
+GessoModelLayout gesso_weights_layout (const GessoWeights *weights);
+const char *gesso_weights_path (const GessoWeights *weights);
+GessoTextKeys gesso_weights_text_keys (const GessoWeights *weights);
+
+/* The diffusers names of a component, in file order (for inferring structure from names). */
+guint gesso_weights_count (const GessoWeights *weights, GessoComponent component);
+const char *gesso_weights_name (const GessoWeights *weights, GessoComponent component,
+                                guint index);
 
 gboolean gesso_weights_has (const GessoWeights *weights, GessoComponent component,
                             const char *name);
@@ -31,10 +53,24 @@ gboolean gesso_weights_shape (const GessoWeights *weights, GessoComponent compon
                               const char *name, int *ndim, int64_t shape[8]);
 /* Float32 data of NAME checked against the expected shape (NDIM dims of SHAPE; a stored
  * shape with the same element count that differs only by trailing 1s, such as a 1x1 conv
- * kernel for a linear layer, is accepted). On failure: "unet weight 'x' has shape [..], expected [..]"
- * or "unet weight 'x' is missing". */
+ * kernel for a linear layer, is accepted). On failure: "unet weight 'x' has shape [..], expected
+ * [..]" (CORRUPT) or "unet weight 'x' is missing from 'path'" (MISSING). */
 const float *gesso_weights_get (GessoWeights *weights, GessoComponent component,
                                 const char *name, int ndim, const int64_t *shape,
+                                GError **error);
+
+/* Rows ROWS[0..N_ROWS) of the 2-D weight NAME ([SHAPE[0], SHAPE[1]], checked as above) as
+ * float32 into DST (N_ROWS * SHAPE[1] floats), widened on the fly and not cached: for
+ * embedding tables, where a prompt needs 77 rows of 49408 and widening the whole table would
+ * cost 150 MB. A row index outside [0, SHAPE[0]) is an INVALID_ARGUMENT error. */
+gboolean gesso_weights_gather_rows (GessoWeights *weights, GessoComponent component,
+                                    const char *name, const int64_t shape[2],
+                                    const int64_t *rows, size_t n_rows, float *dst,
+                                    GError **error);
+
+/* Widens (or realigns) every float weight of COMPONENT now rather than on first use, so the
+ * first step of a job pays nothing; GESSO_COMPONENT_COUNT means all components. */
+gboolean gesso_weights_preload (GessoWeights *weights, GessoComponent component,
                                 GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoWeights, gesso_weights_free)

@@ -1,0 +1,579 @@
+/* Checkpoint key names -> diffusers names; see keymap.h for the contract.
+ *
+ * The LDM UNet numbers its blocks in one flat list per direction:
+ *   input_blocks.0            conv_in
+ *   input_blocks.k, k >= 1    level (k-1) / (lpb+1), slot (k-1) % (lpb+1): slots 0..lpb-1 are
+ *                             [resnet, attention] pairs, slot lpb the downsampler ("0.op")
+ *   middle_block.0/1/2        resnet, attention, resnet
+ *   output_blocks.k           level k / (lpb+1), slot k % (lpb+1): a resnet ("0"), then an
+ *                             attention ("1") and/or an upsampler ("1.conv" or "2.conv")
+ * with lpb = layers_per_block (decoder levels have lpb+1 resnets). The LDM VAE decoder lists
+ * its levels from the smallest resolution up, diffusers from the largest down, so decoder
+ * "up.i" is "up_blocks.{levels-1-i}".
+ */
+#include "model/keymap.h"
+
+#include <string.h>
+
+typedef struct
+{
+  const char *from;
+  const char *to;
+} Rename;
+
+/* Sub-modules of an LDM UNet ResBlock, in diffusers' ResnetBlock2D terms. The numbers are
+ * positions in LDM's nn.Sequential: in_layers = [norm, SiLU, conv], out_layers = [norm, SiLU,
+ * dropout, conv], emb_layers = [SiLU, linear]. */
+static const Rename unet_resnet[] = {
+  { "in_layers.0.", "norm1." },        { "in_layers.2.", "conv1." },
+  { "emb_layers.1.", "time_emb_proj." }, { "out_layers.0.", "norm2." },
+  { "out_layers.3.", "conv2." },       { "skip_connection.", "conv_shortcut." },
+};
+
+static const Rename vae_resnet[] = {
+  { "norm1.", "norm1." }, { "conv1.", "conv1." },        { "norm2.", "norm2." },
+  { "conv2.", "conv2." }, { "nin_shortcut.", "conv_shortcut." },
+};
+
+/* LDM's AttnBlock keeps q/k/v/proj_out as 1x1 convs; diffusers' Attention has linears (the
+ * shapes are squeezed to [C, C] as diffusers' converter does). */
+static const Rename vae_attention[] = {
+  { "norm.", "group_norm." }, { "q.", "to_q." }, { "k.", "to_k." },
+  { "v.", "to_v." },          { "proj_out.", "to_out.0." },
+};
+
+/* Names diffusers' VAE attention had before 0.14; its loader still renames them. */
+static const Rename vae_attention_legacy[] = {
+  { "query.", "to_q." }, { "key.", "to_k." }, { "value.", "to_v." }, { "proj_attn.", "to_out.0." },
+};
+
+static const Rename openclip_block[] = {
+  { "ln_1.", "layer_norm1." },           { "ln_2.", "layer_norm2." },
+  { "attn.out_proj.", "self_attn.out_proj." }, { "mlp.c_fc.", "mlp.fc1." },
+  { "mlp.c_proj.", "mlp.fc2." },
+};
+
+#define UNET_PREFIX "model.diffusion_model."
+#define VAE_PREFIX "first_stage_model."
+#define HF_TEXT_PREFIX "cond_stage_model.transformer."
+#define OPENCLIP_PREFIX "cond_stage_model.model."
+
+/* --- Parsing dotted keys ----------------------------------------------------------------- */
+
+static gboolean
+eat (const char **p, const char *prefix)
+{
+  size_t n = strlen (prefix);
+
+  if (strncmp (*p, prefix, n) != 0)
+    return FALSE;
+  *p += n;
+  return TRUE;
+}
+
+/* A block index followed by '.', as in "12." of "input_blocks.12.0.op.weight". */
+static gboolean
+eat_index (const char **p, int *out)
+{
+  const char *s = *p;
+  int v = 0;
+
+  if (!g_ascii_isdigit (*s))
+    return FALSE;
+  for (; g_ascii_isdigit (*s); s++)
+    {
+      if (v > 99999)            /* no real model has that many blocks; avoids overflow */
+        return FALSE;
+      v = v * 10 + (*s - '0');
+    }
+  if (*s != '.')
+    return FALSE;
+  *p = s + 1;
+  *out = v;
+  return TRUE;
+}
+
+/* PREFIX + the renamed REST, or NULL when REST starts with none of TABLE's names. */
+static char *
+rename_rest (const char *prefix, const char *rest, const Rename *table, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (g_str_has_prefix (rest, table[i].from))
+      return g_strconcat (prefix, table[i].to, rest + strlen (table[i].from), NULL);
+  return NULL;
+}
+
+static char *
+rename_with_index (const char *format, int a, int b, const char *rest, const Rename *table,
+                   size_t n)
+{
+  g_autofree char *prefix = g_strdup_printf (format, a, b);
+
+  return table ? rename_rest (prefix, rest, table, n) : g_strconcat (prefix, rest, NULL);
+}
+
+/* --- Structure inference ----------------------------------------------------------------- */
+
+typedef struct
+{
+  int max_input;                /* highest input_blocks index; -1 when none */
+  int first_down;               /* lowest input block index holding a downsampler ("0.op") */
+  GHashTable *downs;            /* input block indices holding a downsampler */
+} UnetScan;
+
+static void
+scan_unet_key (UnetScan *scan, const char *rest)
+{
+  const char *p = rest;
+  int k;
+
+  if (!eat (&p, "input_blocks.") || !eat_index (&p, &k))
+    return;
+  scan->max_input = MAX (scan->max_input, k);
+  if (k > 0 && g_str_has_prefix (p, "0.op."))
+    {
+      g_hash_table_add (scan->downs, GINT_TO_POINTER (k));
+      if (scan->first_down < 0 || k < scan->first_down)
+        scan->first_down = k;
+    }
+}
+
+/* Levels and layers_per_block from the downsampler positions: level i's downsampler is input
+ * block (i+1)(lpb+1), the last level has none. A layout that does not fit (downsamplers out
+ * of step, blocks past the end) leaves levels at 0, and every block key goes to OTHER. */
+static void
+finish_unet_scan (const UnetScan *scan, GessoKeymapLayout *layout)
+{
+  int lpb, levels;
+
+  if (scan->max_input < 1)
+    return;
+  if (scan->first_down < 0)
+    {
+      lpb = scan->max_input;
+      levels = 1;
+    }
+  else
+    {
+      lpb = scan->first_down - 1;
+      levels = (int) g_hash_table_size (scan->downs) + 1;
+    }
+  if (lpb < 1)
+    return;
+  for (int i = 1; i < levels; i++)
+    if (!g_hash_table_contains (scan->downs, GINT_TO_POINTER (i * (lpb + 1))))
+      return;
+  if (scan->max_input != levels * (lpb + 1) - 1)
+    return;
+  layout->unet_levels = levels;
+  layout->unet_layers_per_block = lpb;
+}
+
+static void
+note_index_after (const char *key, const char *prefix, int *max_plus_one)
+{
+  const char *p = key;
+  int i;
+
+  if (eat (&p, prefix) && eat_index (&p, &i))
+    *max_plus_one = MAX (*max_plus_one, i + 1);
+}
+
+static void
+scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *layout)
+{
+  UnetScan unet = { -1, -1, g_hash_table_new (NULL, NULL) };
+  gboolean hf = FALSE, openclip = FALSE;
+
+  for (guint i = 0; i < n_keys; i++)
+    {
+      const char *key = keys[i].key;
+
+      if (g_str_has_prefix (key, UNET_PREFIX))
+        scan_unet_key (&unet, key + strlen (UNET_PREFIX));
+      note_index_after (key, VAE_PREFIX "decoder.up.", &layout->vae_levels);
+      if (g_str_has_prefix (key, HF_TEXT_PREFIX))
+        {
+          hf = TRUE;
+          note_index_after (key, HF_TEXT_PREFIX "text_model.encoder.layers.",
+                            &layout->text_layers);
+          note_index_after (key, HF_TEXT_PREFIX "encoder.layers.", &layout->text_layers);
+        }
+      if (g_str_has_prefix (key, OPENCLIP_PREFIX))
+        {
+          openclip = TRUE;
+          note_index_after (key, OPENCLIP_PREFIX "transformer.resblocks.", &layout->text_layers);
+        }
+    }
+  finish_unet_scan (&unet, layout);
+  g_hash_table_unref (unet.downs);
+  /* Both at once would be a merged file; transformers names are the ones diffusers loads. */
+  layout->text_keys = hf ? GESSO_TEXT_KEYS_HF : openclip ? GESSO_TEXT_KEYS_OPENCLIP
+                                                          : GESSO_TEXT_KEYS_NONE;
+}
+
+static void
+scan_diffusers (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *layout)
+{
+  int resnets = 0;
+
+  for (guint i = 0; i < n_keys; i++)
+    {
+      const char *key = keys[i].key;
+
+      switch (keys[i].component)
+        {
+        case GESSO_COMPONENT_UNET:
+          note_index_after (key, "down_blocks.", &layout->unet_levels);
+          if (g_str_has_prefix (key, "down_blocks.0."))
+            note_index_after (key + strlen ("down_blocks.0."), "resnets.", &resnets);
+          break;
+        case GESSO_COMPONENT_VAE:
+          note_index_after (key, "decoder.up_blocks.", &layout->vae_levels);
+          break;
+        case GESSO_COMPONENT_TEXT_ENCODER:
+          layout->text_keys = GESSO_TEXT_KEYS_HF;
+          note_index_after (key, "text_model.encoder.layers.", &layout->text_layers);
+          break;
+        default:
+          break;
+        }
+    }
+  layout->unet_layers_per_block = resnets;
+}
+
+/* --- Mapping one key --------------------------------------------------------------------- */
+
+static char *
+map_unet (const char *rest, const GessoKeymapLayout *layout)
+{
+  const char *p = rest;
+  int lpb = layout->unet_layers_per_block, levels = layout->unet_levels;
+  int k, level, slot;
+
+  if (eat (&p, "time_embed.0."))
+    return g_strconcat ("time_embedding.linear_1.", p, NULL);
+  if (eat (&p, "time_embed.2."))
+    return g_strconcat ("time_embedding.linear_2.", p, NULL);
+  /* SD2 "unclip"/upscaler class embeddings; the same [linear, SiLU, linear] in diffusers. */
+  if (eat (&p, "label_emb.0.0."))
+    return g_strconcat ("class_embedding.linear_1.", p, NULL);
+  if (eat (&p, "label_emb.0.2."))
+    return g_strconcat ("class_embedding.linear_2.", p, NULL);
+  if (eat (&p, "out.0."))
+    return g_strconcat ("conv_norm_out.", p, NULL);
+  if (eat (&p, "out.2."))
+    return g_strconcat ("conv_out.", p, NULL);
+  if (eat (&p, "middle_block."))
+    {
+      if (eat (&p, "0."))
+        return rename_rest ("mid_block.resnets.0.", p, unet_resnet, G_N_ELEMENTS (unet_resnet));
+      if (eat (&p, "1."))
+        return g_strconcat ("mid_block.attentions.0.", p, NULL);
+      if (eat (&p, "2."))
+        return rename_rest ("mid_block.resnets.1.", p, unet_resnet, G_N_ELEMENTS (unet_resnet));
+      return NULL;
+    }
+  if (eat (&p, "input_blocks."))
+    {
+      if (!eat_index (&p, &k))
+        return NULL;
+      if (k == 0)
+        return eat (&p, "0.") ? g_strconcat ("conv_in.", p, NULL) : NULL;
+      if (levels == 0)
+        return NULL;
+      level = (k - 1) / (lpb + 1);
+      slot = (k - 1) % (lpb + 1);
+      if (level >= levels)
+        return NULL;
+      if (slot == lpb)
+        return eat (&p, "0.op.") ? rename_with_index ("down_blocks.%d.downsamplers.%d.conv.",
+                                                      level, 0, p, NULL, 0)
+                                 : NULL;
+      if (eat (&p, "0."))
+        return rename_with_index ("down_blocks.%d.resnets.%d.", level, slot, p, unet_resnet,
+                                  G_N_ELEMENTS (unet_resnet));
+      if (eat (&p, "1."))
+        return rename_with_index ("down_blocks.%d.attentions.%d.", level, slot, p, NULL, 0);
+      return NULL;
+    }
+  if (eat (&p, "output_blocks."))
+    {
+      if (levels == 0 || !eat_index (&p, &k))
+        return NULL;
+      level = k / (lpb + 1);
+      slot = k % (lpb + 1);
+      if (level >= levels)
+        return NULL;
+      if (eat (&p, "0."))
+        return rename_with_index ("up_blocks.%d.resnets.%d.", level, slot, p, unet_resnet,
+                                  G_N_ELEMENTS (unet_resnet));
+      /* Slot 1 is the attention, or the upsampler in a level without attention. */
+      if (eat (&p, "1."))
+        return g_str_has_prefix (p, "conv.")
+                 ? rename_with_index ("up_blocks.%d.upsamplers.%d.", level, 0, p, NULL, 0)
+                 : rename_with_index ("up_blocks.%d.attentions.%d.", level, slot, p, NULL, 0);
+      if (eat (&p, "2.") && g_str_has_prefix (p, "conv."))
+        return rename_with_index ("up_blocks.%d.upsamplers.%d.", level, 0, p, NULL, 0);
+      return NULL;
+    }
+  return NULL;
+}
+
+/* One side (encoder. or decoder.) of the LDM VAE. *SQUEEZE is set for the attention's 1x1
+ * convs, which diffusers holds as [C, C] linears. */
+static char *
+map_vae_side (const char *side, const char *p, int levels, gboolean *squeeze)
+{
+  g_autofree char *prefix = NULL;
+  int i, j;
+
+  if (g_str_has_prefix (p, "conv_in.") || g_str_has_prefix (p, "conv_out."))
+    return g_strconcat (side, p, NULL);
+  if (eat (&p, "norm_out."))
+    return g_strconcat (side, "conv_norm_out.", p, NULL);
+  if (eat (&p, "mid.block_1."))
+    prefix = g_strconcat (side, "mid_block.resnets.0.", NULL);
+  else if (eat (&p, "mid.block_2."))
+    prefix = g_strconcat (side, "mid_block.resnets.1.", NULL);
+  else if (eat (&p, "mid.attn_1."))
+    {
+      prefix = g_strconcat (side, "mid_block.attentions.0.", NULL);
+      *squeeze = TRUE;
+      return rename_rest (prefix, p, vae_attention, G_N_ELEMENTS (vae_attention));
+    }
+  else if (strcmp (side, "encoder.") == 0 && eat (&p, "down.") && eat_index (&p, &i))
+    {
+      if (eat (&p, "downsample.conv."))
+        return g_strdup_printf ("encoder.down_blocks.%d.downsamplers.0.conv.%s", i, p);
+      if (!eat (&p, "block.") || !eat_index (&p, &j))
+        return NULL;
+      prefix = g_strdup_printf ("encoder.down_blocks.%d.resnets.%d.", i, j);
+    }
+  else if (strcmp (side, "decoder.") == 0 && eat (&p, "up.") && eat_index (&p, &i))
+    {
+      if (i >= levels)
+        return NULL;
+      if (eat (&p, "upsample.conv."))
+        return g_strdup_printf ("decoder.up_blocks.%d.upsamplers.0.conv.%s", levels - 1 - i, p);
+      if (!eat (&p, "block.") || !eat_index (&p, &j))
+        return NULL;
+      prefix = g_strdup_printf ("decoder.up_blocks.%d.resnets.%d.", levels - 1 - i, j);
+    }
+  else
+    return NULL;
+  return rename_rest (prefix, p, vae_resnet, G_N_ELEMENTS (vae_resnet));
+}
+
+static char *
+map_vae (const char *rest, const GessoKeymapLayout *layout, gboolean *squeeze)
+{
+  const char *p = rest;
+
+  if (g_str_has_prefix (p, "quant_conv.") || g_str_has_prefix (p, "post_quant_conv."))
+    return g_strdup (p);
+  if (eat (&p, "encoder."))
+    return map_vae_side ("encoder.", p, layout->vae_levels, squeeze);
+  if (eat (&p, "decoder."))
+    return map_vae_side ("decoder.", p, layout->vae_levels, squeeze);
+  return NULL;
+}
+
+static char *
+map_hf_text (const char *rest)
+{
+  const char *p = rest;
+
+  /* Checkpoints saved with transformers < 4.x lack the "text_model." level. */
+  eat (&p, "text_model.");
+  return g_strconcat ("text_model.", p, NULL);
+}
+
+/* OpenCLIP text tower names, except the fused in_proj (map_key handles it). */
+static char *
+map_openclip (const char *rest)
+{
+  const char *p = rest;
+  int n;
+
+  if (strcmp (p, "token_embedding.weight") == 0)
+    return g_strdup ("text_model.embeddings.token_embedding.weight");
+  if (strcmp (p, "positional_embedding") == 0)
+    return g_strdup ("text_model.embeddings.position_embedding.weight");
+  if (eat (&p, "ln_final."))
+    return g_strconcat ("text_model.final_layer_norm.", p, NULL);
+  if (eat (&p, "transformer.resblocks.") && eat_index (&p, &n))
+    return rename_with_index ("text_model.encoder.layers.%d.", n, 0, p, openclip_block,
+                              G_N_ELEMENTS (openclip_block));
+  return NULL;
+}
+
+/* --- Building the target list ------------------------------------------------------------ */
+
+typedef struct
+{
+  GArray *targets;
+  GHashTable *used[GESSO_COMPONENT_COUNT];
+  const GessoKeymapKey *keys;
+} Mapper;
+
+static void
+clear_target (gpointer data)
+{
+  GessoKeymapTarget *t = data;
+
+  g_free (t->name);
+}
+
+/* Adds NAME (taken) for key SOURCE, rows [ROW0, ROW0 + N_ROWS) of its first dimension
+ * (N_ROWS < 0: the whole tensor). A name already taken in COMPONENT sends the key to OTHER
+ * under its stored name instead: the first one wins, and nothing fails. */
+static void
+add_target (Mapper *m, guint source, GessoComponent component, char *name, int64_t row0,
+            int64_t n_rows, gboolean squeeze)
+{
+  const GessoKeymapKey *key = &m->keys[source];
+  GessoKeymapTarget t = { 0 };
+  int64_t row_numel = 1;
+
+  if (component != GESSO_COMPONENT_OTHER && g_hash_table_contains (m->used[component], name))
+    {
+      g_free (name);
+      component = GESSO_COMPONENT_OTHER;
+      name = g_strdup (key->key);
+    }
+  t.source = source;
+  t.component = component;
+  t.name = name;
+  t.ndim = key->ndim;
+  for (int i = 0; i < key->ndim && i < GESSO_SAFETENSORS_MAX_DIMS; i++)
+    t.shape[i] = key->shape[i];
+  for (int i = 1; i < t.ndim; i++)
+    row_numel *= t.shape[i];
+  if (n_rows >= 0)
+    {
+      t.shape[0] = n_rows;
+      t.offset = row0 * row_numel;
+    }
+  t.numel = t.ndim == 0 ? 1 : t.shape[0] * row_numel;
+  if (squeeze && t.ndim == 4 && t.shape[2] == 1 && t.shape[3] == 1)
+    t.ndim = 2;
+  if (component != GESSO_COMPONENT_OTHER)
+    g_hash_table_add (m->used[component], t.name);
+  g_array_append_val (m->targets, t);
+}
+
+/* The fused OpenCLIP projection in_proj_weight [3C, C] (or its bias [3C]) as the three
+ * row slices diffusers names q_proj, k_proj, v_proj. FALSE when it is not one. */
+static gboolean
+map_fused_qkv (Mapper *m, guint source, const char *rest)
+{
+  static const char *const parts[3] = { "q_proj", "k_proj", "v_proj" };
+  const GessoKeymapKey *key = &m->keys[source];
+  const char *p = rest, *kind;
+  int n;
+
+  if (!eat (&p, "transformer.resblocks.") || !eat_index (&p, &n))
+    return FALSE;
+  if (strcmp (p, "attn.in_proj_weight") == 0 && key->ndim == 2)
+    kind = "weight";
+  else if (strcmp (p, "attn.in_proj_bias") == 0 && key->ndim == 1)
+    kind = "bias";
+  else
+    return FALSE;
+  if (key->shape[0] <= 0 || key->shape[0] % 3 != 0)
+    return FALSE;
+  for (int i = 0; i < 3; i++)
+    add_target (m, source, GESSO_COMPONENT_TEXT_ENCODER,
+                g_strdup_printf ("text_model.encoder.layers.%d.self_attn.%s.%s", n, parts[i],
+                                 kind),
+                i * (key->shape[0] / 3), key->shape[0] / 3, FALSE);
+  return TRUE;
+}
+
+static void
+map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
+{
+  const char *key = m->keys[source].key;
+  GessoComponent component = GESSO_COMPONENT_OTHER;
+  gboolean squeeze = FALSE;
+  char *name = NULL;
+
+  if (g_str_has_prefix (key, UNET_PREFIX))
+    {
+      name = map_unet (key + strlen (UNET_PREFIX), layout);
+      component = GESSO_COMPONENT_UNET;
+    }
+  else if (g_str_has_prefix (key, VAE_PREFIX))
+    {
+      name = map_vae (key + strlen (VAE_PREFIX), layout, &squeeze);
+      component = GESSO_COMPONENT_VAE;
+    }
+  else if (g_str_has_prefix (key, HF_TEXT_PREFIX))
+    {
+      name = map_hf_text (key + strlen (HF_TEXT_PREFIX));
+      component = GESSO_COMPONENT_TEXT_ENCODER;
+    }
+  else if (g_str_has_prefix (key, OPENCLIP_PREFIX))
+    {
+      if (map_fused_qkv (m, source, key + strlen (OPENCLIP_PREFIX)))
+        return;
+      name = map_openclip (key + strlen (OPENCLIP_PREFIX));
+      component = GESSO_COMPONENT_TEXT_ENCODER;
+    }
+  if (name == NULL)
+    add_target (m, source, GESSO_COMPONENT_OTHER, g_strdup (key), 0, -1, FALSE);
+  else
+    add_target (m, source, component, name, 0, -1, squeeze);
+}
+
+static void
+map_diffusers_key (Mapper *m, guint source)
+{
+  const GessoKeymapKey *key = &m->keys[source];
+  const char *p = key->key;
+  char *name = NULL;
+
+  if (key->component == GESSO_COMPONENT_VAE
+      && (eat (&p, "encoder.mid_block.attentions.0.")
+          || eat (&p, "decoder.mid_block.attentions.0.")))
+    {
+      g_autofree char *prefix = g_strndup (key->key, (gsize) (p - key->key));
+      name = rename_rest (prefix, p, vae_attention_legacy, G_N_ELEMENTS (vae_attention_legacy));
+    }
+  add_target (m, source, key->component, name ? name : g_strdup (key->key), 0, -1, FALSE);
+}
+
+GArray *
+gesso_keymap_map (GessoModelLayout layout, const GessoKeymapKey *keys, guint n_keys,
+                  GessoKeymapLayout *layout_out)
+{
+  GessoKeymapLayout info = { 0 };
+  Mapper m = { 0 };
+
+  g_return_val_if_fail (keys != NULL || n_keys == 0, NULL);
+  m.targets = g_array_sized_new (FALSE, TRUE, sizeof (GessoKeymapTarget), n_keys + 8);
+  g_array_set_clear_func (m.targets, clear_target);
+  for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
+    m.used[c] = g_hash_table_new (g_str_hash, g_str_equal);
+  m.keys = keys;
+
+  if (layout == GESSO_MODEL_LAYOUT_SINGLE_FILE)
+    {
+      scan_single_file (keys, n_keys, &info);
+      for (guint i = 0; i < n_keys; i++)
+        map_single_file_key (&m, i, &info);
+    }
+  else
+    {
+      scan_diffusers (keys, n_keys, &info);
+      for (guint i = 0; i < n_keys; i++)
+        map_diffusers_key (&m, i);
+    }
+
+  for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
+    g_hash_table_unref (m.used[c]);
+  if (layout_out != NULL)
+    *layout_out = info;
+  return m.targets;
+}

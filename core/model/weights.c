@@ -1,0 +1,367 @@
+/* Model weights by their diffusers names; see weights.h.
+ *
+ * Opening maps every stored key once (keymap.c) into one table per component: a name, the
+ * shape diffusers gives it, and where its numbers are (an entry of a mapped file, plus an
+ * element offset for the q/k/v row slices of a fused OpenCLIP projection). No tensor data is
+ * read then. gesso_weights_get serves float32 data: F32 straight from the mapping when it is
+ * 4-byte aligned (safetensors writers pad the header to 8 bytes, so this is the usual case;
+ * an odd header length costs one copy), F16 and BF16 widened once into an owned cache.
+ *
+ * When to widen, measured (test-weights /model/weights/widen-cost prints it; 2-vCPU Xeon VM,
+ * debugoptimized, best of 5, three runs): the tiny conformance models hold 3.55 M floats, 1.58 M
+ * of them the token embedding table.
+ *   widen everything at load (gesso_weights_preload):  fp16/bf16 3.9-14.6 ms, F32 0.04 ms
+ *   on first use, embedding table by rows:               fp16/bf16 0.9-1.6 ms, F32 0.08 ms
+ * Per float the two cost the same (0.4-1.6 G floats/s, the spread being page faults on fresh
+ * allocations; warm memory converts F16 at ~0.8 G/s, BF16 ~0.7 G/s). A UNet or VAE uses every
+ * weight in its first evaluation, so for them "at load" vs "first use" only moves the cost; the
+ * real saving is the embedding table, of which a prompt reads 77 rows: widened whole it is
+ * 152 MB for SD1 (49408 x 768), 202 MB for SD2. Extrapolated to SD1.5 fp16 (1.07 G params):
+ * ~0.7-2.6 s and 4.1 GB of float32 either way. Hence: widen on first use by default, gather
+ * embedding rows without caching, and gesso_weights_preload for callers that would rather pay
+ * before the first step. Real models are to be measured; keeping F16 in memory and widening
+ * per layer into scratch is the alternative if 4 bytes per parameter proves too much.
+ */
+#include "model/weights.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/keymap.h"
+#include "tensor/half.h"
+#include "tensor/tensor.h"
+
+typedef struct
+{
+  const GessoSafetensorsEntry *entry;
+  const char *name;             /* owned by the keymap target array */
+  int ndim;
+  int64_t shape[GESSO_SAFETENSORS_MAX_DIMS];
+  int64_t offset;               /* first element in ENTRY */
+  int64_t numel;
+  float *owned;                 /* widened or realigned copy, made on first use; or NULL */
+} Weight;
+
+struct GessoWeights
+{
+  GessoModelFiles *files;
+  GArray *targets;              /* GessoKeymapTarget: owns the names */
+  GessoKeymapLayout layout;
+  GPtrArray *weights[GESSO_COMPONENT_COUNT];   /* Weight *, in file order */
+  GHashTable *by_name[GESSO_COMPONENT_COUNT];  /* name -> Weight * (borrowed from WEIGHTS) */
+};
+
+static void
+weight_free (gpointer data)
+{
+  Weight *w = data;
+
+  free (w->owned);
+  g_free (w);
+}
+
+GessoWeights *
+gesso_weights_new (GessoModelFiles *files, GError **error)
+{
+  GessoWeights *weights;
+  guint n;
+  GessoKeymapKey *keys;
+
+  g_return_val_if_fail (files != NULL, NULL);
+  n = gesso_model_files_count (files);
+  keys = g_new0 (GessoKeymapKey, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    {
+      const GessoModelTensor *t = gesso_model_files_tensor (files, i);
+      keys[i].component = t->component;
+      keys[i].key = t->key;
+      keys[i].ndim = t->entry->ndim;
+      keys[i].shape = t->entry->shape;
+    }
+
+  weights = g_new0 (GessoWeights, 1);
+  weights->files = files;
+  weights->targets = gesso_keymap_map (gesso_model_files_layout (files), keys, n,
+                                       &weights->layout);
+  for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
+    {
+      weights->weights[c] = g_ptr_array_new_with_free_func (weight_free);
+      weights->by_name[c] = g_hash_table_new (g_str_hash, g_str_equal);
+    }
+  for (guint i = 0; i < weights->targets->len; i++)
+    {
+      const GessoKeymapTarget *t = &g_array_index (weights->targets, GessoKeymapTarget, i);
+      Weight *w = g_new0 (Weight, 1);
+
+      w->entry = gesso_model_files_tensor (files, t->source)->entry;
+      w->name = t->name;
+      w->ndim = t->ndim;
+      memcpy (w->shape, t->shape, sizeof w->shape);
+      w->offset = t->offset;
+      w->numel = t->numel;
+      g_ptr_array_add (weights->weights[t->component], w);
+      /* keymap.c keeps names unique per component, except under OTHER where two files of a
+       * folder may share a key; the first one is found by name. */
+      if (!g_hash_table_contains (weights->by_name[t->component], w->name))
+        g_hash_table_insert (weights->by_name[t->component], (gpointer) w->name, w);
+    }
+  g_free (keys);
+  return weights;
+}
+
+void
+gesso_weights_free (GessoWeights *weights)
+{
+  if (weights == NULL)
+    return;
+  for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
+    {
+      g_hash_table_unref (weights->by_name[c]);
+      g_ptr_array_unref (weights->weights[c]);
+    }
+  g_array_unref (weights->targets);
+  g_free (weights);
+}
+
+GessoModelLayout
+gesso_weights_layout (const GessoWeights *weights)
+{
+  return gesso_model_files_layout (weights->files);
+}
+
+const char *
+gesso_weights_path (const GessoWeights *weights)
+{
+  return gesso_model_files_path (weights->files);
+}
+
+GessoTextKeys
+gesso_weights_text_keys (const GessoWeights *weights)
+{
+  return weights->layout.text_keys;
+}
+
+guint
+gesso_weights_count (const GessoWeights *weights, GessoComponent component)
+{
+  g_return_val_if_fail (component < GESSO_COMPONENT_COUNT, 0);
+  return weights->weights[component]->len;
+}
+
+const char *
+gesso_weights_name (const GessoWeights *weights, GessoComponent component, guint index)
+{
+  g_return_val_if_fail (component < GESSO_COMPONENT_COUNT, NULL);
+  g_return_val_if_fail (index < weights->weights[component]->len, NULL);
+  return ((const Weight *) weights->weights[component]->pdata[index])->name;
+}
+
+static Weight *
+lookup (const GessoWeights *weights, GessoComponent component, const char *name)
+{
+  g_return_val_if_fail (weights != NULL && name != NULL, NULL);
+  g_return_val_if_fail (component < GESSO_COMPONENT_COUNT, NULL);
+  return g_hash_table_lookup (weights->by_name[component], name);
+}
+
+gboolean
+gesso_weights_has (const GessoWeights *weights, GessoComponent component, const char *name)
+{
+  return lookup (weights, component, name) != NULL;
+}
+
+gboolean
+gesso_weights_shape (const GessoWeights *weights, GessoComponent component, const char *name,
+                     int *ndim, int64_t shape[8])
+{
+  const Weight *w = lookup (weights, component, name);
+
+  if (w == NULL)
+    return FALSE;
+  *ndim = w->ndim;
+  memset (shape, 0, 8 * sizeof *shape);
+  memcpy (shape, w->shape, (size_t) w->ndim * sizeof *shape);
+  return TRUE;
+}
+
+/* Dimensions up to the last one that is not 1: [C, C, 1, 1] and [C, C] both have 2. */
+static int
+significant_dims (int ndim, const int64_t *shape)
+{
+  while (ndim > 0 && shape[ndim - 1] == 1)
+    ndim--;
+  return ndim;
+}
+
+static gboolean
+shape_matches (const Weight *w, int ndim, const int64_t *shape)
+{
+  int a = significant_dims (w->ndim, w->shape), b = significant_dims (ndim, shape);
+
+  if (a != b)
+    return FALSE;
+  for (int i = 0; i < a; i++)
+    if (w->shape[i] != shape[i])
+      return FALSE;
+  return TRUE;
+}
+
+/* The weight NAME, checked to exist and to have SHAPE; NULL with a message otherwise. */
+static Weight *
+find_checked (GessoWeights *weights, GessoComponent component, const char *name, int ndim,
+              const int64_t *shape, GError **error)
+{
+  Weight *w = lookup (weights, component, name);
+
+  if (w == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING, "%s weight '%s' is missing from '%s'",
+                   gesso_component_name (component), name, gesso_weights_path (weights));
+      return NULL;
+    }
+  if (!shape_matches (w, ndim, shape))
+    {
+      g_autofree char *have = gesso_tensor_shape_string (w->ndim, w->shape);
+      g_autofree char *want = gesso_tensor_shape_string (ndim, shape);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "%s weight '%s' has shape %s, expected %s", gesso_component_name (component),
+                   name, have, want);
+      return NULL;
+    }
+  return w;
+}
+
+static gboolean
+check_float_dtype (const GessoWeights *weights, GessoComponent component, const Weight *w,
+                   GError **error)
+{
+  GessoDType dtype = w->entry->dtype;
+
+  if (dtype == GESSO_DTYPE_F32 || dtype == GESSO_DTYPE_F16 || dtype == GESSO_DTYPE_BF16)
+    return TRUE;
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+               "%s weight '%s' in '%s' is stored as %s; Gesso reads F32, F16 and BF16 weights",
+               gesso_component_name (component), w->name, gesso_weights_path (weights),
+               gesso_dtype_name (dtype));
+  return FALSE;
+}
+
+/* Widens COUNT elements of W from element FIRST (relative to the weight) into DST. */
+static void
+widen (const Weight *w, int64_t first, int64_t count, float *dst)
+{
+  size_t esize = gesso_dtype_size (w->entry->dtype);
+  const guint8 *src = (const guint8 *) w->entry->data + (size_t) (w->offset + first) * esize;
+
+  switch (w->entry->dtype)
+    {
+    case GESSO_DTYPE_F32:
+      memcpy (dst, src, (size_t) count * sizeof (float));
+      break;
+    case GESSO_DTYPE_F16:
+      gesso_f16_to_f32_array (src, dst, (size_t) count);
+      break;
+    case GESSO_DTYPE_BF16:
+      gesso_bf16_to_f32_array (src, dst, (size_t) count);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static const float *
+weight_data (const GessoWeights *weights, GessoComponent component, Weight *w, GError **error)
+{
+  static const float empty[1];
+  size_t bytes;
+
+  if (w->owned != NULL)
+    return w->owned;
+  if (!check_float_dtype (weights, component, w, error))
+    return NULL;
+  if (w->numel == 0)
+    return empty;
+  if (w->entry->dtype == GESSO_DTYPE_F32)
+    {
+      const float *p = (const float *) ((const guint8 *) w->entry->data + w->offset * 4);
+      if ((uintptr_t) p % G_ALIGNOF (float) == 0)
+        return p;
+    }
+  /* 64-byte aligned like arena blocks, so kernels see the same alignment either way. */
+  bytes = gesso_arena_block_size ((size_t) w->numel * sizeof (float));
+  w->owned = aligned_alloc (GESSO_ARENA_ALIGN, bytes);
+  if (w->owned == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                   "cannot allocate %.1f MiB to widen %s weight '%s' to float32",
+                   (double) bytes / (1024.0 * 1024.0), gesso_component_name (component),
+                   w->name);
+      return NULL;
+    }
+  widen (w, 0, w->numel, w->owned);
+  return w->owned;
+}
+
+const float *
+gesso_weights_get (GessoWeights *weights, GessoComponent component, const char *name, int ndim,
+                   const int64_t *shape, GError **error)
+{
+  Weight *w;
+
+  g_return_val_if_fail (ndim >= 0 && ndim <= GESSO_SAFETENSORS_MAX_DIMS, NULL);
+  g_return_val_if_fail (shape != NULL || ndim == 0, NULL);
+  w = find_checked (weights, component, name, ndim, shape, error);
+  return w ? weight_data (weights, component, w, error) : NULL;
+}
+
+gboolean
+gesso_weights_gather_rows (GessoWeights *weights, GessoComponent component, const char *name,
+                           const int64_t shape[2], const int64_t *rows, size_t n_rows,
+                           float *dst, GError **error)
+{
+  Weight *w;
+  int64_t n = shape[0], width = shape[1];
+
+  g_return_val_if_fail (rows != NULL || n_rows == 0, FALSE);
+  w = find_checked (weights, component, name, 2, shape, error);
+  if (w == NULL || !check_float_dtype (weights, component, w, error))
+    return FALSE;
+  for (size_t i = 0; i < n_rows; i++)
+    if (rows[i] < 0 || rows[i] >= n)
+      {
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                     "row %" G_GINT64_FORMAT " of %s weight '%s' does not exist: it has %"
+                     G_GINT64_FORMAT " rows", rows[i], gesso_component_name (component), name, n);
+        return FALSE;
+      }
+  for (size_t i = 0; i < n_rows; i++)
+    {
+      if (w->owned != NULL)
+        memcpy (dst + i * width, w->owned + rows[i] * width, (size_t) width * sizeof (float));
+      else
+        widen (w, rows[i] * width, width, dst + i * width);
+    }
+  return TRUE;
+}
+
+gboolean
+gesso_weights_preload (GessoWeights *weights, GessoComponent component, GError **error)
+{
+  int first = component == GESSO_COMPONENT_COUNT ? 0 : (int) component;
+  int last = component == GESSO_COMPONENT_COUNT ? GESSO_COMPONENT_COUNT - 1 : (int) component;
+
+  g_return_val_if_fail (component <= GESSO_COMPONENT_COUNT, FALSE);
+  for (int c = first; c <= last; c++)
+    for (guint i = 0; i < weights->weights[c]->len; i++)
+      {
+        Weight *w = weights->weights[c]->pdata[i];
+        GessoDType dtype = w->entry->dtype;
+
+        /* Schedule buffers, counters and ids are not weights; leave them alone. */
+        if (dtype != GESSO_DTYPE_F32 && dtype != GESSO_DTYPE_F16 && dtype != GESSO_DTYPE_BF16)
+          continue;
+        if (weight_data (weights, (GessoComponent) c, w, error) == NULL)
+          return FALSE;
+      }
+  return TRUE;
+}
