@@ -96,6 +96,126 @@ void gesso_model_summary_free (GessoModelSummary *summary);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelSummary, gesso_model_summary_free)
 
+/* --- Models ---------------------------------------------------------------------------- */
+
+typedef struct GessoModel GessoModel;
+
+typedef enum
+{
+  GESSO_PREDICTION_TYPE_AUTO,         /* scheduler config beside the model, else epsilon */
+  GESSO_PREDICTION_TYPE_EPSILON,
+  GESSO_PREDICTION_TYPE_V,
+} GessoPredictionType;
+
+typedef struct
+{
+  const char *path;                   /* .safetensors file or diffusers folder */
+  /* A diffusers folder whose configs (unet/, vae/, text_encoder/, scheduler/, tokenizer/)
+   * describe a single-file checkpoint; NULL: look beside the file, else infer from shapes. */
+  const char *config_dir;
+  GessoPredictionType prediction;
+  int n_threads;                      /* 0: all cores */
+} GessoModelParams;
+
+void gesso_model_params_init (GessoModelParams *params);
+GessoModel *gesso_model_open (const GessoModelParams *params, GError **error);
+void gesso_model_free (GessoModel *model);
+
+/* "Stable Diffusion 1.x", "Stable Diffusion 2.x (v-prediction)", ... */
+const char *gesso_model_get_architecture (const GessoModel *model);
+/* The image size the model was trained at, in pixels (512 for SD 1.x). */
+int gesso_model_get_native_size (const GessoModel *model);
+/* Pixels per latent cell (8 for SD; derived from the VAE). */
+int gesso_model_get_latent_factor (const GessoModel *model);
+gboolean gesso_model_is_inpainting (const GessoModel *model);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModel, gesso_model_free)
+
+/* --- Images and masks ------------------------------------------------------------------- */
+
+/* RGBA, float, sRGB-encoded (not linear) in [0, 1], straight (not premultiplied) alpha,
+ * rows top to bottom, no padding. Whoever made it frees it (gesso_image_clear). */
+typedef struct
+{
+  int width;
+  int height;
+  float *pixels;                      /* width * height * 4 */
+} GessoImage;
+
+/* One float per pixel in [0, 1]: 1 = change this pixel, 0 = keep it; between = soft edge. */
+typedef struct
+{
+  int width;
+  int height;
+  float *values;
+} GessoMask;
+
+gboolean gesso_image_init (GessoImage *image, int width, int height, GError **error);
+void gesso_image_clear (GessoImage *image);
+gboolean gesso_mask_init (GessoMask *mask, int width, int height, GError **error);
+void gesso_mask_clear (GessoMask *mask);
+
+/* --- Edits ------------------------------------------------------------------------------ */
+
+typedef enum
+{
+  GESSO_EDIT_GENERATE,                /* text to image */
+  GESSO_EDIT_INPAINT,                 /* RePaint inside the mask */
+  GESSO_EDIT_SDEDIT,                  /* realize strokes: noise to strength, denoise back */
+  GESSO_EDIT_RESTYLE,                 /* DDIM inversion under one prompt, sampling under another */
+} GessoEditKind;
+
+/* Called after every denoising step (STEP of TOTAL, 1-based). PREVIEW, when not NULL, is a
+ * cheap low-resolution decode of the current estimate, valid during the call only. Return
+ * FALSE to stop the job: it then fails with GESSO_ERROR_CANCELLED and leaves nothing behind. */
+typedef gboolean (*GessoProgressFunc) (int step, int total, const GessoImage *preview,
+                                       gpointer user_data);
+
+typedef struct
+{
+  GessoEditKind kind;
+  const char *prompt;
+  const char *negative_prompt;        /* NULL or "": unconditional */
+  const char *source_prompt;          /* restyle: what the image shows now */
+  int steps;
+  float guidance;                     /* classifier-free guidance scale w; 1 = none */
+  float guidance_rescale;             /* 0 = off (Lin et al. 2023, eq. 16) */
+  float strength;                     /* sdedit, restyle, inpaint: fraction of the schedule */
+  guint64 seed;
+  const char *sampler;                /* "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras",
+                                       * "ddpm", "lms", "lcm"; NULL = the method's default */
+  float eta;                          /* DDIM / RePaint stochasticity */
+  int width, height;                  /* generate: output size in pixels */
+  int jump_length;                    /* RePaint j */
+  int resample_count;                 /* RePaint r (1 = no resampling) */
+  float mask_grow;                    /* pixels to dilate the mask by */
+  float mask_feather;                 /* pixels of soft edge added outside the grown mask */
+  int context_margin;                 /* pixels of surroundings kept around the mask's box */
+  int clip_skip;                      /* 0: last layer; 1: penultimate (A1111 "clip skip 2") */
+  int pixel_budget;                   /* working size cap in pixels; 0 = the model's native area */
+  gboolean full_inversion;            /* restyle: invert all the way (strength 1) */
+  GessoProgressFunc progress;
+  gpointer progress_data;
+} GessoEditParams;
+
+/* The method's friendly defaults (steps, guidance, strength, sampler, ...). */
+void gesso_edit_params_init (GessoEditParams *params, GessoEditKind kind);
+
+typedef struct
+{
+  GessoImage image;                   /* the result, at the size of the region it covers */
+  GessoMask blend;                    /* how much of IMAGE to lay over the input, per pixel */
+  int x, y;                           /* the region's offset in the input image */
+} GessoEditResult;
+
+/* Runs one edit. INPUT is NULL for generate; MASK may be NULL (whole image). On success the
+ * caller owns RESULT (gesso_edit_result_clear). Outside the mask RESULT blends to exactly the
+ * input pixels. */
+gboolean gesso_edit_run (GessoModel *model, const GessoEditParams *params,
+                         const GessoImage *input, const GessoMask *mask,
+                         GessoEditResult *result, GError **error);
+void gesso_edit_result_clear (GessoEditResult *result);
+
 G_END_DECLS
 
 #endif /* GESSO_H */

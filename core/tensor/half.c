@@ -1,8 +1,12 @@
 #include "tensor/half.h"
 
+#include <glib.h>
+
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_X86 1
 #endif
@@ -59,7 +63,7 @@ gesso_f32_to_f16 (float f)
     {
       /* scale so the half subnormal's unit is 1.0, round to nearest even by the FPU */
       float scaled = bits_float (abs) * 0x1p24f;
-      uint32_t m = (uint32_t) __builtin_roundevenf (scaled);
+      uint32_t m = (uint32_t) nearbyintf (scaled);   /* default rounding: nearest even */
       return (uint16_t) (sign | m);             /* m == 0x400 becomes the smallest normal */
     }
   /* normal: round the 13 dropped mantissa bits to nearest even */
@@ -89,6 +93,17 @@ f16_to_f32_scalar (const uint8_t *src, float *dst, size_t n)
 }
 
 #ifdef HAVE_X86
+static gboolean
+cpu_has_f16c (void)
+{
+  unsigned int eax, ebx, ecx, edx;
+
+  /* F16C needs AVX state; both are CPUID leaf 1 ECX bits (29 and 28) */
+  if (!__get_cpuid (1, &eax, &ebx, &ecx, &edx))
+    return FALSE;
+  return (ecx & bit_F16C) && (ecx & bit_AVX) && (ecx & bit_OSXSAVE);
+}
+
 /* vcvtph2ps converts exactly, subnormals and NaN payloads included. */
 __attribute__ ((target ("avx,f16c"))) static void
 f16_to_f32_f16c (const uint8_t *src, float *dst, size_t n)
@@ -108,7 +123,11 @@ void
 gesso_f16_to_f32_array (const void *src, float *dst, size_t n)
 {
 #ifdef HAVE_X86
-  if (__builtin_cpu_supports ("f16c"))
+  static int has_f16c = -1;
+
+  if (has_f16c < 0)
+    has_f16c = cpu_has_f16c ();
+  if (has_f16c)
     {
       f16_to_f32_f16c (src, dst, n);
       return;

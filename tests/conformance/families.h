@@ -1,0 +1,24 @@
+/* One handler per family of cases; each lives in family-<name>.c. */
+#ifndef GESSO_CONFORMANCE_FAMILIES_H
+#define GESSO_CONFORMANCE_FAMILIES_H
+
+#include "harness.h"
+
+/* Not a manifest family: every model under <dir>/models, every file of it, loaded and
+ * cross-checked against its diffusers folder. */
+void conformance_models (ConformanceRun *run, const char *dir);
+
+/* vae/ cases: encode and decode through every file of the model (family-vae.c). */
+void conformance_family_vae (ConformanceRun *run, const ConformanceCase *c);
+
+/* unet/ cases: one forward per file of the model (family-unet.c). */
+void conformance_family_unet (ConformanceRun *run, const ConformanceCase *c);
+
+/* text_encoder/ cases: input_ids through every file of the model (family-text_encoder.c). */
+void conformance_family_text_encoder (ConformanceRun *run, const ConformanceCase *c);
+
+/* tokenizer/ cases: every prompt through the model's tokenizer folder, ids exact
+ * (family-tokenizer.c). */
+void conformance_family_tokenizer (ConformanceRun *run, const ConformanceCase *c);
+
+#endif

@@ -1,0 +1,168 @@
+/* gesso-conformance: runs every case under the conformance directory.
+ *
+ * The directory is $GESSO_CONFORMANCE_DIR when set, else ../shared/conformance beside the
+ * source root. Without it the run is skipped (exit 77, meson's "skipped"), not failed.
+ * Exit status: 0 when nothing failed, 1 otherwise. */
+#include "gesso-config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "families.h"
+#include "gesso.h"
+#include "io/config.h"
+#include "run.h"
+
+#define EXIT_SKIPPED 77
+
+typedef struct
+{
+  const char *family;
+  ConformanceHandler handler;   /* NULL: the engine does not do this yet */
+  const char *pending;          /* why it is skipped while HANDLER is NULL */
+} Family;
+
+static const Family families[] = {
+  { "tokenizer", conformance_family_tokenizer, NULL },
+  { "text_encoder", conformance_family_text_encoder, NULL },
+  { "unet", NULL, "UNet handler not built yet" },
+  { "vae", conformance_family_vae, NULL },
+  { "scheduler", NULL, "samplers arrive with the edits issue" },
+  { "pipeline", NULL, "pipelines arrive with the edits issue" },
+};
+
+static char *
+conformance_dir (void)
+{
+  const char *env = g_getenv ("GESSO_CONFORMANCE_DIR");
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  return g_build_filename (source ? source : GESSO_SOURCE_DIR, "..", "shared", "conformance",
+                           NULL);
+}
+
+static const Family *
+find_family (const char *name)
+{
+  for (size_t i = 0; i < G_N_ELEMENTS (families); i++)
+    if (strcmp (families[i].family, name) == 0)
+      return &families[i];
+  return NULL;
+}
+
+static void
+run_case (ConformanceRun *run, const char *dir, const char *family_dir, const char *file)
+{
+  g_autofree char *name = g_strndup (file, strlen (file) - strlen (".json"));
+  g_autofree char *manifest_path = g_build_filename (dir, family_dir, file, NULL);
+  g_autofree char *tensors_path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) manifest = gesso_config_load (manifest_path, &error);
+  g_autoptr (GessoSafetensors) tensors = NULL;
+  ConformanceCase c = { .dir = dir, .family = family_dir, .name = name,
+                        .manifest_path = manifest_path };
+  const Family *family;
+
+  run->reports_for_case = 0;
+  if (manifest == NULL)
+    {
+      conformance_report (run, &c, CONFORMANCE_FAIL, NULL, NAN, 0, "%s", error->message);
+      return;
+    }
+  c.manifest = manifest;
+  if (json_object_has_member (manifest, "family"))
+    c.family = json_object_get_string_member (manifest, "family");
+  family = c.family ? find_family (c.family) : NULL;
+  if (family == NULL)
+    {
+      conformance_report (run, &c, CONFORMANCE_FAIL, NULL, NAN, 0,
+                          "unknown case family '%s': no handler understands it",
+                          c.family ? c.family : "(none)");
+      return;
+    }
+  tensors_path = g_build_filename (dir, family_dir, name, NULL);
+  {
+    g_autofree char *with_ext = g_strconcat (tensors_path, ".safetensors", NULL);
+    if (g_file_test (with_ext, G_FILE_TEST_EXISTS))
+      {
+        tensors = gesso_safetensors_open (with_ext, &error);
+        if (tensors == NULL)
+          {
+            conformance_report (run, &c, CONFORMANCE_FAIL, NULL, NAN, 0, "%s", error->message);
+            return;
+          }
+      }
+  }
+  c.tensors = tensors;
+  if (family->handler == NULL)
+    {
+      conformance_report (run, &c, CONFORMANCE_SKIP, NULL, NAN, NAN, "%s", family->pending);
+      return;
+    }
+  family->handler (run, &c);
+  if (run->reports_for_case == 0)
+    conformance_report (run, &c, CONFORMANCE_FAIL, NULL, NAN, 0,
+                        "the %s handler checked nothing", c.family);
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static GPtrArray *
+sorted_entries (const char *path, gboolean want_dirs)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+  const char *entry;
+
+  while (d != NULL && (entry = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *full = g_build_filename (path, entry, NULL);
+      gboolean is_dir = g_file_test (full, G_FILE_TEST_IS_DIR);
+      if (is_dir == want_dirs && (is_dir || g_str_has_suffix (entry, ".json")))
+        g_ptr_array_add (names, g_strdup (entry));
+    }
+  g_ptr_array_sort (names, compare_strings);
+  return names;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *dir = conformance_dir ();
+  ConformanceRun run = { 0 };
+  const char *only = argc > 1 ? argv[1] : NULL;   /* optional substring filter on case names */
+
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      printf ("conformance: 0 passed, 0 failed, 0 skipped (no conformance directory at %s)\n",
+              dir);
+      return EXIT_SKIPPED;
+    }
+  printf ("conformance directory: %s\n", dir);
+  if (only == NULL || strstr ("models", only) != NULL)
+    conformance_models (&run, dir);
+
+  g_autoptr (GPtrArray) family_dirs = sorted_entries (dir, TRUE);
+  for (guint i = 0; i < family_dirs->len; i++)
+    {
+      const char *family_dir = family_dirs->pdata[i];
+      if (strcmp (family_dir, "models") == 0)
+        continue;
+      g_autofree char *path = g_build_filename (dir, family_dir, NULL);
+      g_autoptr (GPtrArray) files = sorted_entries (path, FALSE);
+      for (guint j = 0; j < files->len; j++)
+        if (only == NULL || strstr (files->pdata[j], only) != NULL)
+          run_case (&run, dir, family_dir, files->pdata[j]);
+    }
+
+  printf ("conformance: %u passed, %u failed, %u skipped\n", run.counts[CONFORMANCE_PASS],
+          run.counts[CONFORMANCE_FAIL], run.counts[CONFORMANCE_SKIP]);
+  return run.counts[CONFORMANCE_FAIL] > 0 ? 1 : 0;
+}

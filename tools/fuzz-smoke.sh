@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets with ASan and UBSan, seed them with every file the io tests
+# build, run each for a bounded time and print how many inputs it executed. Exits non-zero on
+# any crash, leak, sanitizer report or build failure.
+#
+#   tools/fuzz-smoke.sh [SECONDS_PER_TARGET]      (default 60)
+#
+# Environment: FUZZ_BUILD_DIR (default build-fuzz), GESSO_FUZZ_CORPUS_DIR (where the seeds go;
+# default FUZZ_BUILD_DIR/fuzz-seeds). Needs clang and libclang-rt (libFuzzer).
+set -euo pipefail
+
+seconds=${1:-60}
+case $seconds in
+  '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2 ;;
+esac
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${FUZZ_BUILD_DIR:-$top/build-fuzz}
+seeds=${GESSO_FUZZ_CORPUS_DIR:-$build/fuzz-seeds}
+
+# -Wno-pass-failed: sanitizer instrumentation keeps clang from vectorising the kernels'
+# `omp simd` loops, which it reports as a warning (an error under -Werror) in this build only
+if [ ! -f "$build/build.ninja" ]; then
+  CC=clang meson setup "$build" "$top" -Dfuzzing=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dplugin=disabled -Dc_args=-Wno-pass-failed
+fi
+ninja -C "$build" tests/fuzz/fuzz-safetensors tests/fuzz/fuzz-config cli/gesso \
+  tests/test-safetensors tests/test-config tests/test-model-files tests/cli/test-cli
+
+# UBSan only reports by default; make every finding fatal, and keep leak checking on
+export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+
+# seeds: the io tests write every file they build when GESSO_FUZZ_CORPUS_DIR is set (they run
+# sanitized here too, which is a check of its own)
+rm -rf "$seeds"
+mkdir -p "$seeds/safetensors" "$seeds/config"
+GESSO_FUZZ_CORPUS_DIR=$seeds meson test -C "$build" --no-rebuild --print-errorlogs \
+  safetensors config model-files cli
+
+status=0
+for target in safetensors config; do
+  exe=$build/tests/fuzz/fuzz-$target
+  corpus=$build/fuzz-corpus/$target          # grows run over run; the seeds stay as they are
+  log=$build/fuzz-$target.log
+  artifacts=$build/fuzz-artifacts/$target/
+  mkdir -p "$corpus" "$artifacts"
+  echo "fuzz-$target: $(ls "$seeds/$target" | wc -l) seeds, ${seconds}s"
+  set +e
+  "$exe" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$artifacts" -dict="$top/tests/fuzz/$target.dict" "$corpus" "$seeds/$target" > "$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  echo "fuzz-$target: exit $rc, ${execs:-?} executions, corpus $(ls "$corpus" | wc -l) files"
+  if [ "$rc" -ne 0 ] || grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|deadly signal' "$log"; then
+    echo "fuzz-$target FAILED; see $log; the input is in $artifacts" >&2
+    grep -E 'ERROR:|runtime error:|SUMMARY' "$log" | head -n 20 >&2 || true
+    status=1
+  fi
+done
+exit $status

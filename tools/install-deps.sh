@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Gesso needs to build and test on Debian 12 or 13 (run as root, or it uses sudo).
+# Everything comes from Debian's archive; nothing else is downloaded.
+set -euo pipefail
+
+packages=(
+  build-essential clang libclang-rt-14-dev lld pkg-config meson ninja-build gettext
+  libglib2.0-dev libjson-glib-dev libopenblas-dev libgdk-pixbuf-2.0-dev time python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
