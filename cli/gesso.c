@@ -1,16 +1,146 @@
-/* gesso: the engine from a terminal. */
+/* gesso: the engine from a terminal.
+ *
+ * `gesso COMMAND [OPTIONS] [ARGS]`: global options come before the command, the command's
+ * own after it. Output a script may read goes to stdout; errors are one line each on stderr,
+ * "gesso: <message>", and the exit status is 0 only when everything asked for was done.
+ */
 #include "gesso-config.h"
 
 #include <glib.h>
 #include <glib/gi18n.h>
 #include <locale.h>
+#include <stdio.h>
+#include <string.h>
 
+#include "cli/commands.h"
 #include "gesso.h"
+
+typedef struct
+{
+  const char *name;
+  const char *summary;        /* N_() marked, translated when shown */
+  GessoCliCommandFunc run;
+} Command;
+
+/* One line per subcommand. */
+static const Command commands[] = {
+  { "info", N_("Describe a model: its files, components, tensors and parameters"),
+    gesso_cli_info },
+};
+
+void
+gesso_cli_error (const char *format, ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  /* messages are one line by construction; keep it so even if one slips through */
+  g_strdelimit (message, "\r\n", ' ');
+  g_printerr ("gesso: %s\n", message);
+}
+
+gboolean
+gesso_cli_parse (GOptionContext *context, const char *command, int *argc, char ***argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *prgname = g_strdup_printf ("gesso %s", command);
+
+  /* GOptionContext's "Usage:" line names the program by its prgname */
+  g_set_prgname (prgname);
+  if (!g_option_context_parse (context, argc, argv, &error))
+    {
+      gesso_cli_error (_("%s; run 'gesso %s --help' for the options"), error->message, command);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static const Command *
+find_command (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static char *
+commands_description (void)
+{
+  GString *text = g_string_new (_("Commands:"));
+
+  g_string_append_c (text, '\n');
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    g_string_append_printf (text, "  %-10s %s\n", commands[i].name, _(commands[i].summary));
+  g_string_append_printf (text, "  %-10s %s\n\n", "help", _("Show this help, or a command's"));
+  g_string_append (text, _("Run 'gesso COMMAND --help' for a command's options."));
+  return g_string_free (text, FALSE);
+}
 
 int
 main (int argc, char **argv)
 {
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *description = NULL;
+  gboolean version = FALSE;
+  const Command *command;
+  const char *name;
+  const GOptionEntry entries[] = {
+    { "version", 'V', 0, G_OPTION_ARG_NONE, &version, N_("Print the version and exit"), NULL },
+    G_OPTION_ENTRY_NULL,
+  };
+
   setlocale (LC_ALL, "");
-  g_print ("gesso %s\n", gesso_version ());
-  return 0;
+  bindtextdomain (GETTEXT_PACKAGE, GESSO_LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+
+  context = g_option_context_new (_("COMMAND [ARGS…]"));
+  g_option_context_set_summary (context, _("Diffusion-model image edits on the CPU."));
+  description = commands_description ();
+  g_option_context_set_description (context, description);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  /* stop at the command: what follows it is the command's to parse */
+  g_option_context_set_strict_posix (context, TRUE);
+  g_set_prgname ("gesso");
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      gesso_cli_error (_("%s; run 'gesso --help' for the options"), error->message);
+      return GESSO_CLI_EXIT_USAGE;
+    }
+  if (version)
+    {
+      g_print ("gesso %s\n", gesso_version ());
+      return GESSO_CLI_EXIT_OK;
+    }
+  if (argc < 2)
+    {
+      gesso_cli_error (_("no command given; run 'gesso --help' for the list"));
+      return GESSO_CLI_EXIT_USAGE;
+    }
+
+  /* `gesso help` is --help; `gesso help CMD` is `gesso CMD --help` */
+  if (strcmp (argv[1], "help") == 0 && argc == 2)
+    {
+      g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
+      g_print ("%s", help);
+      return GESSO_CLI_EXIT_OK;
+    }
+  name = strcmp (argv[1], "help") == 0 ? argv[2] : argv[1];
+  command = find_command (name);
+  if (command == NULL)
+    {
+      gesso_cli_error (_("unknown command '%s'; run 'gesso --help' for the list"), name);
+      return GESSO_CLI_EXIT_USAGE;
+    }
+  if (name != argv[1])
+    {
+      char *help_argv[] = { argv[2], (char *) "--help", NULL };
+      return command->run (2, help_argv);
+    }
+  return command->run (argc - 1, argv + 1);
 }

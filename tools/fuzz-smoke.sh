@@ -47,12 +47,14 @@ for target in safetensors config; do
   echo "fuzz-$target: $(ls "$seeds/$target" | wc -l) seeds, ${seconds}s"
   set +e
   "$exe" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="$artifacts" -dict="$top/tests/fuzz/$target.dict" "$corpus" "$seeds/$target" > "$log" 2>&1
+    -artifact_prefix="$artifacts" -dict="$top/tests/fuzz/$target.dict" \
+    "$corpus" "$seeds/$target" > "$log" 2>&1
   rc=$?
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   echo "fuzz-$target: exit $rc, ${execs:-?} executions, corpus $(ls "$corpus" | wc -l) files"
-  if [ "$rc" -ne 0 ] || grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|deadly signal' "$log"; then
+  findings='ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|deadly signal'
+  if [ "$rc" -ne 0 ] || grep -qE "$findings" "$log"; then
     echo "fuzz-$target FAILED; see $log; the input is in $artifacts" >&2
     grep -E 'ERROR:|runtime error:|SUMMARY' "$log" | head -n 20 >&2 || true
     status=1

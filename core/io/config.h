@@ -9,14 +9,20 @@
 
 G_BEGIN_DECLS
 
-/* Parses PATH; the root must be an object. Returns a new reference (json_object_unref). */
+/* Parses PATH; the root must be an object. Returns a new reference (json_object_unref).
+ * Python's NaN, Infinity and -Infinity (json.dump writes them; diffusers scheduler configs
+ * hold "lambda_min_clipped": -Infinity) are read as null, +inf and -inf. */
 JsonObject *gesso_config_load (const char *path, GError **error);
 /* The same for bytes in memory; NAME is used in messages. */
 JsonObject *gesso_config_load_from_data (const char *data, gssize length, const char *name,
                                          GError **error);
 
-/* Getters: FALSE with a message naming NAME (the file) and KEY when the key is missing (and
- * no default applies), has the wrong type, or is out of [MIN, MAX]. */
+/* Getters: FALSE with a message naming NAME (the file) and KEY when the key is missing or
+ * JSON null (GESSO_ERROR_MISSING; for optional keys check json_object_has_member() first),
+ * has the wrong type (GESSO_ERROR_CORRUPT) or is out of [MIN, MAX] (GESSO_ERROR_UNSUPPORTED):
+ * "unet/config.json: 'block_out_channels' must be an array of integers". Integers may be
+ * written as integral floats ("64.0"); doubles accept integers. *OUT is untouched on
+ * failure. */
 gboolean gesso_config_get_int (JsonObject *config, const char *name, const char *key,
                                gint64 min, gint64 max, gint64 *out, GError **error);
 gboolean gesso_config_get_double (JsonObject *config, const char *name, const char *key,

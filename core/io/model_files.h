@@ -22,13 +22,21 @@ typedef struct
 {
   GessoComponent component;
   /* As stored: the full key for a single file ("model.diffusion_model.out.2.weight"); the
-   * key inside the component's own files for a diffusers folder ("conv_out.weight"). */
+   * key inside the component's own files for a diffusers folder ("conv_out.weight"). A
+   * folder other than unet/, vae/ or text_encoder/ (text_encoder_2/, safety_checker/, ...)
+   * prefixes its keys with its name ("text_encoder_2/text_model...") to keep them unique. */
   const char *key;
   const GessoSafetensorsEntry *entry;
 } GessoModelTensor;
 
 typedef struct GessoModelFiles GessoModelFiles;
 
+/* PATH is a diffusers folder (model_index.json lists the components; unet/, vae/ and the
+ * text encoders' folders must hold config.json and safetensors weights: the plain file, a shard
+ * index, or a variant such as fp16) or a single .safetensors file, whose tensors go to
+ * components by key prefix. Refused: pickle files by name or content (GESSO_ERROR_UNSAFE),
+ * a folder without model_index.json (GESSO_ERROR_MISSING), a path that cannot be opened
+ * (GESSO_ERROR_IO), and anything a file's validation or a shard index check rejects. */
 GessoModelFiles *gesso_model_files_open (const char *path, GError **error);
 void gesso_model_files_free (GessoModelFiles *files);
 
@@ -45,8 +53,9 @@ const GessoModelTensor *gesso_model_files_lookup (const GessoModelFiles *files,
                                                   GessoComponent component, const char *key);
 
 /* The parsed config.json of a diffusers sub-folder ("unet", "vae", "text_encoder",
- * "scheduler", "tokenizer" reads tokenizer_config.json), or NULL when there is none
- * (single files carry no configs). Borrowed; lives as long as FILES. */
+ * "scheduler" reads scheduler_config.json, "tokenizer" tokenizer_config.json; "model_index"
+ * is model_index.json itself), or NULL when there is none (single files carry no configs).
+ * Borrowed; lives as long as FILES. */
 JsonObject *gesso_model_files_config (const GessoModelFiles *files, const char *subfolder);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelFiles, gesso_model_files_free)

@@ -1,0 +1,32 @@
+/* The subcommands of `gesso` and what they share. A subcommand is a function that takes its
+ * own argv (argv[0] is its name), parses it with a GOptionContext and returns the exit status;
+ * register it with one line in the table in cli/gesso.c. */
+#ifndef GESSO_CLI_COMMANDS_H
+#define GESSO_CLI_COMMANDS_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+enum
+{
+  GESSO_CLI_EXIT_OK = 0,
+  GESSO_CLI_EXIT_FAILURE = 1,   /* the command ran and something failed: a bad file, ... */
+  GESSO_CLI_EXIT_USAGE = 2,     /* the command line itself is wrong */
+};
+
+typedef int (*GessoCliCommandFunc) (int argc, char **argv);
+
+/* Prints "gesso: <message>" as one line on stderr. */
+void gesso_cli_error (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+/* Parses ARGV with CONTEXT, naming the program "gesso COMMAND" in --help; on a bad option
+ * prints the one-line error and returns FALSE. */
+gboolean gesso_cli_parse (GOptionContext *context, const char *command, int *argc,
+                          char ***argv);
+
+int gesso_cli_info (int argc, char **argv);
+
+G_END_DECLS
+
+#endif /* GESSO_CLI_COMMANDS_H */

@@ -1,0 +1,466 @@
+/* The `gesso` program as a user meets it: exit statuses, one-line errors on stderr, and
+ * `gesso info` counts checked against sums computed here, independently of core/io, from
+ * the safetensors headers of every model in the conformance set.
+ *
+ * The program is $GESSO_EXE (meson sets it), else $GESSO_BUILD_DIR/cli/gesso. The models are
+ * in $GESSO_CONFORMANCE_DIR/models, else $GESSO_SOURCE_DIR/../shared/conformance/models; the
+ * test is skipped when there are none.
+ */
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "../unit/io-fixtures.h"
+
+static const char *const component_names[] = { "unet", "vae", "text_encoder", "other" };
+#define N_COMPONENTS 4
+enum { UNET, VAE, TEXT_ENCODER, OTHER };
+
+typedef struct
+{
+  char *out;
+  char *err;
+  int status;           /* raw wait status */
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_free (run->out);
+  g_free (run->err);
+}
+
+static char *
+gesso_exe (void)
+{
+  const char *exe = g_getenv ("GESSO_EXE");
+  const char *build = g_getenv ("GESSO_BUILD_DIR");
+
+  if (exe != NULL)
+    return g_strdup (exe);
+  g_assert_nonnull (build);     /* run through meson test, or set GESSO_EXE */
+  return g_build_filename (build, "cli", "gesso", NULL);
+}
+
+/* Runs gesso with ARGS (NULL-terminated) in the C locale, so the output is untranslated. */
+static void
+run_gesso (Run *run, const char *const *args)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto (GStrv) envp = g_get_environ ();
+
+  g_ptr_array_add (argv, gesso_exe ());
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+  g_ptr_array_add (argv, NULL);
+  envp = g_environ_setenv (envp, "LC_ALL", "C", TRUE);
+  envp = g_environ_unsetenv (envp, "LANGUAGE");
+
+  memset (run, 0, sizeof *run);
+  g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL, &run->out,
+                &run->err, &run->status, &error);
+  g_assert_no_error (error);
+}
+
+static void
+assert_no_signal (const Run *run)
+{
+  if (WIFSIGNALED (run->status))
+    g_error ("gesso died of signal %d; stderr: %s", WTERMSIG (run->status), run->err);
+  g_assert_true (WIFEXITED (run->status));
+}
+
+/* Exit status STATUS, nothing on stdout, and exactly one line "gesso: ..." on stderr that
+ * holds each of the NULL-terminated fragments. */
+static void
+assert_fails_with (const Run *run, int status, ...)
+{
+  const char *newline;
+  const char *fragment;
+  va_list args;
+
+  assert_no_signal (run);
+  g_assert_cmpint (WEXITSTATUS (run->status), ==, status);
+  g_assert_cmpstr (run->out, ==, "");
+  g_assert_true (g_str_has_prefix (run->err, "gesso: "));
+  newline = strchr (run->err, '\n');
+  g_assert_nonnull (newline);
+  g_assert_cmpint (newline[1], ==, '\0');
+  va_start (args, status);
+  while ((fragment = va_arg (args, const char *)) != NULL)
+    if (strstr (run->err, fragment) == NULL)
+      g_error ("stderr \"%s\" lacks \"%s\"", run->err, fragment);
+  va_end (args);
+}
+
+static void
+test_usage (void)
+{
+  Run run;
+
+  run_gesso (&run, (const char *[]) { "--version", NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_true (g_str_has_prefix (run.out, "gesso "));
+  g_assert_cmpstr (run.err, ==, "");
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "--help", NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_nonnull (strstr (run.out, "info"));
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "help", "info", NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_nonnull (strstr (run.out, "gesso info"));
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { NULL });
+  assert_fails_with (&run, 2, "no command", NULL);
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "frobnicate", NULL });
+  assert_fails_with (&run, 2, "unknown command 'frobnicate'", NULL);
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "info", NULL });
+  assert_fails_with (&run, 2, "info needs a model", NULL);
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "info", "--no-such-option", "x", NULL });
+  assert_fails_with (&run, 2, "--no-such-option", NULL);
+  run_clear (&run);
+}
+
+static char *
+write_seed (const char *dir, const char *name, GBytes *bytes)
+{
+  gsize size;
+  const void *data = g_bytes_get_data (bytes, &size);
+
+  fixture_save_seed ("safetensors", name, data, size);
+  return fixture_write (dir, name, bytes);
+}
+
+static void
+test_bad_files (void)
+{
+  g_autofree char *dir = fixture_make_tmpdir ();
+  g_autofree char *folder = g_build_filename (dir, "not-a-model", NULL);
+  g_autofree char *missing = g_build_filename (dir, "missing.safetensors", NULL);
+  g_autoptr (GBytes) whole = NULL;
+  g_autoptr (GBytes) truncated = NULL;
+  g_autoptr (GBytes) corrupt = fixture_st_raw ("{\"w\": {\"dtype\": ", 16);
+  g_autoptr (GBytes) past_end = fixture_st_raw_claiming (1000, "{}", 4);
+  g_autoptr (GBytes) empty = g_bytes_new (NULL, 0);
+  g_autoptr (GBytes) seven = g_bytes_new ("\x08\0\0\0\0\0\0", 7);
+  /* pickle protocol 2 of {'a': 1} */
+  static const char pickle_data[] = "\x80\x02}q\x00(X\x01\x00\x00\x00" "aq\x01K\x01u.";
+  g_autoptr (GBytes) pickle = g_bytes_new (pickle_data, sizeof pickle_data - 1);
+  g_autofree char *good = NULL;
+  struct
+  {
+    const char *name;
+    GBytes *bytes;
+    const char *expected;
+  } cases[] = {
+    { "truncated.safetensors", NULL, "data ends at byte" },
+    { "corrupt-header.safetensors", corrupt, "the header is not valid JSON" },
+    { "header-past-end.safetensors", past_end, "the header ends at byte 1008" },
+    { "empty.safetensors", empty, "the file is empty" },
+    { "seven.safetensors", seven, "only 7 bytes" },
+    { "model.ckpt", pickle, "pickle checkpoints can execute arbitrary code" },
+    { "renamed.safetensors", pickle, "refusing to load" },
+  };
+  FixtureSt b;
+  Run run;
+
+  fixture_st_init (&b);
+  fixture_st_add (&b, "model.diffusion_model.conv_in.weight", "F32", "[4, 4, 3, 3]", NULL);
+  fixture_st_add (&b, "first_stage_model.decoder.conv_out.bias", "F16", "[3]", NULL);
+  whole = fixture_st_finish (&b);
+  truncated = g_bytes_new_from_bytes (whole, 0, g_bytes_get_size (whole) - 3);
+  cases[0].bytes = truncated;
+  good = write_seed (dir, "good.safetensors", whole);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = write_seed (dir, cases[i].name, cases[i].bytes);
+
+      run_gesso (&run, (const char *[]) { "info", path, NULL });
+      assert_fails_with (&run, 1, path, cases[i].expected, NULL);
+      run_clear (&run);
+    }
+
+  g_assert_cmpint (g_mkdir (folder, 0755), ==, 0);
+  run_gesso (&run, (const char *[]) { "info", folder, NULL });
+  assert_fails_with (&run, 1, folder, "is not a diffusers model folder: model_index.json is "
+                     "missing", NULL);
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "info", missing, NULL });
+  assert_fails_with (&run, 1, missing, "No such file or directory", NULL);
+  run_clear (&run);
+
+  /* a good file among bad ones is still described; the status says something failed */
+  run_gesso (&run, (const char *[]) { "info", missing, good, NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 1);
+  g_assert_nonnull (strstr (run.out, "unet:         1 tensor, 144 parameters (144); F32 1"));
+  g_assert_nonnull (strstr (run.out, "vae:          1 tensor, 3 parameters (3); F16 1"));
+  g_assert_cmpuint (strlen (run.err), ==, strcspn (run.err, "\n") + 1);
+  run_clear (&run);
+
+  fixture_remove_tree (dir);
+}
+
+/* --- conformance models ------------------------------------------------------------------ */
+
+typedef struct
+{
+  guint n_tensors;
+  guint64 n_params;
+} Count;
+
+typedef struct
+{
+  Count components[N_COMPONENTS];
+  guint n_files;
+  gboolean open_clip;           /* the text encoder uses OpenCLIP names (SD2 single files) */
+} Expected;
+
+static gboolean
+is_float_dtype (const char *dtype)
+{
+  return dtype[0] == 'F' || strcmp (dtype, "BF16") == 0;
+}
+
+static int
+classify_key (const char *key)
+{
+  if (g_str_has_prefix (key, "model.diffusion_model."))
+    return UNET;
+  if (g_str_has_prefix (key, "first_stage_model."))
+    return VAE;
+  if (g_str_has_prefix (key, "cond_stage_model.") || g_str_has_prefix (key, "conditioner."))
+    return TEXT_ENCODER;
+  return OTHER;
+}
+
+/* Adds the tensors of the safetensors file PATH to EXPECTED: to COMPONENT, or by key prefix
+ * when COMPONENT is -1. Read with plain stdio and json-glib, sharing no code with core/io. */
+static void
+count_file (const char *path, int component, Expected *expected)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree char *contents = NULL;
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *node;
+  guint64 header_len;
+  gsize size;
+
+  g_assert_true (g_file_get_contents (path, &contents, &size, &error));
+  g_assert_cmpuint (size, >=, 8);
+  memcpy (&header_len, contents, 8);
+  header_len = GUINT64_FROM_LE (header_len);
+  g_assert_cmpuint (header_len, <=, size - 8);
+  g_assert_true (json_parser_load_from_data (parser, contents + 8, (gssize) header_len,
+                                             &error));
+  expected->n_files++;
+  json_object_iter_init (&iter, json_node_get_object (json_parser_get_root (parser)));
+  while (json_object_iter_next (&iter, &name, &node))
+    {
+      JsonObject *entry;
+      JsonArray *shape;
+      guint64 numel = 1;
+      int c;
+
+      if (strcmp (name, "__metadata__") == 0)
+        continue;
+      entry = json_node_get_object (node);
+      shape = json_object_get_array_member (entry, "shape");
+      for (guint i = 0; i < json_array_get_length (shape); i++)
+        numel *= (guint64) json_array_get_int_element (shape, i);
+      c = component >= 0 ? component : classify_key (name);
+      if (c == TEXT_ENCODER && g_str_has_prefix (name, "cond_stage_model.model."))
+        expected->open_clip = TRUE;
+      expected->components[c].n_tensors++;
+      if (is_float_dtype (json_object_get_string_member (entry, "dtype")))
+        expected->components[c].n_params += numel;
+    }
+}
+
+/* Every .safetensors file in a diffusers component folder (the conformance folders hold one
+ * each, no variants or shards). */
+static void
+count_folder (const char *model_dir, const char *sub, int component, Expected *expected)
+{
+  g_autofree char *folder = g_build_filename (model_dir, sub, NULL);
+  GDir *dir = g_dir_open (folder, 0, NULL);
+  const char *name;
+
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_suffix (name, ".safetensors"))
+      {
+        g_autofree char *path = g_build_filename (folder, name, NULL);
+        count_file (path, component, expected);
+      }
+  g_dir_close (dir);
+}
+
+/* The text after "LABEL:" and its padding, on the line of OUT that starts with it. */
+static const char *
+field (const char *out, const char *label)
+{
+  size_t n = strlen (label);
+
+  for (const char *line = out; line != NULL; line = strchr (line, '\n'))
+    {
+      if (*line == '\n')
+        line++;
+      if (strncmp (line, label, n) == 0 && line[n] == ':')
+        {
+          const char *value = line + n + 1;
+          while (*value == ' ')
+            value++;
+          return value;
+        }
+    }
+  g_error ("no '%s:' line in:\n%s", label, out);
+}
+
+/* Runs `gesso info PATH` and checks its counts against EXPECTED. */
+static void
+check_info (const char *path, const Expected *expected, Count printed[N_COMPONENTS])
+{
+  guint64 total_params = 0;
+  guint total_tensors = 0;
+  Run run;
+
+  run_gesso (&run, (const char *[]) { "info", path, NULL });
+  assert_no_signal (&run);
+  if (WEXITSTATUS (run.status) != 0)
+    g_error ("gesso info %s failed: %s", path, run.err);
+  g_assert_cmpstr (run.err, ==, "");
+  g_test_message ("%s", run.out);
+
+  for (int c = 0; c < N_COMPONENTS; c++)
+    {
+      const char *value = field (run.out, component_names[c]);
+      const char *params = strstr (value, ", ");
+
+      g_assert_nonnull (params);
+      printed[c].n_tensors = (guint) strtoul (value, NULL, 10);
+      printed[c].n_params = g_ascii_strtoull (params + 2, NULL, 10);
+      g_assert_cmpuint (printed[c].n_tensors, ==, expected->components[c].n_tensors);
+      g_assert_cmpuint (printed[c].n_params, ==, expected->components[c].n_params);
+      total_tensors += printed[c].n_tensors;
+      total_params += printed[c].n_params;
+    }
+  g_assert_cmpuint (strtoul (field (run.out, "tensors"), NULL, 10), ==, total_tensors);
+  g_assert_cmpuint (g_ascii_strtoull (field (run.out, "parameters"), NULL, 10), ==,
+                    total_params);
+  g_assert_cmpuint (strtoul (field (run.out, "files"), NULL, 10), ==, expected->n_files);
+  run_clear (&run);
+}
+
+static char *
+conformance_models_dir (void)
+{
+  const char *dir = g_getenv ("GESSO_CONFORMANCE_DIR");
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+
+  if (dir != NULL)
+    return g_build_filename (dir, "models", NULL);
+  if (source != NULL)
+    return g_build_filename (source, "..", "shared", "conformance", "models", NULL);
+  return NULL;
+}
+
+static void
+check_model (const char *model_dir)
+{
+  g_autofree char *diffusers = g_build_filename (model_dir, "diffusers", NULL);
+  Count folder[N_COMPONENTS] = { 0 };
+  gboolean have_folder = g_file_test (diffusers, G_FILE_TEST_IS_DIR);
+  GDir *dir;
+  const char *name;
+
+  if (have_folder)
+    {
+      Expected expected = { 0 };
+      count_folder (diffusers, "unet", UNET, &expected);
+      count_folder (diffusers, "vae", VAE, &expected);
+      count_folder (diffusers, "text_encoder", TEXT_ENCODER, &expected);
+      check_info (diffusers, &expected, folder);
+    }
+
+  dir = g_dir_open (model_dir, 0, NULL);
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      Expected expected = { 0 };
+      Count single[N_COMPONENTS];
+
+      if (!g_str_has_suffix (name, ".safetensors"))
+        continue;
+      path = g_build_filename (model_dir, name, NULL);
+      count_file (path, -1, &expected);
+      check_info (path, &expected, single);
+      if (!have_folder)
+        continue;
+      /* the same weights in both layouts; the single file adds only LDM buffers (other)
+       * and integer position_ids (no parameters) */
+      g_assert_cmpuint (single[UNET].n_params, ==, folder[UNET].n_params);
+      g_assert_cmpuint (single[VAE].n_params, ==, folder[VAE].n_params);
+      g_assert_cmpuint (single[UNET].n_tensors, ==, folder[UNET].n_tensors);
+      g_assert_cmpuint (single[VAE].n_tensors, ==, folder[VAE].n_tensors);
+      /* an SD2 single file keeps OpenCLIP's unused last block, text_projection and
+       * logit_scale, which the folder's CLIPTextModel does not have (conformance README) */
+      if (expected.open_clip)
+        g_assert_cmpuint (single[TEXT_ENCODER].n_params, >, folder[TEXT_ENCODER].n_params);
+      else
+        g_assert_cmpuint (single[TEXT_ENCODER].n_params, ==, folder[TEXT_ENCODER].n_params);
+    }
+  g_dir_close (dir);
+}
+
+static void
+test_conformance_models (void)
+{
+  g_autofree char *models = conformance_models_dir ();
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  GDir *dir;
+  const char *name;
+
+  if (models == NULL || !g_file_test (models, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no conformance models (set GESSO_CONFORMANCE_DIR)");
+      return;
+    }
+  dir = g_dir_open (models, 0, NULL);
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    g_ptr_array_add (names, g_build_filename (models, name, NULL));
+  g_dir_close (dir);
+  g_assert_cmpuint (names->len, >, 0);
+  for (guint i = 0; i < names->len; i++)
+    if (g_file_test (names->pdata[i], G_FILE_TEST_IS_DIR))
+      check_model (names->pdata[i]);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli/usage", test_usage);
+  g_test_add_func ("/cli/info/bad-files", test_bad_files);
+  g_test_add_func ("/cli/info/conformance-models", test_conformance_models);
+  return g_test_run ();
+}

@@ -1,0 +1,207 @@
+#include "io-fixtures.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+static guint
+dtype_size (const char *dtype)
+{
+  static const struct { const char *name; guint size; } sizes[] = {
+    { "F64", 8 }, { "F32", 4 }, { "F16", 2 }, { "BF16", 2 }, { "I64", 8 }, { "I32", 4 },
+    { "I16", 2 }, { "I8", 1 }, { "U64", 8 }, { "U32", 4 }, { "U16", 2 }, { "U8", 1 },
+    { "BOOL", 1 }, { "F8_E4M3", 1 }, { "F8_E5M2", 1 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    if (strcmp (sizes[i].name, dtype) == 0)
+      return sizes[i].size;
+  g_error ("fixture: unknown dtype %s", dtype);
+}
+
+static guint64
+shape_numel (const char *shape_json)
+{
+  guint64 n = 1;
+  const char *p = shape_json;
+
+  while (*p)
+    {
+      if (g_ascii_isdigit (*p))
+        {
+          char *end;
+          n *= g_ascii_strtoull (p, &end, 10);
+          p = end;
+        }
+      else
+        p++;
+    }
+  return n;
+}
+
+void
+fixture_st_init (FixtureSt *st)
+{
+  st->header = g_string_new ("{");
+  st->data = g_byte_array_new ();
+}
+
+static void
+append_separator (FixtureSt *st)
+{
+  if (st->header->len > 1)
+    g_string_append (st->header, ", ");
+}
+
+void
+fixture_st_add_data (FixtureSt *st, size_t n_bytes)
+{
+  for (size_t i = 0; i < n_bytes; i++)
+    {
+      guint8 b = fixture_pattern (st->data->len);
+      g_byte_array_append (st->data, &b, 1);
+    }
+}
+
+void
+fixture_st_add (FixtureSt *st, const char *name, const char *dtype, const char *shape_json,
+                const void *values)
+{
+  guint64 nbytes = shape_numel (shape_json) * dtype_size (dtype);
+  guint64 begin = st->data->len;
+
+  append_separator (st);
+  g_string_append_printf (st->header,
+                          "\"%s\": {\"dtype\": \"%s\", \"shape\": %s, \"data_offsets\": [%"
+                          G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "]}",
+                          name, dtype, shape_json, begin, begin + nbytes);
+  if (values != NULL)
+    g_byte_array_append (st->data, values, (guint) nbytes);
+  else
+    fixture_st_add_data (st, nbytes);
+}
+
+void
+fixture_st_add_raw (FixtureSt *st, const char *name, const char *entry_json)
+{
+  append_separator (st);
+  g_string_append_printf (st->header, "\"%s\": %s", name, entry_json);
+}
+
+static GBytes *
+assemble (uint64_t claimed, const char *header, size_t header_len, const guint8 *data,
+          size_t data_len)
+{
+  guint8 *buffer = g_malloc (8 + header_len + data_len + 1);
+  uint64_t le = GUINT64_TO_LE (claimed);
+
+  memcpy (buffer, &le, 8);
+  memcpy (buffer + 8, header, header_len);
+  for (size_t i = 0; i < data_len; i++)
+    buffer[8 + header_len + i] = data != NULL ? data[i] : fixture_pattern (i);
+  return g_bytes_new_take (buffer, 8 + header_len + data_len);
+}
+
+GBytes *
+fixture_st_finish (FixtureSt *st)
+{
+  GBytes *bytes;
+
+  g_string_append_c (st->header, '}');
+  /* writers pad the header to 8 bytes with spaces so the data section is aligned */
+  while (st->header->len % 8 != 0)
+    g_string_append_c (st->header, ' ');
+  bytes = assemble (st->header->len, st->header->str, st->header->len, st->data->data,
+                    st->data->len);
+  g_string_free (st->header, TRUE);
+  g_byte_array_unref (st->data);
+  st->header = NULL;
+  st->data = NULL;
+  return bytes;
+}
+
+GBytes *
+fixture_st_raw (const char *header, size_t data_len)
+{
+  return assemble (strlen (header), header, strlen (header), NULL, data_len);
+}
+
+GBytes *
+fixture_st_raw_claiming (uint64_t claimed_length, const char *header, size_t data_len)
+{
+  return assemble (claimed_length, header, strlen (header), NULL, data_len);
+}
+
+char *
+fixture_make_tmpdir (void)
+{
+  g_autoptr (GError) error = NULL;
+  char *dir = g_dir_make_tmp ("gesso-test-XXXXXX", &error);
+
+  g_assert_no_error (error);
+  return dir;
+}
+
+void
+fixture_remove_tree (const char *path)
+{
+  GDir *dir;
+
+  if (path == NULL)
+    return;
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)
+      && (dir = g_dir_open (path, 0, NULL)) != NULL)
+    {
+      const char *name;
+      while ((name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          fixture_remove_tree (child);
+        }
+      g_dir_close (dir);
+      g_rmdir (path);
+      return;
+    }
+  g_unlink (path);
+}
+
+static char *
+write_data (const char *dir, const char *name, const void *data, size_t size)
+{
+  g_autoptr (GError) error = NULL;
+  char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *parent = g_path_get_dirname (path);
+
+  g_assert_cmpint (g_mkdir_with_parents (parent, 0755), ==, 0);
+  g_file_set_contents (path, data, (gssize) size, &error);
+  g_assert_no_error (error);
+  return path;
+}
+
+char *
+fixture_write (const char *dir, const char *name, GBytes *bytes)
+{
+  gsize size;
+  const void *data = g_bytes_get_data (bytes, &size);
+
+  return write_data (dir, name, data, size);
+}
+
+char *
+fixture_write_text (const char *dir, const char *name, const char *text)
+{
+  return write_data (dir, name, text, strlen (text));
+}
+
+void
+fixture_save_seed (const char *kind, const char *name, const void *data, size_t size)
+{
+  const char *corpus = g_getenv ("GESSO_FUZZ_CORPUS_DIR");
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+
+  /* libFuzzer sizes its inputs by the largest seed: big ones would slow every run */
+  if (corpus == NULL || corpus[0] == '\0' || size > 64 * 1024)
+    return;
+  dir = g_build_filename (corpus, kind, NULL);
+  path = write_data (dir, name, data, size);
+}
