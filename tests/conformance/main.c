@@ -26,10 +26,10 @@ typedef struct
 static const Family families[] = {
   { "tokenizer", conformance_family_tokenizer, NULL },
   { "text_encoder", conformance_family_text_encoder, NULL },
-  { "unet", NULL, "UNet handler not built yet" },
+  { "unet", conformance_family_unet, NULL },
   { "vae", conformance_family_vae, NULL },
   { "scheduler", NULL, "samplers arrive with the edits issue" },
-  { "pipeline", NULL, "pipelines arrive with the edits issue" },
+  { "pipeline", conformance_family_pipeline, NULL },
 };
 
 static char *

@@ -1,0 +1,114 @@
+/* What the UNet's files share: its layers' weights and the execution context that either
+ * computes a forward or only plans its memory.
+ *
+ * The forward's memory is planned by running the very same code with no arena: allocations
+ * only move a counter and kernels only report their scratch needs. So the plan cannot drift
+ * from what the forward really does, and the real forward never runs out of arena.
+ */
+#ifndef GESSO_UNET_PRIVATE_H
+#define GESSO_UNET_PRIVATE_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "model/unet.h"
+#include "ops/ops.h"
+#include "tensor/arena.h"
+
+G_BEGIN_DECLS
+
+/* --- Weights ---------------------------------------------------------------------------- */
+
+typedef struct
+{
+  const float *gamma;
+  const float *beta;
+} UnetNorm;
+
+/* A linear or convolution layer: weight in PyTorch's layout, bias or NULL. */
+typedef struct
+{
+  const float *weight;
+  const float *bias;
+} UnetLayer;
+
+/* diffusers ResnetBlock2D */
+typedef struct
+{
+  int64_t in_channels, out_channels;
+  UnetNorm norm1, norm2;
+  UnetLayer conv1, conv2;
+  UnetLayer time_emb_proj;
+  UnetLayer conv_shortcut;      /* 1x1, when the channel count changes */
+} UnetResnet;
+
+/* diffusers BasicTransformerBlock: self-attention, cross-attention, GEGLU feed-forward */
+typedef struct
+{
+  UnetNorm norm1, norm2, norm3;
+  UnetLayer q1, k1, v1, out1;
+  UnetLayer q2, k2, v2, out2;
+  UnetLayer ff_in, ff_out;
+} UnetTransformerBlock;
+
+/* diffusers Transformer2DModel */
+typedef struct
+{
+  int64_t channels, heads, depth;
+  UnetNorm norm;
+  UnetLayer proj_in, proj_out;  /* weights served as [C, C] whether stored linear or 1x1 */
+  UnetTransformerBlock *blocks;
+} UnetTransformer;
+
+/* Settings every layer needs. */
+typedef struct
+{
+  int64_t groups;
+  float resnet_eps;             /* config norm_eps */
+  int64_t time_embed_dim;
+  int64_t context_dim;
+} UnetGlobals;
+
+/* --- Execution ------------------------------------------------------------------------ */
+
+typedef struct
+{
+  GessoArena *arena;            /* NULL: planning, nothing is computed */
+  size_t used;                  /* planning: bytes taken, as the arena would count them */
+  size_t peak;                  /* planning: the most taken at any time, scratch included */
+} UnetExec;
+
+static inline gboolean
+unet_exec_computing (const UnetExec *x)
+{
+  return x->arena != NULL;
+}
+
+/* N floats from the arena. While planning, returns a non-NULL dummy that is never read. */
+float *unet_exec_alloc (UnetExec *x, size_t n, GError **error);
+size_t unet_exec_mark (const UnetExec *x);
+void unet_exec_reset (UnetExec *x, size_t mark);
+/* Planning: a kernel will take BYTES of scratch above what is taken now. */
+void unet_exec_scratch (UnetExec *x, size_t bytes);
+
+/* Convolution with square kernel K (padding K/2) on [B, cin, h, w]. */
+gboolean unet_conv (UnetExec *x, const UnetLayer *layer, const float *in, float *out,
+                    int64_t batch, int64_t in_channels, int64_t height, int64_t width,
+                    int64_t out_channels, int64_t kernel, int64_t stride, GError **error);
+
+/* --- Layers ----------------------------------------------------------------------------- */
+
+/* IN [B, in_channels, hw] -> OUT [B, out_channels, hw] (distinct buffers). TEMB_ACT is
+ * SiLU(time embedding) [B, time_embed_dim], shared by every resnet of a forward. */
+gboolean unet_resnet_forward (UnetExec *x, const UnetGlobals *g, const UnetResnet *r,
+                              const float *in, float *out, int64_t batch, int64_t height,
+                              int64_t width, const float *temb_act, GError **error);
+
+/* In place on X [B, channels, hw]; CONTEXT [B, context_len, context_dim]. */
+gboolean unet_transformer_forward (UnetExec *x, const UnetGlobals *g, const UnetTransformer *t,
+                                   float *inout, int64_t batch, int64_t hw,
+                                   const float *context, int64_t context_len, GError **error);
+
+G_END_DECLS
+
+#endif /* GESSO_UNET_PRIVATE_H */
