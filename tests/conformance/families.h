@@ -21,4 +21,11 @@ void conformance_family_text_encoder (ConformanceRun *run, const ConformanceCase
  * (family-tokenizer.c). */
 void conformance_family_tokenizer (ConformanceRun *run, const ConformanceCase *c);
 
+/* pipeline/ cases: txt2img, img2img, inpaint, restyle and latent RePaint end to end with the
+ * recorded noise, through every file of the model (family-pipeline.c). */
+void conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c);
+
+/* scheduler/ cases: timesteps, sigmas and 5-step rollouts (family-scheduler.c). */
+void conformance_family_scheduler (ConformanceRun *run, const ConformanceCase *c);
+
 #endif

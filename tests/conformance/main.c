@@ -28,7 +28,7 @@ static const Family families[] = {
   { "text_encoder", conformance_family_text_encoder, NULL },
   { "unet", conformance_family_unet, NULL },
   { "vae", conformance_family_vae, NULL },
-  { "scheduler", NULL, "samplers arrive with the edits issue" },
+  { "scheduler", conformance_family_scheduler, NULL },
   { "pipeline", conformance_family_pipeline, NULL },
 };
 

@@ -330,7 +330,6 @@ run_rollout (JsonObject *m, GessoSafetensors *st, GessoSampler *s, double tol, R
   GessoTensor init = { 0 }, mo = { 0 }, noise = { 0 }, refs[3] = { { 0 } };
   GessoTensor sample = { 0 }, scaled = { 0 }, prev = { 0 }, x0 = { 0 };
   g_autoptr (GString) mismatch = g_string_new (NULL);
-  g_autofree double *rollout_ts = NULL;
   gboolean have[3] = { FALSE }, ok = FALSE;
   const double *ts;
   guint n_ts, dummy = 0;
@@ -425,7 +424,8 @@ run_rollout (JsonObject *m, GessoSafetensors *st, GessoSampler *s, double tol, R
   if (used != n_noise)
     note_worst (&w, INFINITY, "used %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
                 " recorded noise draws", used, n_noise);
-  report (r, "rollout", w.worst <= tol, w.worst, tol, "worst %s", w.what ? w.what : "-");
+  report (r, "rollout", w.worst <= tol, w.worst, tol, "%s%s", w.worst > 0 ? "worst " : "",
+          w.worst > 0 && w.what ? w.what : "bit-exact");
   ok = TRUE;
 
 out:
@@ -563,8 +563,8 @@ run_repaint (JsonObject *m, GessoSafetensors *st, GessoSampler *s, double tol, R
   if (used != n_noise && w.worst <= tol)
     note_worst (&w, INFINITY, "used %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
                 " recorded noise draws", used, n_noise);
-  report (r, "ops", w.worst <= tol, w.worst, tol, "%u ops, worst %s", n_ops,
-          w.what ? w.what : "-");
+  report (r, "ops", w.worst <= tol, w.worst, tol, "%u ops, %s%s", n_ops,
+          w.worst > 0 ? "worst " : "", w.worst > 0 && w.what ? w.what : "bit-exact");
   ok = TRUE;
 
 out:
