@@ -40,11 +40,25 @@ locales_wanted=(en_US.UTF-8 de_DE.UTF-8 fr_FR.UTF-8)
 ROOT="${GESSO_DEBIAN13_ROOT:-/var/cache/gesso/debian13-root}"
 ROOT="${ROOT%/}"
 SUITE=trixie
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"   # debootstrap, chroot, mount
 STAMP_REL=etc/gesso-debian13-root.stamp
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 say() { printf '[debian13-root] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+# Full output of debootstrap/apt goes to $LOG; the terminal gets the milestones, warnings and
+# errors (GESSO_DEBIAN13_VERBOSE=1: everything).
+LOG="$ROOT.log"
+show() {
+  tee -a "$LOG" | awk -v all="${GESSO_DEBIAN13_VERBOSE:-0}" '
+    all == 1 ||
+    /^I: (Retrieving (InRelease|Release|Packages)|Checking|Valid Release|Resolving|Found|Installing|Unpacking required|Configuring required|Base system)/ ||
+    /^(E|W|Err):|^dpkg: (error|warning)|^Errors were encountered|: [Ff]ailed/ ||
+    /^Need to get|^[0-9]+ upgraded|^After this/ ||
+    /^Setting up (gimp|libgimp-3\.0-dev|meson|gcc-14|imagemagick|xvfb|python3|locales) / ||
+    /^Generat|^  [a-z][a-z]_[A-Z][A-Z]/ { print "    " $0; fflush() }'
+}
 
 rebuild=0
 case "${1:-}" in
@@ -86,6 +100,9 @@ if [ "$rebuild" = 0 ] && stamp_ok "$ROOT"; then
   say "up to date: $ROOT"
   exit 0
 fi
+
+: >"$LOG"
+say "full log of this run: $LOG"
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -144,9 +161,10 @@ provision() {
     dpkg --configure -a                 # repairs an interrupted earlier dpkg run, if any
     apt-get update -q -o Acquire::Retries=3
     apt-get "${opts[@]}" -f install     # ... and broken dependencies left by it
+    apt-get "${opts[@]}" upgrade        # trixie-updates/-security over the debootstrapped base
     apt-get "${opts[@]}" install "$@"
     apt-get clean
-  ' bash "${packages[@]}" 2>&1 | sed -u 's/^/    /' || return 1
+  ' bash "${packages[@]}" 2>&1 | show || { tail -n 40 "$LOG" | sed 's/^/    | /' >&2; return 1; }
   say "packages installed ($((SECONDS - t0)) s)"
 
   say "generating locales: ${locales_wanted[*]}"
@@ -154,7 +172,7 @@ provision() {
   for l in "${locales_wanted[@]}"; do
     grep -q "^$l UTF-8" "$r/etc/locale.gen" 2>/dev/null || echo "$l UTF-8" >>"$r/etc/locale.gen"
   done
-  in_root "$r" locale-gen 2>&1 | sed -u 's/^/    /' || return 1
+  in_root "$r" locale-gen 2>&1 | show || return 1
   # verify: every wanted locale is now available
   local have
   have=$(in_root "$r" locale -a)
@@ -169,18 +187,19 @@ provision() {
 
 fresh_build() {
   local new="$ROOT.new" mirror sec t0=$SECONDS
+  # Never delete a directory this script did not make (GESSO_DEBIAN13_ROOT set by mistake).
+  if [ -e "$ROOT" ] && [ -n "$(ls -A "$ROOT")" ] &&
+     ! grep -qs gesso-debian13 "$ROOT/etc/debian_chroot"; then
+    die "$ROOT exists and is not a root built by this script; move it away or set GESSO_DEBIAN13_ROOT"
+  fi
   mirror=$(host_mirror)
   sec="${mirror%/debian}/debian-security"
 
   if ! command -v debootstrap >/dev/null; then
     say "installing debootstrap on the host (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" debootstrap
-  fi
-  # trixie's packages are zstd-compressed; debootstrap needs the zstd program to unpack them.
-  if ! command -v zstd >/dev/null; then
-    say "installing zstd on the host (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" zstd
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" debootstrap; } 2>&1 | show ||
+      die "could not install debootstrap (full log: $LOG)"
   fi
 
   [ -e "$new" ] && { say "removing unfinished build $new"; remove_tree "$new"; }
@@ -201,9 +220,9 @@ EOF
   [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] &&
     keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
   if ! debootstrap --variant=minbase "${keyring[@]}" "$SUITE" "$new" "$mirror" 2>&1 |
-         sed -u 's/^/    /'; then
+         show; then
     [ -f "$new/debootstrap/debootstrap.log" ] && tail -n 30 "$new/debootstrap/debootstrap.log" >&2
-    die "debootstrap failed (log above); run again to retry from scratch"
+    die "debootstrap failed (full log: $LOG); run again to retry from scratch"
   fi
   say "debootstrap done ($((SECONDS - t0)) s)"
 
@@ -215,20 +234,24 @@ EOF
   # No service may start inside the root while packages are installed (dbus, ...).
   printf '#!/bin/sh\nexit 101\n' >"$new/usr/sbin/policy-rc.d"
   chmod 755 "$new/usr/sbin/policy-rc.d"
-  # Fewer writes, no periodic jobs. Recommends are off by default inside the root, too.
+  # Recommends stay off for anyone who runs apt-get inside the root later, too.
   echo 'APT::Install-Recommends "false";' >"$new/etc/apt/apt.conf.d/90gesso"
   echo gesso-debian13 >"$new/etc/debian_chroot"
 
-  provision "$new" || die "installing packages into $new failed (output above); run again to retry"
+  provision "$new" || die "installing packages into $new failed (full log: $LOG); run again to retry"
 
-  [ -e "$ROOT" ] && { say "replacing old root $ROOT"; remove_tree "$ROOT"; }
+  if [ -e "$ROOT" ]; then
+    say "replacing old root $ROOT"
+    remove_tree "$ROOT"
+  fi
   mv "$new" "$ROOT"
   say "fresh root ready in $((SECONDS - t0)) s: $ROOT ($(du -sh --one-file-system "$ROOT" | cut -f1))"
 }
 
 # --- main ----------------------------------------------------------------------------------
 
-if [ "$rebuild" = 0 ] && [ -x "$ROOT/usr/bin/apt-get" ]; then
+if [ "$rebuild" = 0 ] && [ -x "$ROOT/usr/bin/apt-get" ] &&
+   grep -qs gesso-debian13 "$ROOT/etc/debian_chroot"; then
   # A finished root whose stamp is out of date (or whose top-up was interrupted): top it up.
   t0=$SECONDS
   say "topping up $ROOT (stamp missing or out of date)"

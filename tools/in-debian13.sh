@@ -23,6 +23,7 @@ set -euo pipefail
 
 ROOT="${GESSO_DEBIAN13_ROOT:-/var/cache/gesso/debian13-root}"
 ROOT="${ROOT%/}"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"   # debootstrap, chroot, mount
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo="$(cd "$here/.." && pwd -P)"
 shared=""
@@ -44,8 +45,10 @@ fi
 mount_all() {
   local r="$ROOT"
   mount -t proc proc "$r/proc"
-  mount --rbind /sys "$r/sys"
-  mount --rbind /dev "$r/dev"
+  # rslave right away: unmounting these copies later must never propagate to the host's own
+  # /sys or /dev (matters in the fallback; harmless in a private namespace)
+  mount --rbind /sys "$r/sys" && mount --make-rslave "$r/sys"
+  mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev"
   # /dev/pts normally comes with /dev; mount a fresh one if the host's /dev has none.
   mountpoint -q "$r/dev/pts" || { mkdir -p "$r/dev/pts"; mount -t devpts devpts "$r/dev/pts"; }
   mount --bind /tmp "$r/tmp"
@@ -68,7 +71,7 @@ run_chroot() {
     TERM="${TERM:-dumb}" GESSO_IN_DEBIAN13=1
   )
   for v in $(compgen -v GESSO_) ${GESSO_DEBIAN13_ENV:-}; do
-    case "$v" in GESSO_IN_DEBIAN13|GESSO_DEBIAN13_ROOT|GESSO_DEBIAN13_RAW) continue ;; esac
+    case "$v" in GESSO_IN_DEBIAN13|GESSO_DEBIAN13_ROOT|GESSO_DEBIAN13_RAW|GESSO_DEBIAN13_NO_UNSHARE) continue ;; esac
     [ -n "${!v+x}" ] && envs+=("$v=${!v}")
   done
   ${exec_chroot:+exec} chroot "$ROOT" /usr/bin/env -i "${envs[@]}" /bin/bash -c 'cd "$1" && shift && exec "$@"' \
@@ -95,7 +98,8 @@ fi
 lock=()
 [ "${GESSO_DEBIAN13_RAW:-}" = 1 ] || lock=(flock -o)
 
-if unshare -m --propagation private true 2>/dev/null; then
+# GESSO_DEBIAN13_NO_UNSHARE=1 forces the fallback below (to test it).
+if [ "${GESSO_DEBIAN13_NO_UNSHARE:-}" != 1 ] && unshare -m --propagation private true 2>/dev/null; then
   # Shared lock: any number of commands at once; debian13-root.sh waits for them before it
   # changes the root. -o: the lock is not inherited by daemons the command may leave behind.
   [ ${#lock[@]} -gt 0 ] && lock+=(-s "$ROOT.lock")
@@ -117,11 +121,11 @@ cleanup() {
     umount -R -l "$m" 2>/dev/null || true
   done
 }
+cleanup   # whatever a killed (-9) earlier fallback run left behind
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 mount_all
-for m in sys dev; do mount --make-rslave "$ROOT/$m"; done
 set +e
 run_chroot "$@"
 rc=$?
