@@ -92,8 +92,8 @@ set_entry_error (GError **error, const GessoSafetensors *st, const char *name,
                message);
 }
 
-/* A JSON integer >= 0. json-glib turns integer literals beyond int64 into negative values, so
- * the sign test also catches those. */
+/* A JSON integer >= 0. Integer literals beyond int64 come back negative (json-glib < 1.10)
+ * or saturated (>= 1.10); both are refused. */
 static gboolean
 node_uint (JsonNode *node, uint64_t *out)
 {
@@ -103,7 +103,7 @@ node_uint (JsonNode *node, uint64_t *out)
       || json_node_get_value_type (node) != G_TYPE_INT64)
     return FALSE;
   v = json_node_get_int (node);
-  if (v < 0)
+  if (v < 0 || v == G_MAXINT64)
     return FALSE;
   *out = (uint64_t) v;
   return TRUE;

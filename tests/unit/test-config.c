@@ -202,8 +202,9 @@ test_bad_files (void)
     { "number.json", "42", "the top level must be a JSON object" },
     { "empty.json", "", NAME ": the file is empty" },
     { "spaces.json", "  \n ", NAME ": the file is empty" },
-    /* json-glib quotes the bad token in its message, newline and all: still one line */
-    { "newline-token.json", "{\"a\": \"b\n  \"c\": 1}", "\"b\\x0a  \"" },
+    /* json-glib (< 1.10) quotes the bad token in its message, newline and all: the message
+     * must still be one line (assert_message checks) */
+    { "newline-token.json", "{\"a\": \"b\n  \"c\": 1}", NAME ": not valid JSON" },
     { "bad-utf8.json", "{\"a\": \"\xc3\x28\"}", "not valid JSON" },
   };
   GString *deep = g_string_new ("{\"a\": ");
