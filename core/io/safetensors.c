@@ -92,8 +92,8 @@ set_entry_error (GError **error, const GessoSafetensors *st, const char *name,
                message);
 }
 
-/* A JSON integer >= 0. Integer literals beyond int64 come back negative (json-glib < 1.10)
- * or saturated (>= 1.10); both are refused. */
+/* A JSON integer >= 0. json-glib < 1.10 turns integer literals beyond int64 into negative
+ * values, so the sign test also catches those; 1.10 saturates them (see parse_shape). */
 static gboolean
 node_uint (JsonNode *node, uint64_t *out)
 {
@@ -103,7 +103,7 @@ node_uint (JsonNode *node, uint64_t *out)
       || json_node_get_value_type (node) != G_TYPE_INT64)
     return FALSE;
   v = json_node_get_int (node);
-  if (v < 0 || v == G_MAXINT64)
+  if (v < 0)
     return FALSE;
   *out = (uint64_t) v;
   return TRUE;
@@ -134,7 +134,8 @@ parse_shape (const GessoSafetensors *st, const char *name, JsonNode *node,
     {
       uint64_t dim;
 
-      if (!node_uint (json_array_get_element (array, i), &dim))
+      /* no real dimension comes near 2^63: G_MAXINT64 is a saturated overflow */
+      if (!node_uint (json_array_get_element (array, i), &dim) || dim == (uint64_t) G_MAXINT64)
         {
           set_entry_error (error, st, name,
                            "shape dimension %u is not a non-negative integer", i);
