@@ -1,0 +1,109 @@
+/* Gesso: the procedure dialogs of the GIMP 3 plug-in.
+ *
+ * The plug-in calls gesso_dialog_run() from its run function in GIMP_RUN_INTERACTIVE mode,
+ * after gimp_ui_init(). Everything the dialog shows lives in the procedure's config; on OK the
+ * config holds the chosen values and the plug-in computes from the config alone, exactly as
+ * in the other run modes. The dialog keeps no global state.
+ *
+ * Config properties the dialog knows (any that the procedure does not declare are skipped;
+ * arguments it does not know are shown, generated, under "Advanced"):
+ *
+ *   "model"            string   path of a .safetensors file or diffusers folder;
+ *                               "" = the bundled demo model (gesso_ui_get_default_model())
+ *   "prompt"           string   multi-line box
+ *   "negative-prompt"  string   multi-line box
+ *   "source-prompt"    string   multi-line box (restyle: what the image shows now)
+ *   "steps"            int
+ *   "guidance"         double   classifier-free guidance scale
+ *   "strength"         double   strokes, restyle (and inpaint if declared)
+ *   "seed"             int      used when "random-seed" is FALSE
+ *   "random-seed"      boolean  pick a new seed on every run
+ *   "sampler"          choice   GimpChoice nicks: the engine's sampler names with '-' or
+ *                               '_' ("ddim", "euler-a", "dpmpp-2m", ...); "auto" or "default"
+ *                               lets the engine choose
+ *   "eta"              double
+ *   "jump-length"      int      inpaint (RePaint j)
+ *   "resample-count"   int      inpaint (RePaint r)
+ *   "mask-grow"        double   pixels
+ *   "mask-feather"     double   pixels
+ *   "context-margin"   int      pixels
+ *   "clip-skip"        int
+ *   "guidance-rescale" double
+ *   "full-inversion"   boolean  restyle
+ *   "hide-strokes"     boolean  strokes
+ *   "pixel-budget"     int
+ *
+ * Recipes: a result layer carries its settings in the parasite GESSO_RECIPE_PARASITE, whose
+ * data is the UTF-8 text made by gesso_recipe_new_from_config() (a GKeyFile: group "recipe",
+ * one key per config property plus "method"). The dialog offers "Use recipe of this layer"
+ * when the drawable it was opened on carries one.
+ */
+#ifndef GESSO_DIALOG_H
+#define GESSO_DIALOG_H
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+
+#include "gesso.h"
+
+G_BEGIN_DECLS
+
+#define GESSO_RECIPE_PARASITE "gesso-recipe"
+
+/* Binds the "gesso" text domain to the installed locale directory unless it is bound already
+ * (idempotent). The dialog calls it itself. The install puts a link <plug-in dir>/locale ->
+ * <localedir> beside the executable, so the plug-in's set_i18n can return domain "gesso" with
+ * catalog dir "locale" (GIMP accepts only folders inside the plug-in's own). */
+void gesso_ui_init_i18n (void);
+
+/* The installed locale directory (GESSO_LOCALEDIR), for set_i18n. */
+const gchar *gesso_ui_get_locale_dir (void);
+
+/* Shows the dialog for KIND, modal, and runs it. TRUE: the user pressed OK and CONFIG holds
+ * the chosen values (with "random-seed" set, "seed" already holds the fresh seed the run must
+ * use, so the recipe written afterwards reproduces the result). FALSE: cancelled; CONFIG may
+ * hold edited values but the plug-in should return GIMP_PDB_CANCEL. DRAWABLE may be NULL. */
+gboolean gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config,
+                           GimpImage *image, GimpDrawable *drawable, GessoEditKind kind);
+
+/* --- Models ---------------------------------------------------------------------------- */
+
+/* Folders searched for models, in order: the bundled models (<datadir>/gesso/models), the
+ * user's (gimp_directory()/gesso/models), then each folder in $GESSO_MODEL_PATH
+ * (G_SEARCHPATH_SEPARATOR-separated). Folders that do not exist are left out. Owned strings;
+ * free with g_strfreev(). */
+gchar **gesso_ui_model_dirs_new (void);
+
+/* Every model found directly inside those folders (a .safetensors file, or a folder holding
+ * model_index.json), bundled first, duplicates removed, each group sorted by name. Absolute
+ * paths; free with g_strfreev(). Never loads weights. */
+gchar **gesso_ui_models_find (void);
+
+/* The model a run uses when "model" is empty: the first model found in the bundled folder,
+ * else the first found anywhere, else NULL with ERROR set to a message a user can act on. */
+gchar *gesso_ui_get_default_model (GError **error);
+
+/* A one-line description, e.g. "Stable Diffusion 1.x · 1.07 B parameters · F16", read from
+ * the file headers only (gesso_model_summary_new). NULL with ERROR set when it cannot be read. */
+gchar *gesso_ui_model_describe (const gchar *path, GError **error);
+
+/* --- Recipes --------------------------------------------------------------------------- */
+
+/* The recipe text of CONFIG's current values for KIND (see above). Owned string. */
+gchar *gesso_recipe_new_from_config (GimpProcedureConfig *config, GessoEditKind kind);
+
+/* Sets every property of CONFIG that RECIPE names and CONFIG has (values out of range are
+ * clamped by GObject rules; unknown keys are ignored). On success "random-seed" is FALSE so
+ * the recipe's seed is reused. FALSE with ERROR set when RECIPE cannot be parsed. */
+gboolean gesso_recipe_apply (GimpProcedureConfig *config, const gchar *recipe,
+                             GError **error);
+
+/* The recipe text attached to DRAWABLE, or NULL if it carries none. Owned string. */
+gchar *gesso_recipe_get_from_drawable (GimpDrawable *drawable);
+
+/* Attaches RECIPE to DRAWABLE as a persistent, undoable parasite. */
+gboolean gesso_recipe_attach (GimpDrawable *drawable, const gchar *recipe, GError **error);
+
+G_END_DECLS
+
+#endif /* GESSO_DIALOG_H */

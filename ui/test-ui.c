@@ -1,0 +1,273 @@
+/* Unit tests of the dialog library's logic that needs no running GIMP: recipes (written and
+ * read back, and the forms other writers may use) and model discovery on a folder tree made
+ * here. The expected values are written out in the tests, not taken from the code. */
+#include "gesso-config.h"
+
+#include <locale.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "gesso-dialog.h"
+#include "gesso-ui-private.h"
+
+/* --- a stand-in for a procedure config ------------------------------------------------------ */
+
+typedef struct
+{
+  GObject parent;
+  gchar *prompt;
+  gchar *sampler;
+  gint steps;
+  gdouble guidance;
+  gint seed;
+  gboolean random_seed;
+} FakeConfig;
+
+typedef struct
+{
+  GObjectClass parent;
+} FakeConfigClass;
+
+enum { PROP_0, PROP_PROMPT, PROP_SAMPLER, PROP_STEPS, PROP_GUIDANCE, PROP_SEED, PROP_RANDOM };
+
+static GType fake_config_get_type (void);
+G_DEFINE_TYPE (FakeConfig, fake_config, G_TYPE_OBJECT)
+
+static void
+fake_config_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
+{
+  FakeConfig *c = (FakeConfig *) object;
+
+  switch (id)
+    {
+    case PROP_PROMPT: g_free (c->prompt); c->prompt = g_value_dup_string (value); break;
+    case PROP_SAMPLER: g_free (c->sampler); c->sampler = g_value_dup_string (value); break;
+    case PROP_STEPS: c->steps = g_value_get_int (value); break;
+    case PROP_GUIDANCE: c->guidance = g_value_get_double (value); break;
+    case PROP_SEED: c->seed = g_value_get_int (value); break;
+    case PROP_RANDOM: c->random_seed = g_value_get_boolean (value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    }
+}
+
+static void
+fake_config_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec)
+{
+  FakeConfig *c = (FakeConfig *) object;
+
+  switch (id)
+    {
+    case PROP_PROMPT: g_value_set_string (value, c->prompt); break;
+    case PROP_SAMPLER: g_value_set_string (value, c->sampler); break;
+    case PROP_STEPS: g_value_set_int (value, c->steps); break;
+    case PROP_GUIDANCE: g_value_set_double (value, c->guidance); break;
+    case PROP_SEED: g_value_set_int (value, c->seed); break;
+    case PROP_RANDOM: g_value_set_boolean (value, c->random_seed); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+    }
+}
+
+static void
+fake_config_finalize (GObject *object)
+{
+  FakeConfig *c = (FakeConfig *) object;
+
+  g_free (c->prompt);
+  g_free (c->sampler);
+  G_OBJECT_CLASS (fake_config_parent_class)->finalize (object);
+}
+
+static void
+fake_config_class_init (FakeConfigClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->set_property = fake_config_set_property;
+  object_class->get_property = fake_config_get_property;
+  object_class->finalize = fake_config_finalize;
+  g_object_class_install_property (object_class, PROP_PROMPT,
+    g_param_spec_string ("prompt", NULL, NULL, "", G_PARAM_READWRITE));
+  g_object_class_install_property (object_class, PROP_SAMPLER,
+    g_param_spec_string ("sampler", NULL, NULL, "auto", G_PARAM_READWRITE));
+  g_object_class_install_property (object_class, PROP_STEPS,
+    g_param_spec_int ("steps", NULL, NULL, 1, 500, 25, G_PARAM_READWRITE));
+  g_object_class_install_property (object_class, PROP_GUIDANCE,
+    g_param_spec_double ("guidance", NULL, NULL, 0.0, 30.0, 7.5, G_PARAM_READWRITE));
+  g_object_class_install_property (object_class, PROP_SEED,
+    g_param_spec_int ("seed", NULL, NULL, 0, G_MAXINT, 0, G_PARAM_READWRITE));
+  g_object_class_install_property (object_class, PROP_RANDOM,
+    g_param_spec_boolean ("random-seed", NULL, NULL, TRUE, G_PARAM_READWRITE));
+}
+
+static void
+fake_config_init (FakeConfig *c)
+{
+  c->prompt = g_strdup ("");
+  c->sampler = g_strdup ("auto");
+  c->steps = 25;
+  c->guidance = 7.5;
+  c->random_seed = TRUE;
+}
+
+static FakeConfig *
+fake_new (void)
+{
+  return g_object_new (fake_config_get_type (), NULL);
+}
+
+/* --- recipes ------------------------------------------------------------------------------- */
+
+static void
+test_recipe_round_trip (void)
+{
+  g_autoptr (GObject) a = G_OBJECT (fake_new ());
+  g_autoptr (GObject) b = G_OBJECT (fake_new ());
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *text = NULL;
+  FakeConfig *fb = (FakeConfig *) b;
+
+  g_object_set (a, "prompt", "a cat\nin a hat = \"fine\"", "steps", 37, "guidance", 4.25,
+                "seed", 2147483000, "sampler", "euler-a", "random-seed", TRUE, NULL);
+  text = gesso_recipe_new_from_object (a, GESSO_EDIT_INPAINT);
+  g_assert_nonnull (strstr (text, "[recipe]"));
+  g_assert_nonnull (strstr (text, "method=inpaint"));
+  g_assert_nonnull (strstr (text, "steps=37"));
+
+  g_assert_true (gesso_recipe_apply_to_object (b, text, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (fb->prompt, ==, "a cat\nin a hat = \"fine\"");
+  g_assert_cmpint (fb->steps, ==, 37);
+  g_assert_cmpfloat (fb->guidance, ==, 4.25);
+  g_assert_cmpint (fb->seed, ==, 2147483000);
+  g_assert_cmpstr (fb->sampler, ==, "euler-a");
+  /* a recipe is there to reproduce: its seed is used, not a new one */
+  g_assert_false (fb->random_seed);
+}
+
+/* numbers are written and read the same way whatever the locale's decimal separator */
+static void
+test_recipe_locale (void)
+{
+  g_autoptr (GObject) a = G_OBJECT (fake_new ());
+  g_autoptr (GObject) b = G_OBJECT (fake_new ());
+  g_autofree gchar *text = NULL;
+
+  if (setlocale (LC_NUMERIC, "de_DE.UTF-8") == NULL)
+    {
+      g_test_skip ("no de_DE.UTF-8 locale");
+      return;
+    }
+  g_object_set (a, "guidance", 6.5, NULL);
+  text = gesso_recipe_new_from_object (a, GESSO_EDIT_GENERATE);
+  g_assert_nonnull (strstr (text, "guidance=6.5"));
+  g_assert_true (gesso_recipe_apply_to_object (b, text, NULL));
+  g_assert_cmpfloat (((FakeConfig *) b)->guidance, ==, 6.5);
+  setlocale (LC_NUMERIC, "C");
+}
+
+static void
+test_recipe_other_forms (void)
+{
+  g_autoptr (GObject) c = G_OBJECT (fake_new ());
+  FakeConfig *f = (FakeConfig *) c;
+  g_autoptr (GError) error = NULL;
+
+  /* plain key=value lines, '_' for '-', unknown keys ignored, out of range clamped */
+  g_assert_true (gesso_recipe_apply_to_object (c, "prompt=a dog\nrandom_seed=false\n"
+                                               "steps=9000\nmodel-sha256=abc\n", &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (f->prompt, ==, "a dog");
+  g_assert_cmpint (f->steps, ==, 500);
+  g_assert_false (f->random_seed);
+
+  /* JSON, nested objects flattened */
+  g_assert_true (gesso_recipe_apply_to_object (c, "{\"prompt\": \"a fox\", \"params\": "
+                                               "{\"steps\": 12, \"guidance\": 3.5, "
+                                               "\"seed\": 77}}", &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (f->prompt, ==, "a fox");
+  g_assert_cmpint (f->steps, ==, 12);
+  g_assert_cmpfloat (f->guidance, ==, 3.5);
+  g_assert_cmpint (f->seed, ==, 77);
+
+  /* a number that does not parse leaves the property alone */
+  g_assert_true (gesso_recipe_apply_to_object (c, "steps=many\n", &error));
+  g_assert_cmpint (f->steps, ==, 12);
+
+  g_assert_false (gesso_recipe_apply_to_object (c, "{ not json", &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+}
+
+/* --- models ---------------------------------------------------------------------------------- */
+
+static void
+touch (const gchar *dir, const gchar *relative)
+{
+  g_autofree gchar *path = g_build_filename (dir, relative, NULL);
+  g_autofree gchar *parent = g_path_get_dirname (path);
+
+  g_assert_cmpint (g_mkdir_with_parents (parent, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (path, "x", 1, NULL));
+}
+
+static void
+test_models_find (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("gesso-ui-XXXXXX", NULL);
+  g_autofree gchar *one = g_build_filename (root, "one", NULL);
+  g_autofree gchar *two = g_build_filename (root, "two", NULL);
+  g_autofree gchar *path = g_strjoin (G_SEARCHPATH_SEPARATOR_S, one, two, one, NULL);
+  g_autofree gchar *profile = g_build_filename (root, "profile", NULL);
+  g_auto (GStrv) models = NULL;
+  g_autofree gchar *name = NULL;
+  const gchar *expected[] = {
+    "one/a.safetensors", "one/diffusers-model", "one/sd15/sd15.safetensors",
+    "two/z.safetensors", NULL,
+  };
+  guint n = 0;
+
+  touch (one, "a.safetensors");
+  touch (one, ".hidden.safetensors");
+  touch (one, "notes.txt");
+  touch (one, "weights.ckpt");
+  touch (one, "diffusers-model/model_index.json");
+  touch (one, "diffusers-model/unet/diffusion_pytorch_model.safetensors");
+  touch (one, "sd15/sd15.safetensors");
+  touch (one, "sd15/deeper/too-deep.safetensors");
+  touch (two, "z.safetensors");
+  g_setenv ("GIMP3_DIRECTORY", profile, TRUE);
+  g_setenv ("GESSO_MODEL_PATH", path, TRUE);
+
+  models = gesso_ui_models_find ();
+  for (; models[n] != NULL; n++)
+    {
+      g_autofree gchar *want = g_build_filename (root, expected[n], NULL);
+
+      g_assert_nonnull (expected[n]);
+      g_assert_cmpstr (models[n], ==, want);
+    }
+  g_assert_null (expected[n]);
+
+  name = gesso_ui_model_display_name (models[2]);
+  g_assert_cmpstr (name, ==, "sd15/sd15");
+  g_assert_true (gesso_ui_is_model_path (models[1]));
+  g_assert_false (gesso_ui_is_model_path (one));
+  g_free (name);
+  name = gesso_ui_resolve_model ("z", NULL);
+  g_assert_cmpstr (name, ==, models[3]);
+  g_free (name);
+  name = gesso_ui_resolve_model ("no such model", NULL);
+  g_assert_null (name);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/ui/recipe/round-trip", test_recipe_round_trip);
+  g_test_add_func ("/ui/recipe/locale", test_recipe_locale);
+  g_test_add_func ("/ui/recipe/other-forms", test_recipe_other_forms);
+  g_test_add_func ("/ui/models/find", test_models_find);
+  return g_test_run ();
+}
