@@ -1,0 +1,754 @@
+/* Gesso: the GIMP 3 plug-in.
+ *
+ * One executable, four image procedures under Filters ▸ Generative:
+ *
+ *   plug-in-gesso-generate          Generate from Prompt…   text to image, into the selection
+ *   plug-in-gesso-inpaint           Inpaint Selection…      RePaint inside the selection
+ *   plug-in-gesso-realize-strokes   Realize Strokes…        SDEdit of the visible composite
+ *   plug-in-gesso-restyle           Restyle…                DDIM inversion, then new prompt
+ *
+ * Every run, in every run mode, goes the same way: check the input, (interactive only) show
+ * the dialog, read the image (gesso-bridge.c), run the engine with progress, and only then
+ * write the result as a new layer above the drawable inside one undo group, with the recipe
+ * that made it attached. GIMP cancels a plug-in by killing its process, so an image touched
+ * only at the very end is left exactly as it was by a cancelled run. Non-interactive runs and
+ * Filters ▸ Repeat never touch GTK. The dialog (ui/) and this file share nothing but the
+ * procedure's config.
+ */
+#include "gesso-config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+
+#include "gesso.h"
+#include "gesso-bridge.h"
+#include "gesso-dialog.h"
+#include "gesso-fingerprint.h"
+#include "gesso-intl.h"
+
+#define MENU_PATH "<Image>/Filters/Generative"
+#define IMAGE_TYPES "RGB*, GRAY*"
+/* Characters of the prompt kept in the new layer's name. */
+#define NAME_PROMPT_CHARS 48
+
+typedef struct
+{
+  GimpPlugIn parent_instance;
+} GessoPlugIn;
+
+typedef struct
+{
+  GimpPlugInClass parent_class;
+} GessoPlugInClass;
+
+#define GESSO_TYPE_PLUG_IN (gesso_plug_in_get_type ())
+
+GType gesso_plug_in_get_type (void) G_GNUC_CONST;
+
+static GList *gesso_query_procedures (GimpPlugIn *plug_in);
+static GimpProcedure *gesso_create_procedure (GimpPlugIn *plug_in, const gchar *name);
+static gboolean gesso_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name,
+                                gchar **gettext_domain, gchar **catalog_dir);
+static GimpValueArray *gesso_run (GimpProcedure *procedure, GimpRunMode run_mode,
+                                  GimpImage *image, GimpDrawable **drawables,
+                                  GimpProcedureConfig *config, gpointer run_data);
+
+G_DEFINE_TYPE (GessoPlugIn, gesso_plug_in, GIMP_TYPE_PLUG_IN)
+
+GIMP_MAIN (GESSO_TYPE_PLUG_IN)
+
+/* --- the procedures --------------------------------------------------------------------- */
+
+typedef struct
+{
+  const gchar *name;
+  GessoEditKind kind;
+  const gchar *menu_label;
+  const gchar *blurb;
+  const gchar *help;
+} ProcedureInfo;
+
+static const ProcedureInfo procedure_infos[] = {
+  { "plug-in-gesso-generate", GESSO_EDIT_GENERATE,
+    N_("Generate from _Prompt…"),
+    N_("Paint a new picture from a text prompt"),
+    N_("Generates a picture from the prompt with a diffusion model, on a new layer. The "
+       "selection's bounds give its size and place, and the selection's shape its edges; "
+       "without a selection it covers the whole image.") },
+  { "plug-in-gesso-inpaint", GESSO_EDIT_INPAINT,
+    N_("_Inpaint Selection…"),
+    N_("Repaint the selected area from a text prompt"),
+    N_("Regenerates the selected area so that it matches the prompt and blends with its "
+       "surroundings (RePaint). The result is a new layer that changes only the selection, "
+       "soft edges included; the layer under it is not modified.") },
+  { "plug-in-gesso-realize-strokes", GESSO_EDIT_SDEDIT,
+    N_("_Realize Strokes…"),
+    N_("Turn rough strokes into a finished picture"),
+    N_("Run it on a layer with rough strokes painted over the image: what is visible is "
+       "noised to the chosen strength and denoised back under the prompt (SDEdit), where the "
+       "strokes are (or inside the selection). Without strokes or a selection the whole image "
+       "is realised. The result is a new layer; the stroke layer can be hidden afterwards.") },
+  { "plug-in-gesso-restyle", GESSO_EDIT_RESTYLE,
+    N_("_Restyle…"),
+    N_("Change the style or content of the image from a text prompt"),
+    N_("Inverts the layer (or the selection) into noise under a source prompt that describes "
+       "it, then samples it back under the target prompt (DDIM inversion). The result is a "
+       "new layer.") },
+};
+
+static const ProcedureInfo *
+find_info (const gchar *name)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (procedure_infos); i++)
+    if (strcmp (procedure_infos[i].name, name) == 0)
+      return &procedure_infos[i];
+  return NULL;
+}
+
+static void
+gesso_plug_in_class_init (GessoPlugInClass *klass)
+{
+  GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS (klass);
+
+  plug_in_class->query_procedures = gesso_query_procedures;
+  plug_in_class->create_procedure = gesso_create_procedure;
+  plug_in_class->set_i18n = gesso_set_i18n;
+}
+
+static void
+gesso_plug_in_init (GessoPlugIn *plug_in)
+{
+}
+
+static GList *
+gesso_query_procedures (GimpPlugIn *plug_in)
+{
+  GList *list = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (procedure_infos); i++)
+    list = g_list_append (list, g_strdup (procedure_infos[i].name));
+  return list;
+}
+
+/* Catalogs beside the executable (plug-ins/gesso/locale/, GIMP's default) when they are
+ * there; else the ones installed with the rest of Gesso, bound by the dialog library. */
+static gboolean
+gesso_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name, gchar **gettext_domain,
+                gchar **catalog_dir)
+{
+  g_autofree gchar *dir = g_path_get_dirname (gimp_get_progname ());
+  g_autofree gchar *locale = g_build_filename (dir, "locale", NULL);
+
+  if (g_file_test (locale, G_FILE_TEST_IS_DIR))
+    {
+      *gettext_domain = g_strdup (GETTEXT_PACKAGE);
+      *catalog_dir = g_strdup ("locale");
+      return TRUE;
+    }
+  gesso_ui_init_i18n ();
+  return FALSE;
+}
+
+/* The samplers a method offers. Nicks are the engine's sampler names with dashes; "auto" lets
+ * the engine choose (RePaint when inpainting with an ordinary model, DPM++ 2M otherwise). */
+static GimpChoice *
+sampler_choice_new (GessoEditKind kind)
+{
+  GimpChoice *choice;
+
+  if (kind == GESSO_EDIT_RESTYLE)
+    return gimp_choice_new_with_values ("ddim", 0, _("DDIM"),
+                                        _("Restyle inverts with DDIM and samples back with "
+                                          "DDIM, so it is the only sampler it can use"),
+                                        NULL);
+
+  choice = gimp_choice_new_with_values ("auto", 0, _("Automatic"),
+                                        _("The method's best sampler for the model"), NULL);
+  if (kind == GESSO_EDIT_INPAINT)
+    gimp_choice_add (choice, "repaint", 1, _("RePaint"),
+                     _("Resampling jumps harmonise the area with its surroundings "
+                       "(ordinary models only)"));
+  gimp_choice_add (choice, "ddim", 2, _("DDIM"), _("Deterministic, good at few steps"));
+  gimp_choice_add (choice, "euler", 3, _("Euler"), _("Simple and fast"));
+  gimp_choice_add (choice, "euler-a", 4, _("Euler ancestral"),
+                   _("Adds fresh noise each step: livelier, never converges"));
+  gimp_choice_add (choice, "dpmpp-2m", 5, _("DPM++ 2M"), _("Sharp results in 20 to 30 steps"));
+  gimp_choice_add (choice, "dpmpp-2m-karras", 6, _("DPM++ 2M Karras"),
+                   _("DPM++ 2M with Karras noise levels: good at few steps"));
+  gimp_choice_add (choice, "lms", 7, _("LMS"), _("Linear multistep"));
+  gimp_choice_add (choice, "ddpm", 8, _("DDPM"), _("The original sampler: needs many steps"));
+  gimp_choice_add (choice, "lcm", 9, _("LCM"), _("For latent consistency models: 2 to 8 steps"));
+  return choice;
+}
+
+static void
+add_arguments (GimpProcedure *procedure, GessoEditKind kind)
+{
+  GessoEditParams d;
+  const gboolean masked = kind != GESSO_EDIT_GENERATE;
+
+  gesso_edit_params_init (&d, kind);
+
+  gimp_procedure_add_string_argument (procedure, "prompt", _("_Prompt"),
+                                      kind == GESSO_EDIT_RESTYLE
+                                      ? _("What the image should become")
+                                      : _("What to paint"),
+                                      "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (procedure, "negative-prompt", _("_Negative prompt"),
+                                      _("What to keep out of the picture"), "",
+                                      G_PARAM_READWRITE);
+  if (kind == GESSO_EDIT_RESTYLE)
+    gimp_procedure_add_string_argument (procedure, "source-prompt", _("_Source prompt"),
+                                        _("What the image shows now"), "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (procedure, "model", _("_Model"),
+                                      _("A .safetensors file or diffusers folder, or the name "
+                                        "of one in Gesso's model folders; empty: the default "
+                                        "model"),
+                                      "", G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "steps", _("S_teps"),
+                                   _("Denoising steps: more is slower and finer"), 1, 500,
+                                   d.steps, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "guidance", _("_Guidance"),
+                                      _("How closely to follow the prompt (classifier-free "
+                                        "guidance scale; 1 = off)"),
+                                      0.0, 30.0, d.guidance, G_PARAM_READWRITE);
+  if (masked)
+    gimp_procedure_add_double_argument (procedure, "strength", _("St_rength"),
+                                        _("How much may change: 0 keeps the image, 1 "
+                                          "repaints from pure noise"),
+                                        0.0, 1.0, d.strength, G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "seed", _("S_eed"),
+                                   _("Starting noise; the same seed and settings give the same "
+                                     "result"),
+                                   0, G_MAXINT, 0, G_PARAM_READWRITE);
+  gimp_procedure_add_boolean_argument (procedure, "random-seed", _("R_andom seed"),
+                                       _("Pick a new seed on every run (the seed used is kept "
+                                         "in the layer's recipe)"),
+                                       TRUE, G_PARAM_READWRITE);
+  gimp_procedure_add_choice_argument (procedure, "sampler", _("Sa_mpler"),
+                                      _("How the noise is stepped down"),
+                                      sampler_choice_new (kind),
+                                      kind == GESSO_EDIT_RESTYLE ? "ddim" : "auto",
+                                      G_PARAM_READWRITE);
+  if (kind == GESSO_EDIT_INPAINT)
+    {
+      gimp_procedure_add_int_argument (procedure, "jump-length", _("_Jump length"),
+                                       _("RePaint: steps between resampling jumps"), 1, 100,
+                                       d.jump_length, G_PARAM_READWRITE);
+      gimp_procedure_add_int_argument (procedure, "resample-count", _("Resample _count"),
+                                       _("RePaint: passes over each jump (1 = no "
+                                         "resampling)"),
+                                       1, 20, d.resample_count, G_PARAM_READWRITE);
+    }
+  if (masked)
+    {
+      gimp_procedure_add_double_argument (procedure, "mask-grow", _("Mask g_row"),
+                                          _("Pixels the mask is grown by"), 0.0, 512.0,
+                                          d.mask_grow, G_PARAM_READWRITE);
+      gimp_procedure_add_double_argument (procedure, "mask-feather", _("Mask _feather"),
+                                          _("Pixels of soft edge added around the mask"), 0.0,
+                                          512.0, d.mask_feather, G_PARAM_READWRITE);
+      gimp_procedure_add_int_argument (procedure, "context-margin", _("Conte_xt margin"),
+                                       _("Pixels around the mask the model sees"), 0, 4096,
+                                       d.context_margin, G_PARAM_READWRITE);
+    }
+  if (kind == GESSO_EDIT_SDEDIT)
+    gimp_procedure_add_boolean_argument (procedure, "hide-strokes", _("_Hide strokes"),
+                                         _("Hide the stroke layer once it is realised"), TRUE,
+                                         G_PARAM_READWRITE);
+  if (kind == GESSO_EDIT_RESTYLE)
+    gimp_procedure_add_boolean_argument (procedure, "full-inversion", _("F_ull inversion"),
+                                         _("Invert all the way to noise (ignores strength)"),
+                                         FALSE, G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "clip-skip", _("C_LIP skip"),
+                                   _("Text encoder layers to skip from the end (1 = "
+                                     "penultimate layer)"),
+                                   0, 11, d.clip_skip, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "eta", _("Et_a"),
+                                      _("Fresh noise per step for DDIM and RePaint (0 = "
+                                        "deterministic)"),
+                                      0.0, 1.0, d.eta, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "guidance-rescale", _("Guidance resca_le"),
+                                      _("Tames over-saturated colours at high guidance (0 = "
+                                        "off)"),
+                                      0.0, 1.0, d.guidance_rescale, G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument (procedure, "pixel-budget", _("Pi_xel budget"),
+                                   _("Working size in pixels the model runs at (0 = the "
+                                     "model's native size)"),
+                                   0, 4096 * 4096, d.pixel_budget, G_PARAM_READWRITE);
+
+  gimp_procedure_add_layer_return_value (procedure, "layer", _("Layer"),
+                                         _("The new layer holding the result"), FALSE,
+                                         G_PARAM_READWRITE);
+}
+
+static GimpProcedure *
+gesso_create_procedure (GimpPlugIn *plug_in, const gchar *name)
+{
+  const ProcedureInfo *info = find_info (name);
+  GimpProcedure *procedure;
+
+  if (info == NULL)
+    return NULL;
+  procedure = gimp_image_procedure_new (plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, gesso_run,
+                                        GINT_TO_POINTER (info->kind), NULL);
+  gimp_procedure_set_image_types (procedure, IMAGE_TYPES);
+  gimp_procedure_set_sensitivity_mask (procedure, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
+  gimp_procedure_set_menu_label (procedure, _(info->menu_label));
+  gimp_procedure_add_menu_path (procedure, MENU_PATH);
+  gimp_procedure_set_documentation (procedure, _(info->blurb), _(info->help), name);
+  gimp_procedure_set_attribution (procedure, "Gesso contributors", "Gesso contributors",
+                                  "2026");
+  add_arguments (procedure, info->kind);
+  return procedure;
+}
+
+/* --- reading the arguments ---------------------------------------------------------------- */
+
+/* The config's values for one run. Properties a procedure does not declare keep the method's
+ * defaults from gesso_edit_params_init(). */
+typedef struct
+{
+  gchar *prompt;
+  gchar *negative_prompt;
+  gchar *source_prompt;
+  gchar *model;
+  gchar *sampler;
+  gint steps, seed, jump_length, resample_count, context_margin, clip_skip, pixel_budget;
+  gboolean random_seed, hide_strokes, full_inversion;
+  gdouble guidance, strength, mask_grow, mask_feather, eta, guidance_rescale;
+} RunArgs;
+
+static void
+run_args_clear (RunArgs *args)
+{
+  g_free (args->prompt);
+  g_free (args->negative_prompt);
+  g_free (args->source_prompt);
+  g_free (args->model);
+  g_free (args->sampler);
+  memset (args, 0, sizeof *args);
+}
+
+static gboolean
+has_property (GimpProcedureConfig *config, const gchar *name)
+{
+  return g_object_class_find_property (G_OBJECT_GET_CLASS (config), name) != NULL;
+}
+
+static void
+get_string (GimpProcedureConfig *config, const gchar *name, gchar **value)
+{
+  gchar *s = NULL;
+
+  if (has_property (config, name))
+    g_object_get (config, name, &s, NULL);
+  *value = s != NULL ? s : g_strdup ("");
+}
+
+static void
+get_int (GimpProcedureConfig *config, const gchar *name, gint *value)
+{
+  if (has_property (config, name))
+    g_object_get (config, name, value, NULL);
+}
+
+static void
+get_double (GimpProcedureConfig *config, const gchar *name, gdouble *value)
+{
+  if (has_property (config, name))
+    g_object_get (config, name, value, NULL);
+}
+
+static void
+get_boolean (GimpProcedureConfig *config, const gchar *name, gboolean *value)
+{
+  if (has_property (config, name))
+    g_object_get (config, name, value, NULL);
+}
+
+static void
+run_args_read (GimpProcedureConfig *config, GessoEditKind kind, RunArgs *args)
+{
+  GessoEditParams d;
+
+  gesso_edit_params_init (&d, kind);
+  memset (args, 0, sizeof *args);
+  args->steps = d.steps;
+  args->guidance = d.guidance;
+  args->strength = d.strength;
+  args->jump_length = d.jump_length;
+  args->resample_count = d.resample_count;
+  args->mask_grow = d.mask_grow;
+  args->mask_feather = d.mask_feather;
+  args->context_margin = d.context_margin;
+  args->clip_skip = d.clip_skip;
+  args->eta = d.eta;
+  args->guidance_rescale = d.guidance_rescale;
+  args->pixel_budget = d.pixel_budget;
+  args->random_seed = FALSE;
+  args->hide_strokes = FALSE;
+  args->full_inversion = FALSE;
+
+  get_string (config, "prompt", &args->prompt);
+  get_string (config, "negative-prompt", &args->negative_prompt);
+  get_string (config, "source-prompt", &args->source_prompt);
+  get_string (config, "model", &args->model);
+  get_string (config, "sampler", &args->sampler);
+  get_int (config, "steps", &args->steps);
+  get_int (config, "seed", &args->seed);
+  get_int (config, "jump-length", &args->jump_length);
+  get_int (config, "resample-count", &args->resample_count);
+  get_int (config, "context-margin", &args->context_margin);
+  get_int (config, "clip-skip", &args->clip_skip);
+  get_int (config, "pixel-budget", &args->pixel_budget);
+  get_boolean (config, "random-seed", &args->random_seed);
+  get_boolean (config, "hide-strokes", &args->hide_strokes);
+  get_boolean (config, "full-inversion", &args->full_inversion);
+  get_double (config, "guidance", &args->guidance);
+  get_double (config, "strength", &args->strength);
+  get_double (config, "mask-grow", &args->mask_grow);
+  get_double (config, "mask-feather", &args->mask_feather);
+  get_double (config, "eta", &args->eta);
+  get_double (config, "guidance-rescale", &args->guidance_rescale);
+}
+
+/* The engine's name for a sampler nick ("dpmpp-2m-karras" -> "dpmpp_2m_karras"); NULL for
+ * "auto" (the engine picks). Owned string. */
+static gchar *
+engine_sampler_name (const gchar *nick)
+{
+  if (nick == NULL || nick[0] == '\0' || strcmp (nick, "auto") == 0)
+    return NULL;
+  return g_strdelimit (g_strdup (nick), "-", '_');
+}
+
+/* --- the model ---------------------------------------------------------------------------- */
+
+/* REQUESTED as a path, else as the name of a model in Gesso's model folders; empty: the
+ * default model. Owned path, or NULL with ERROR set. */
+static gchar *
+resolve_model (const gchar *requested, GError **error)
+{
+  g_auto (GStrv) models = NULL;
+  g_autofree gchar *user_dir = NULL;
+
+  if (requested == NULL || requested[0] == '\0')
+    return gesso_ui_get_default_model (error);
+  if (g_file_test (requested, G_FILE_TEST_EXISTS))
+    return g_strdup (requested);
+  if (strchr (requested, G_DIR_SEPARATOR) == NULL)
+    {
+      g_autofree gchar *with_ext = g_strconcat (requested, ".safetensors", NULL);
+
+      models = gesso_ui_models_find ();
+      for (gint i = 0; models != NULL && models[i] != NULL; i++)
+        {
+          g_autofree gchar *base = g_path_get_basename (models[i]);
+
+          if (strcmp (base, requested) == 0 || strcmp (base, with_ext) == 0)
+            return g_strdup (models[i]);
+        }
+    }
+  user_dir = g_build_filename (gimp_directory (), "gesso", "models", NULL);
+  g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+               _("The model “%s” was not found. Give the path of a .safetensors file or a "
+                 "diffusers folder, the name of a model in %s, or leave Model empty to use the "
+                 "default model."),
+               requested, user_dir);
+  return NULL;
+}
+
+/* --- the run ------------------------------------------------------------------------------ */
+
+static gboolean
+progress_step (int step, int total, const GessoImage *preview, gpointer user_data)
+{
+  if (total > 0)
+    gimp_progress_update ((gdouble) step / (gdouble) total);
+  return TRUE;
+}
+
+static const gchar *
+progress_text (GessoEditKind kind)
+{
+  switch (kind)
+    {
+    case GESSO_EDIT_GENERATE:
+      return _("Generating from the prompt");
+    case GESSO_EDIT_INPAINT:
+      return _("Inpainting the selection");
+    case GESSO_EDIT_SDEDIT:
+      return _("Realizing the strokes");
+    case GESSO_EDIT_RESTYLE:
+    default:
+      return _("Restyling");
+    }
+}
+
+/* "Inpaint: a stone wall", the prompt's first line shortened to NAME_PROMPT_CHARS. */
+static gchar *
+layer_name_new (GessoEditKind kind, const gchar *prompt)
+{
+  g_autofree gchar *line = g_strstrip (g_strndup (prompt, strcspn (prompt, "\r\n")));
+  g_autofree gchar *shown = NULL;
+
+  if (g_utf8_strlen (line, -1) > NAME_PROMPT_CHARS)
+    {
+      g_autofree gchar *cut = g_utf8_substring (line, 0, NAME_PROMPT_CHARS);
+
+      shown = g_strconcat (g_strchomp (cut), "…", NULL);
+    }
+  else
+    shown = g_strdup (line);
+
+  switch (kind)
+    {
+    case GESSO_EDIT_GENERATE:
+      return shown[0] ? g_strdup_printf (_("Generate: %s"), shown) : g_strdup (_("Generate"));
+    case GESSO_EDIT_INPAINT:
+      return shown[0] ? g_strdup_printf (_("Inpaint: %s"), shown) : g_strdup (_("Inpaint"));
+    case GESSO_EDIT_SDEDIT:
+      return shown[0] ? g_strdup_printf (_("Realize: %s"), shown) : g_strdup (_("Realize"));
+    case GESSO_EDIT_RESTYLE:
+    default:
+      return shown[0] ? g_strdup_printf (_("Restyle: %s"), shown) : g_strdup (_("Restyle"));
+    }
+}
+
+/* The recipe the dialog library writes for CONFIG, plus what only the run knows: the model's
+ * file name and fingerprint, and the Gesso version. The seed in CONFIG is the one used. */
+static gchar *
+recipe_new (GimpProcedureConfig *config, GessoEditKind kind, const gchar *model_path)
+{
+  g_autofree gchar *base = gesso_recipe_new_from_config (config, kind);
+  g_autoptr (GKeyFile) keys = g_key_file_new ();
+  g_autofree gchar *file = g_path_get_basename (model_path);
+  g_autofree gchar *sha256 = NULL;
+  g_autoptr (GError) error = NULL;
+  guint64 size = 0;
+
+  if (base == NULL
+      || !g_key_file_load_from_data (keys, base, (gsize) -1, G_KEY_FILE_KEEP_COMMENTS, NULL))
+    g_key_file_set_string (keys, "recipe", "method", "unknown");
+  g_key_file_set_string (keys, "recipe", "model-file", file);
+  sha256 = gesso_fingerprint_model (model_path, &size, &error);
+  if (sha256 != NULL)
+    {
+      g_key_file_set_string (keys, "recipe", "model-hash-method", GESSO_FINGERPRINT_METHOD);
+      g_key_file_set_string (keys, "recipe", "model-sha256", sha256);
+      g_key_file_set_uint64 (keys, "recipe", "model-size", size);
+    }
+  g_key_file_set_string (keys, "recipe", "gesso-version", gesso_version ());
+  return g_key_file_to_data (keys, NULL, NULL);
+}
+
+static GimpValueArray *
+run_error (GimpProcedure *procedure, GimpPDBStatusType status, GError *error)
+{
+  return gimp_procedure_new_return_values (procedure, status, error);
+}
+
+static GimpValueArray *
+gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
+           GimpDrawable **drawables, GimpProcedureConfig *config, gpointer run_data)
+{
+  const GessoEditKind kind = (GessoEditKind) GPOINTER_TO_INT (run_data);
+  GimpPDBStatusType status = GIMP_PDB_EXECUTION_ERROR;
+  GimpValueArray *return_values;
+  GimpDrawable *drawable;
+  GimpLayer *layer = NULL;
+  GessoBridgeInput input = { 0 };
+  GessoEditResult result = { 0 };
+  GessoEditParams params;
+  GessoModelParams model_params;
+  GessoModel *model = NULL;
+  RunArgs args = { 0 };
+  GError *error = NULL, *engine_error = NULL;
+  gchar *model_path = NULL, *model_name = NULL, *sampler = NULL, *name = NULL, *recipe = NULL;
+  gint pad;
+
+  gegl_init (NULL, NULL);
+
+  if (gimp_core_object_array_get_length ((GObject **) drawables) != 1)
+    {
+      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0,
+                   _("Procedure '%s' works with one layer: select exactly one."),
+                   gimp_procedure_get_name (procedure));
+      return run_error (procedure, GIMP_PDB_CALLING_ERROR, error);
+    }
+  drawable = drawables[0];
+  if (!gimp_item_is_layer (GIMP_ITEM (drawable)))
+    {
+      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0,
+                   _("Gesso works on layers: select a layer rather than a channel or a layer "
+                     "mask."));
+      return run_error (procedure, GIMP_PDB_CALLING_ERROR, error);
+    }
+  /* scripts may call us on any image; the menu offers only RGB and grayscale ones */
+  if (gimp_image_get_base_type (image) == GIMP_INDEXED)
+    {
+      g_set_error_literal (&error, GIMP_PLUG_IN_ERROR, 0,
+                           _("Gesso works on RGB and grayscale images: convert this one with "
+                             "Image ▸ Mode ▸ RGB first."));
+      return run_error (procedure, GIMP_PDB_CALLING_ERROR, error);
+    }
+  /* checked before the dialog, so nobody fills it in for nothing */
+  if (kind == GESSO_EDIT_INPAINT && gimp_selection_is_empty (image))
+    {
+      g_set_error_literal (&error, GIMP_PLUG_IN_ERROR, 0,
+                           _("Inpaint Selection needs a selection: select the area to "
+                             "regenerate first"));
+      return run_error (procedure, GIMP_PDB_EXECUTION_ERROR, error);
+    }
+
+  if (run_mode == GIMP_RUN_INTERACTIVE)
+    {
+      gimp_ui_init ("gesso");
+      if (!gesso_dialog_run (procedure, config, image, drawable, kind))
+        return gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL, NULL);
+    }
+  else
+    {
+      gboolean random_seed = FALSE;
+
+      /* the dialog draws the seed itself; here it is ours to draw, and the config keeps it so
+       * the recipe (and Filters ▸ Repeat's stored values) hold the seed actually used */
+      get_boolean (config, "random-seed", &random_seed);
+      if (random_seed && has_property (config, "seed"))
+        g_object_set (config, "seed", (gint) g_random_int_range (0, G_MAXINT), NULL);
+    }
+
+  run_args_read (config, kind, &args);
+  model_path = resolve_model (args.model, &error);
+  if (model_path == NULL)
+    goto out;
+
+  /* read everything first: the image is not touched until the engine is done */
+  pad = args.context_margin + (gint) ceil (args.mask_grow) + (gint) ceil (args.mask_feather) + 2;
+  switch (kind)
+    {
+    case GESSO_EDIT_GENERATE:
+      if (!gesso_bridge_read_target (image, &input, &error))
+        goto out;
+      break;
+    case GESSO_EDIT_INPAINT:
+      if (!gesso_bridge_read_drawable (image, drawable, pad, TRUE, &input, &error))
+        goto out;
+      break;
+    case GESSO_EDIT_SDEDIT:
+      if (!gesso_bridge_read_visible (image, drawable, pad, &input, &error))
+        goto out;
+      break;
+    case GESSO_EDIT_RESTYLE:
+    default:
+      if (!gesso_bridge_read_drawable (image, drawable, pad, FALSE, &input, &error))
+        goto out;
+      break;
+    }
+
+  gimp_progress_init (progress_text (kind));
+  model_name = g_path_get_basename (model_path);
+  gimp_progress_set_text_printf (_("Loading the model “%s”"), model_name);
+  gimp_progress_pulse ();
+  gesso_model_params_init (&model_params);
+  model_params.path = model_path;
+  model = gesso_model_open (&model_params, &engine_error);
+  if (model == NULL)
+    {
+      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0, _("Gesso could not open the model “%s”: %s"),
+                   model_path, engine_error->message);
+      goto out;
+    }
+
+  gimp_progress_set_text (progress_text (kind));
+  sampler = engine_sampler_name (args.sampler);
+  gesso_edit_params_init (&params, kind);
+  params.prompt = args.prompt;
+  params.negative_prompt = args.negative_prompt;
+  params.source_prompt = kind == GESSO_EDIT_RESTYLE ? args.source_prompt : NULL;
+  params.steps = args.steps;
+  params.guidance = (float) args.guidance;
+  params.guidance_rescale = (float) args.guidance_rescale;
+  if (kind != GESSO_EDIT_GENERATE)
+    params.strength = (float) args.strength;
+  params.seed = (guint64) args.seed;
+  params.sampler = sampler;
+  params.eta = (float) args.eta;
+  params.jump_length = args.jump_length;
+  params.resample_count = args.resample_count;
+  params.mask_grow = (float) args.mask_grow;
+  params.mask_feather = (float) args.mask_feather;
+  params.context_margin = args.context_margin;
+  params.clip_skip = args.clip_skip;
+  params.pixel_budget = args.pixel_budget;
+  params.full_inversion = args.full_inversion;
+  params.progress = progress_step;
+  params.progress_data = NULL;
+  if (kind == GESSO_EDIT_GENERATE)
+    {
+      params.width = input.width;
+      params.height = input.height;
+    }
+
+  if (!gesso_edit_run (model, &params, kind == GESSO_EDIT_GENERATE ? NULL : &input.image,
+                       input.mask.values != NULL ? &input.mask : NULL, &result, &engine_error))
+    {
+      if (g_error_matches (engine_error, GESSO_ERROR, GESSO_ERROR_CANCELLED))
+        {
+          status = GIMP_PDB_CANCEL;
+          goto out;
+        }
+      g_set_error (&error, GIMP_PLUG_IN_ERROR, 0, _("Gesso could not finish the edit: %s"),
+                   engine_error->message);
+      goto out;
+    }
+  gimp_progress_update (1.0);
+
+  /* the only writes of the run, as one undo step */
+  name = layer_name_new (kind, args.prompt);
+  recipe = recipe_new (config, kind, model_path);
+  gimp_image_undo_group_start (image);
+  layer = gesso_bridge_write_layer (image, drawable, name, &input, &result, &error);
+  if (layer != NULL)
+    {
+      GError *recipe_error = NULL;
+
+      if (!gesso_recipe_attach (GIMP_DRAWABLE (layer), recipe, &recipe_error))
+        {
+          /* the picture matters more than its label: keep the layer, say what is missing */
+          gimp_message (recipe_error->message);
+          g_clear_error (&recipe_error);
+        }
+      if (kind == GESSO_EDIT_SDEDIT && args.hide_strokes && input.mask_from_strokes)
+        gimp_item_set_visible (GIMP_ITEM (drawable), FALSE);
+    }
+  gimp_image_undo_group_end (image);
+  if (layer == NULL)
+    goto out;
+  if (run_mode != GIMP_RUN_NONINTERACTIVE)
+    gimp_displays_flush ();
+  status = GIMP_PDB_SUCCESS;
+
+out:
+  g_free (recipe);
+  g_free (name);
+  g_free (sampler);
+  g_free (model_name);
+  g_free (model_path);
+  if (engine_error != NULL)
+    g_error_free (engine_error);
+  gesso_edit_result_clear (&result);
+  gesso_bridge_input_clear (&input);
+  if (model != NULL)
+    gesso_model_free (model);
+  run_args_clear (&args);
+  if (status != GIMP_PDB_SUCCESS)
+    return run_error (procedure, status, error);
+  return_values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
+  g_value_set_object (gimp_value_array_index (return_values, 1), layer);
+  return return_values;
+}

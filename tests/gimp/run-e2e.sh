@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# End-to-end tests of Gesso's GIMP 3 plug-in in a real, headless GIMP 3.
+#
+#   tools/in-debian13.sh tests/gimp/run-e2e.sh    from a Debian 12 host (GIMP 3 lives in the root)
+#   tests/gimp/run-e2e.sh                          where gimp-console-3.0 and libgimp-3.0-dev are
+#                                                  (on a host without them it re-runs itself
+#                                                  through tools/in-debian13.sh)
+#
+# 1. builds the plug-in with meson (build dir $GESSO_GIMP_BUILD_DIR, default build-gimp/);
+# 2. installs it, and the translations compiled from po/*.po, into a throw-away
+#    $XDG_CONFIG_HOME/GIMP/3.0/plug-ins/gesso/ (GIMP 3 loads a plug-in only from a folder
+#    named like its executable), so nothing outside a temporary folder is touched;
+# 3. runs gimp-console-3.0 headless (-n -d -f, always with --quit and inside `timeout`) on the
+#    cases in tests/gimp/e2e.scm, one GIMP per case, and the batch example
+#    data/scripts/gesso-batch-inpaint.scm; tests/gimp/check.py judges what they leave behind;
+# 4. asks GIMP for the procedures' labels and arguments (Python-Fu, the only batch
+#    interpreter that can read a procedure's menu label) under LANG=C.UTF-8 and de_DE.UTF-8.
+#
+# Model: $GESSO_E2E_MODEL, else ../shared/conformance/models/tiny-sd1/diffusers, else the
+# first model in data/models/; with none, every case is skipped (SKIP lines, exit 0).
+# Prints PASS/FAIL/SKIP lines and "gimp: N passed, M failed, K skipped"; exits 1 on a FAIL.
+# Environment: GESSO_GIMP_TIMEOUT (seconds per GIMP run, default 300), GESSO_E2E_KEEP=1 keeps
+# the work folder (its path is printed) with every log, PNG and recipe, GESSO_E2E_SLOW=1 adds
+# the Filters ▸ Repeat check (RUN-WITH-LAST-VALS at default settings: minutes).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+repo="$(cd "$here/../.." && pwd -P)"
+
+if [ "${GESSO_IN_DEBIAN13:-}" != 1 ] && ! command -v gimp-console-3.0 >/dev/null &&
+   [ -x "$repo/tools/in-debian13.sh" ]; then
+  exec "$repo/tools/in-debian13.sh" "$here/run-e2e.sh" "$@"
+fi
+
+passed=0 failed=0 skipped=0
+emit() {   # emit STATUS NAME [WHY]
+  local line="$1 $2"
+  [ -n "${3:-}" ] && line="$line: $3"
+  echo "$line"
+  case "$1" in PASS) passed=$((passed + 1)) ;; FAIL) failed=$((failed + 1)) ;;
+    SKIP) skipped=$((skipped + 1)) ;; esac
+}
+# Runs check.py and counts the lines it prints.
+judge() {
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      PASS\ *) emit PASS "${line#PASS }" ;;
+      FAIL\ *) emit FAIL "${line#FAIL }" ;;
+      SKIP\ *) emit SKIP "${line#SKIP }" ;;
+      *) echo "$line" ;;
+    esac
+  done < <(python3 "$here/check.py" "$@" 2>&1)
+}
+finish() {
+  echo "gimp: $passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ]
+  exit $?
+}
+
+timeout_s="${GESSO_GIMP_TIMEOUT:-300}"
+work=$(mktemp -d /tmp/gesso-gimp-e2e.XXXXXX)
+if [ "${GESSO_E2E_KEEP:-0}" = 1 ]; then
+  echo "work folder (kept): $work"
+else
+  trap 'rm -rf "$work"' EXIT
+fi
+
+# --- 1. build ----------------------------------------------------------------------------------
+cd "$repo"
+bd="${GESSO_GIMP_BUILD_DIR:-build-gimp}"
+[ -d "$bd" ] && [ ! -f "$bd/build.ninja" ] && rm -rf "$bd"   # a half-configured leftover
+if { [ -f "$bd/build.ninja" ] || meson setup "$bd" -Dplugin=enabled >"$work/setup.log" 2>&1; } &&
+   ninja -C "$bd" plugin/gesso >"$work/build.log" 2>&1; then
+  emit PASS build "meson + ninja built $bd/plugin/gesso"
+else
+  emit FAIL build "meson/ninja failed; last lines:"
+  tail -n 25 "$work/setup.log" "$work/build.log" 2>/dev/null | sed 's/^/    | /'
+  finish
+fi
+
+# --- 2. install into throw-away GIMP profiles --------------------------------------------------
+unset GIMP3_DIRECTORY                     # it would override $XDG_CONFIG_HOME/GIMP/3.0
+install_profile() {   # install_profile DIR: a GIMP config home with Gesso in it
+  local plug="$1/GIMP/3.0/plug-ins/gesso" po lang
+  install -D -m 755 "$bd/plugin/gesso" "$plug/gesso" || return 1
+  for po in "$repo"/po/*.po; do
+    [ -e "$po" ] || continue
+    lang=$(basename "$po" .po)
+    mkdir -p "$plug/locale/$lang/LC_MESSAGES"
+    msgfmt -o "$plug/locale/$lang/LC_MESSAGES/gesso.mo" "$po" || return 1
+  done
+}
+if install_profile "$work/config" && install_profile "$work/config-de"; then
+  n_mo=$(ls "$work/config/GIMP/3.0/plug-ins/gesso/locale" 2>/dev/null | wc -l)
+  emit PASS install "plug-ins/gesso/gesso and $n_mo catalog(s) in a temporary XDG_CONFIG_HOME"
+else
+  emit FAIL install "could not install the plug-in into $work/config"
+  finish
+fi
+export XDG_CONFIG_HOME="$work/config" XDG_CACHE_HOME="$work/cache" XDG_DATA_HOME="$work/data"
+unset GESSO_MODEL_PATH
+
+# --- 3. the model ----------------------------------------------------------------------------
+model="${GESSO_E2E_MODEL:-}"
+if [ -z "$model" ] && [ -d "$repo/../shared/conformance/models/tiny-sd1/diffusers" ]; then
+  model="$(cd "$repo/../shared/conformance/models/tiny-sd1/diffusers" && pwd -P)"
+fi
+if [ -z "$model" ] && [ -d "$repo/data/models" ]; then
+  model=$(find "$repo/data/models" -mindepth 1 -maxdepth 1 \( -name '*.safetensors' -o -type d \) |
+            sort | head -n 1)
+fi
+if [ -z "$model" ]; then
+  for c in labels inpaint inpaint-empty generate strokes restyle batch; do
+    emit SKIP "$c" "no model: neither ../shared/conformance/models/tiny-sd1 nor data/models/ exists"
+  done
+  finish
+fi
+echo "model: $model"
+echo "GIMP: $(gimp-console-3.0 --version 2>/dev/null | sed -n 's/.*version //p')"
+
+# gimp_run NAME INTERPRETER CODE [ENV=VALUE...]: one headless GIMP; log in $work/NAME.log,
+# exit status in $rc.
+gimp_run() {
+  local name="$1" interp="$2" code="$3"
+  shift 3
+  local t0=$SECONDS
+  env "$@" timeout -k 10 "$timeout_s" gimp-console-3.0 -n -d -f --quit \
+    --batch-interpreter="$interp" -b "$code" >"$work/$name.log" 2>&1
+  rc=$?
+  echo "  ($name: gimp-console exit status $rc, $((SECONDS - t0)) s)"
+}
+# The error a failed run printed, on one line.
+run_error() {
+  local msg
+  msg=$(grep -m 3 -E 'Error|error|failed|CRITICAL' "$work/$1.log" | grep -v 'g_object_unref' |
+          tr '\n' ' ' | cut -c 1-400)
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && msg="timed out after ${timeout_s} s. $msg"
+  echo "gimp-console exit status $rc: ${msg:-see $work/$1.log}"
+}
+scm() {   # scm CASE ARGS...: Scheme that loads the cases and runs (e2e-CASE ARGS...)
+  local c="$1"
+  shift
+  printf '(begin (load "%s") (e2e-%s %s))' "$here/e2e.scm" "$c" "$*"
+}
+q() { printf '"%s"' "$1"; }
+
+# --- 4. labels and arguments (C and German) ----------------------------------------------------
+mkdir -p "$work/labels"
+py="exec(open('$here/labels.py').read())"
+gimp_run labels-C python-fu-eval "$py" LANG=C.UTF-8 "GESSO_E2E_OUT=$work/labels/labels-C.json"
+[ "$rc" = 0 ] || emit FAIL labels/run "$(run_error labels-C)"
+gimp_run labels-de python-fu-eval "$py" LANG=de_DE.UTF-8 LANGUAGE=de \
+  "XDG_CONFIG_HOME=$work/config-de" "GESSO_E2E_OUT=$work/labels/labels-de.json"
+[ "$rc" = 0 ] || emit FAIL labels/run-de "$(run_error labels-de)"
+judge labels "$work/labels" "$repo"
+
+# --- 5. the procedures -------------------------------------------------------------------------
+# Generate and Repeat (RUN-WITH-LAST-VALS) leave the model empty: the default model must be
+# found through $GESSO_MODEL_PATH, a folder holding a link to the test model.
+mkdir -p "$work/models"
+ln -sfn "$model" "$work/models/tiny-test-model"
+for c in inpaint generate strokes restyle; do
+  mkdir -p "$work/$c"
+  gimp_run "$c" plug-in-script-fu-eval "$(scm "$c" "$(q "$model")" "$(q "$work/$c")")" \
+    "GESSO_MODEL_PATH=$work/models"
+  if [ "$rc" = 0 ]; then
+    judge "$c" "$work/$c"
+  else
+    emit FAIL "$c/run" "$(run_error "$c")"
+  fi
+done
+
+# Filters ▸ Repeat (RUN-WITH-LAST-VALS) runs with the defaults of a fresh profile: minutes.
+if [ "${GESSO_E2E_SLOW:-0}" = 1 ]; then
+  mkdir -p "$work/last-vals"
+  gimp_run last-vals plug-in-script-fu-eval \
+    "$(scm last-vals "$(q "$model")" "$(q "$work/last-vals")")" "GESSO_MODEL_PATH=$work/models"
+  if [ "$rc" = 0 ]; then
+    judge last-vals "$work/last-vals"
+  else
+    emit FAIL restyle/with-last-vals "$(run_error last-vals)"
+  fi
+else
+  emit SKIP restyle/with-last-vals "runs the default 30 steps at native size; GESSO_E2E_SLOW=1"
+fi
+
+# Inpaint with no selection must fail, promptly, with the message the user needs.
+want="Inpaint Selection needs a selection: select the area to regenerate first"
+gimp_run inpaint-empty plug-in-script-fu-eval \
+  "$(scm inpaint-empty "$(q "$model")" "$(q "$work")")"
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  emit FAIL inpaint/empty-selection-error "$(run_error inpaint-empty)"
+elif [ "$rc" != 0 ] && grep -qF "$want" "$work/inpaint-empty.log"; then
+  emit PASS inpaint/empty-selection-error
+else
+  emit FAIL inpaint/empty-selection-error \
+    "expected a failing call with \"$want\"; $(run_error inpaint-empty)"
+fi
+
+# --- 6. the Script-Fu batch example -------------------------------------------------------------
+mkdir -p "$work/batch/in" "$work/batch/out"
+code="(begin (load \"$here/e2e.scm\") (load \"$repo/data/scripts/gesso-batch-inpaint.scm\")
+  (e2e-batch-inputs \"$work/batch/in\")
+  (gesso-batch-inpaint \"$work/batch/in/*.png\" \"$work/batch/out\" \"a small cat\"
+                       \"$model\" 3 8 8 16 16))"
+gimp_run batch plug-in-script-fu-eval "$code"
+if [ "$rc" = 0 ]; then
+  judge batch "$work/batch"
+else
+  emit FAIL batch/run "$(run_error batch)"
+fi
+
+finish
