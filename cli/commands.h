@@ -26,6 +26,10 @@ gboolean gesso_cli_parse (GOptionContext *context, const char *command, int *arg
                           char ***argv);
 
 int gesso_cli_info (int argc, char **argv);
+int gesso_cli_generate (int argc, char **argv);
+int gesso_cli_inpaint (int argc, char **argv);
+int gesso_cli_sdedit (int argc, char **argv);
+int gesso_cli_restyle (int argc, char **argv);
 
 G_END_DECLS
 

@@ -26,6 +26,10 @@ typedef struct
 static const Command commands[] = {
   { "info", N_("Describe a model: its files, components, tensors and parameters"),
     gesso_cli_info },
+  { "generate", N_("Make an image from a prompt"), gesso_cli_generate },
+  { "inpaint", N_("Regenerate the masked part of an image"), gesso_cli_inpaint },
+  { "sdedit", N_("Turn strokes or a sketch into a finished image"), gesso_cli_sdedit },
+  { "restyle", N_("Change an image's style, keeping its layout"), gesso_cli_restyle },
 };
 
 void

@@ -42,6 +42,8 @@ static char *
 format_component (const GessoComponentSummary *c)
 {
   g_autofree char *human = format_count (c->n_params);
+  /* the count as text: xgettext cannot read a msgid built with G_GUINT64_FORMAT */
+  g_autofree char *count = g_strdup_printf ("%" G_GUINT64_FORMAT, c->n_params);
   GString *text = g_string_new (NULL);
   gboolean first = TRUE;
 
@@ -50,9 +52,9 @@ format_component (const GessoComponentSummary *c)
                           c->n_tensors);
   g_string_append (text, ", ");
   g_string_append_printf (text,
-                          g_dngettext (GETTEXT_PACKAGE, "%" G_GUINT64_FORMAT " parameter (%s)",
-                                       "%" G_GUINT64_FORMAT " parameters (%s)", c->n_params),
-                          c->n_params, human);
+                          g_dngettext (GETTEXT_PACKAGE, "%s parameter (%s)", "%s parameters (%s)",
+                                       (gulong) MIN (c->n_params, G_MAXULONG)),
+                          count, human);
   for (int d = 0; d < GESSO_DTYPE_COUNT; d++)
     {
       if (c->n_tensors_by_dtype[d] == 0)

@@ -71,6 +71,9 @@ typedef enum
 const char *gesso_dtype_name (GessoDType dtype);
 const char *gesso_component_name (GessoComponent component);
 
+/* Parameters are the elements of floating-point tensors (F32, F16, BF16, F64, F8), LDM
+ * schedule buffers (betas, alphas_cumprod, ...) of single files included, in "other".
+ * Integer and bool tensors (position_ids, model_ema.num_updates) count as tensors only. */
 typedef struct
 {
   guint n_tensors;

@@ -1,0 +1,462 @@
+/* `gesso generate | inpaint | sdedit | restyle`: the four edits from a terminal.
+ *
+ *   gesso generate --model M --prompt P [--negative-prompt N] [--width W --height H] --out OUT
+ *   gesso inpaint  --model M --image IN --mask MASK --prompt P --out OUT
+ *   gesso sdedit   --model M --image IN --strength S [--mask MASK] --prompt P --out OUT
+ *   gesso restyle  --model M --image IN --source-prompt S --prompt P --strength S --out OUT
+ *
+ * and every command takes --steps, --guidance, --seed, --sampler, --threads, --jump-length,
+ * --resample, --mask-grow, --mask-feather, --context-margin and --clip-skip (plus a few
+ * finer knobs: --guidance-rescale, --eta, --pixel-budget, --prediction, --config-dir). A
+ * value left out takes the method's default (gesso_edit_params_init). Masks are images:
+ * white = regenerate, black = keep, grey = soft. OUT is PNG or JPEG by its extension; edits
+ * write the whole input image with the edited region laid over it.
+ *
+ * Without --seed a random seed is used (printed on a terminal). A progress bar goes to
+ * stderr when it is a terminal, nothing otherwise; Ctrl-C stops the job cleanly. The exit
+ * status is 0 only when OUT was written; errors are one line on stderr.
+ */
+#include "gesso-config.h"
+
+#include <glib.h>
+#include <glib/gi18n.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/image-io.h"
+#include "edit/region.h"
+#include "gesso.h"
+
+#define UNSET_INT INT_MIN
+
+typedef struct
+{
+  char *model;
+  char *config_dir;
+  char *prediction;
+  char *prompt;
+  char *negative_prompt;
+  char *source_prompt;
+  char *image;
+  char *mask;
+  char *out;
+  char *sampler;
+  char *seed;
+  int width, height;
+  int steps;
+  int threads;
+  int jump_length;
+  int resample;
+  int context_margin;
+  int clip_skip;
+  int pixel_budget;
+  /* numbers with a fraction are read here, so that "nan" is an error, not "unset" */
+  char *guidance;
+  char *guidance_rescale;
+  char *strength;
+  char *eta;
+  char *mask_grow;
+  char *mask_feather;
+} Options;
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_interrupt (int signum)
+{
+  interrupted = 1;
+}
+
+typedef struct
+{
+  gboolean tty;
+  gint64 start;
+} ProgressBar;
+
+static gboolean
+on_progress (int step, int total, const GessoImage *preview, gpointer data)
+{
+  ProgressBar *bar = data;
+  const int width = 30;
+
+  if (bar->tty)
+    {
+      int filled = total > 0 ? step * width / total : width;
+      double elapsed = (double) (g_get_monotonic_time () - bar->start) / 1e6;
+      char cells[64];
+
+      memset (cells, '#', (size_t) filled);
+      memset (cells + filled, '.', (size_t) (width - filled));
+      cells[width] = '\0';
+      fprintf (stderr, "\r[%s] %d/%d  %.1f s/step ", cells, step, total, elapsed / step);
+      if (step == total)
+        fputc ('\n', stderr);
+      fflush (stderr);
+    }
+  return !interrupted;
+}
+
+static void
+options_clear (Options *o)
+{
+  g_free (o->model);
+  g_free (o->config_dir);
+  g_free (o->prediction);
+  g_free (o->prompt);
+  g_free (o->negative_prompt);
+  g_free (o->source_prompt);
+  g_free (o->image);
+  g_free (o->mask);
+  g_free (o->out);
+  g_free (o->sampler);
+  g_free (o->seed);
+  g_free (o->guidance);
+  g_free (o->guidance_rescale);
+  g_free (o->strength);
+  g_free (o->eta);
+  g_free (o->mask_grow);
+  g_free (o->mask_feather);
+}
+
+/* TEXT of option NAME (NULL: not given) into *OUT; FALSE (error printed) when it is not a
+ * number. Range checks are the engine's. */
+static gboolean
+read_number (const char *name, const char *text, float *out)
+{
+  char *end = NULL;
+  double v;
+
+  if (text == NULL)
+    return TRUE;
+  v = g_ascii_strtod (text, &end);
+  if (end == text || *end != '\0')
+    {
+      gesso_cli_error (_("--%s wants a number, not '%s'"), name, text);
+      return FALSE;
+    }
+  *out = (float) v;
+  return TRUE;
+}
+
+static gboolean
+output_format_ok (const char *path)
+{
+  g_autofree char *lower = g_ascii_strdown (path, -1);
+
+  return g_str_has_suffix (lower, ".png") || g_str_has_suffix (lower, ".jpg")
+         || g_str_has_suffix (lower, ".jpeg");
+}
+
+static gboolean
+output_dir_ok (const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  return g_file_test (dir, G_FILE_TEST_IS_DIR);
+}
+
+/* The options' values over the kind's defaults; FALSE (usage error printed) when they make
+ * no sense on their face. The engine checks ranges. */
+static gboolean
+apply_options (const Options *o, GessoEditKind kind, GessoEditParams *p)
+{
+  gesso_edit_params_init (p, kind);
+  p->prompt = o->prompt;
+  if (o->negative_prompt != NULL)
+    p->negative_prompt = o->negative_prompt;
+  p->source_prompt = o->source_prompt;
+  p->sampler = o->sampler;
+  if (o->steps != UNSET_INT)
+    p->steps = o->steps;
+  if (o->width != UNSET_INT)
+    p->width = o->width;
+  if (o->height != UNSET_INT)
+    p->height = o->height;
+  if (o->jump_length != UNSET_INT)
+    p->jump_length = o->jump_length;
+  if (o->resample != UNSET_INT)
+    p->resample_count = o->resample;
+  if (o->context_margin != UNSET_INT)
+    p->context_margin = o->context_margin;
+  if (o->clip_skip != UNSET_INT)
+    p->clip_skip = o->clip_skip;
+  if (o->pixel_budget != UNSET_INT)
+    p->pixel_budget = o->pixel_budget;
+  if (!read_number ("guidance", o->guidance, &p->guidance)
+      || !read_number ("guidance-rescale", o->guidance_rescale, &p->guidance_rescale)
+      || !read_number ("strength", o->strength, &p->strength)
+      || !read_number ("eta", o->eta, &p->eta)
+      || !read_number ("mask-grow", o->mask_grow, &p->mask_grow)
+      || !read_number ("mask-feather", o->mask_feather, &p->mask_feather))
+    return FALSE;
+  if (o->seed != NULL)
+    {
+      guint64 seed;
+
+      if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed, NULL))
+        {
+          gesso_cli_error (_("--seed wants a whole number from 0 to %" G_GUINT64_FORMAT
+                             ", not '%s'"), G_MAXUINT64, o->seed);
+          return FALSE;
+        }
+      p->seed = seed;
+    }
+  else
+    p->seed = ((guint64) g_random_int () << 32) | g_random_int ();
+  return TRUE;
+}
+
+static gboolean
+model_params (const Options *o, GessoModelParams *mp)
+{
+  gesso_model_params_init (mp);
+  mp->path = o->model;
+  mp->config_dir = o->config_dir;
+  mp->n_threads = o->threads == UNSET_INT ? 0 : o->threads;
+  if (o->prediction == NULL || strcmp (o->prediction, "auto") == 0)
+    mp->prediction = GESSO_PREDICTION_TYPE_AUTO;
+  else if (strcmp (o->prediction, "epsilon") == 0)
+    mp->prediction = GESSO_PREDICTION_TYPE_EPSILON;
+  else if (strcmp (o->prediction, "v") == 0 || strcmp (o->prediction, "v_prediction") == 0)
+    mp->prediction = GESSO_PREDICTION_TYPE_V;
+  else
+    {
+      gesso_cli_error (_("--prediction is auto, epsilon or v, not '%s'"), o->prediction);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The edit's crop laid over the whole input (what the user wants in a file). */
+static gboolean
+compose (const GessoImage *input, const GessoEditResult *result, GessoImage *out,
+         GError **error)
+{
+  GessoRegion region = {
+    .x = result->x,
+    .y = result->y,
+    .width = result->image.width,
+    .height = result->image.height,
+    .work_width = result->image.width,
+    .work_height = result->image.height,
+  };
+
+  return gesso_blend_region (input, &region, &result->image, &result->blend, out, error);
+}
+
+/* Loads the inputs, opens the model, runs the edit and writes the result. */
+static int
+run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, GessoEditParams *p)
+{
+  GessoModel *model = NULL;
+  GError *error = NULL;
+  GessoImage input = { 0 }, composite = { 0 };
+  GessoMask mask = { 0 };
+  GessoEditResult result = { 0 };
+  ProgressBar bar = { .tty = isatty (STDERR_FILENO) };
+  struct sigaction action = { 0 }, previous;
+  gboolean ran;
+  int status = GESSO_CLI_EXIT_FAILURE;
+
+  if (kind != GESSO_EDIT_GENERATE && !gesso_cli_image_load (o->image, &input, &error))
+    goto out;
+  if (o->mask != NULL && kind != GESSO_EDIT_GENERATE
+      && !gesso_cli_mask_load (o->mask, &mask, &error))
+    goto out;
+  if (mask.values != NULL && (mask.width != input.width || mask.height != input.height))
+    {
+      g_set_error (&error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   _("the mask '%s' is %d x %d but the image '%s' is %d x %d; they must match"),
+                   o->mask, mask.width, mask.height, o->image, input.width, input.height);
+      goto out;
+    }
+  model = gesso_model_open (mp, &error);
+  if (model == NULL)
+    goto out;
+  if (bar.tty)
+    fprintf (stderr, "%s, seed %" G_GUINT64_FORMAT "\n", gesso_model_get_architecture (model),
+             p->seed);
+
+  p->progress = on_progress;
+  p->progress_data = &bar;
+  action.sa_handler = on_interrupt;
+  sigemptyset (&action.sa_mask);
+  sigaction (SIGINT, &action, &previous);
+  bar.start = g_get_monotonic_time ();
+  ran = gesso_edit_run (model, p, kind == GESSO_EDIT_GENERATE ? NULL : &input,
+                        mask.values != NULL ? &mask : NULL, &result, &error);
+  sigaction (SIGINT, &previous, NULL);
+  if (!ran)
+    {
+      if (bar.tty)
+        fputc ('\n', stderr);
+      goto out;
+    }
+  if (kind != GESSO_EDIT_GENERATE && !compose (&input, &result, &composite, &error))
+    goto out;
+  if (!gesso_cli_image_save (kind == GESSO_EDIT_GENERATE ? &result.image : &composite, o->out,
+                             &error))
+    goto out;
+  status = GESSO_CLI_EXIT_OK;
+
+out:
+  if (error != NULL)
+    gesso_cli_error ("%s", error->message);
+  g_clear_error (&error);
+  gesso_edit_result_clear (&result);
+  gesso_image_clear (&composite);
+  gesso_image_clear (&input);
+  gesso_mask_clear (&mask);
+  gesso_model_free (model);
+  return status;
+}
+
+static int
+run_edit (GessoEditKind kind, const char *command, const char *summary, int argc, char **argv)
+{
+  Options o = { .width = UNSET_INT, .height = UNSET_INT, .steps = UNSET_INT,
+                .threads = UNSET_INT, .jump_length = UNSET_INT, .resample = UNSET_INT,
+                .context_margin = UNSET_INT, .clip_skip = UNSET_INT,
+                .pixel_budget = UNSET_INT };
+  const GOptionEntry entries[] = {
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &o.model,
+      N_("The model: a .safetensors file or a diffusers folder"), N_("PATH") },
+    { "prompt", 0, 0, G_OPTION_ARG_STRING, &o.prompt, N_("What the result should show"),
+      N_("TEXT") },
+    { "negative-prompt", 0, 0, G_OPTION_ARG_STRING, &o.negative_prompt,
+      N_("What it should not show"), N_("TEXT") },
+    { "source-prompt", 0, 0, G_OPTION_ARG_STRING, &o.source_prompt,
+      N_("restyle: what the image shows now"), N_("TEXT") },
+    { "image", 0, 0, G_OPTION_ARG_FILENAME, &o.image, N_("The input image (PNG, JPEG)"),
+      N_("FILE") },
+    { "mask", 0, 0, G_OPTION_ARG_FILENAME, &o.mask,
+      N_("Where to edit: white = regenerate, black = keep, grey = soft"), N_("FILE") },
+    { "out", 0, 0, G_OPTION_ARG_FILENAME, &o.out, N_("Where to write the result (.png, .jpg)"),
+      N_("FILE") },
+    { "width", 0, 0, G_OPTION_ARG_INT, &o.width, N_("generate: width in pixels"), N_("W") },
+    { "height", 0, 0, G_OPTION_ARG_INT, &o.height, N_("generate: height in pixels"), N_("H") },
+    { "strength", 0, 0, G_OPTION_ARG_STRING, &o.strength,
+      N_("How far into the noise schedule to go, 0 to 1"), N_("S") },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &o.steps, N_("Sampling steps"), N_("N") },
+    { "guidance", 0, 0, G_OPTION_ARG_STRING, &o.guidance,
+      N_("Classifier-free guidance scale (1 = none)"), N_("W") },
+    { "guidance-rescale", 0, 0, G_OPTION_ARG_STRING, &o.guidance_rescale,
+      N_("Guidance rescale, 0 (off) to 1"), N_("PHI") },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed, N_("Random seed (default: a random one)"),
+      N_("N") },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &o.sampler,
+      N_("ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddpm, lms, lcm, repaint"),
+      N_("NAME") },
+    { "eta", 0, 0, G_OPTION_ARG_STRING, &o.eta, N_("DDIM / RePaint stochasticity, 0 to 1"),
+      N_("ETA") },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &o.threads, N_("Threads (default: all cores)"),
+      N_("N") },
+    { "jump-length", 0, 0, G_OPTION_ARG_INT, &o.jump_length, N_("RePaint jump length"),
+      N_("J") },
+    { "resample", 0, 0, G_OPTION_ARG_INT, &o.resample,
+      N_("RePaint resample count (1 = none)"), N_("R") },
+    { "mask-grow", 0, 0, G_OPTION_ARG_STRING, &o.mask_grow, N_("Pixels to grow the mask by"),
+      N_("PX") },
+    { "mask-feather", 0, 0, G_OPTION_ARG_STRING, &o.mask_feather,
+      N_("Pixels of soft edge outside the mask"), N_("PX") },
+    { "context-margin", 0, 0, G_OPTION_ARG_INT, &o.context_margin,
+      N_("Pixels of surroundings the model sees around the mask"), N_("PX") },
+    { "clip-skip", 0, 0, G_OPTION_ARG_INT, &o.clip_skip,
+      N_("Text encoder layers to skip (1 = penultimate)"), N_("N") },
+    { "pixel-budget", 0, 0, G_OPTION_ARG_INT, &o.pixel_budget,
+      N_("Working area in pixels (default: the model's native area)"), N_("N") },
+    { "prediction", 0, 0, G_OPTION_ARG_STRING, &o.prediction,
+      N_("What the model predicts: auto, epsilon or v"), N_("TYPE") },
+    { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.config_dir,
+      N_("A diffusers folder with the configs of a single-file model"), N_("DIR") },
+    G_OPTION_ENTRY_NULL,
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+  GOptionEntry own[G_N_ELEMENTS (entries)];
+  GessoModelParams mp;
+  GessoEditParams p;
+  gboolean usable = FALSE;
+  guint n_own = 0;
+  int status;
+
+  /* each command lists the options that mean something to it */
+  for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
+    {
+      const char *name = entries[i].long_name;
+      gboolean takes_input = name != NULL && (strcmp (name, "image") == 0
+                                              || strcmp (name, "mask") == 0
+                                              || strcmp (name, "strength") == 0);
+      gboolean size = name != NULL && (strcmp (name, "width") == 0
+                                       || strcmp (name, "height") == 0);
+
+      if ((takes_input && kind == GESSO_EDIT_GENERATE) || (size && kind != GESSO_EDIT_GENERATE)
+          || (name != NULL && strcmp (name, "source-prompt") == 0 && kind != GESSO_EDIT_RESTYLE))
+        continue;
+      own[n_own++] = entries[i];
+    }
+  g_option_context_set_summary (context, _(summary));
+  g_option_context_add_main_entries (context, own, GETTEXT_PACKAGE);
+  if (!gesso_cli_parse (context, command, &argc, &argv))
+    {
+      options_clear (&o);
+      return GESSO_CLI_EXIT_USAGE;
+    }
+  if (argc > 1)
+    gesso_cli_error (_("unexpected argument '%s'; run 'gesso %s --help' for the options"),
+                     argv[1], command);
+  else if (o.model == NULL)
+    gesso_cli_error (_("--model is required"));
+  else if (o.prompt == NULL)
+    gesso_cli_error (_("--prompt is required"));
+  else if (o.out == NULL)
+    gesso_cli_error (_("--out is required"));
+  else if (!output_format_ok (o.out))
+    gesso_cli_error (_("cannot write '%s': name the output .png, .jpg or .jpeg"), o.out);
+  else if (!output_dir_ok (o.out))
+    gesso_cli_error (_("cannot write '%s': its folder does not exist"), o.out);
+  else if (kind != GESSO_EDIT_GENERATE && o.image == NULL)
+    gesso_cli_error (_("--image is required"));
+  else if (kind == GESSO_EDIT_INPAINT && o.mask == NULL)
+    gesso_cli_error (_("--mask is required (white = regenerate, black = keep)"));
+  else if (kind == GESSO_EDIT_RESTYLE && o.source_prompt == NULL)
+    gesso_cli_error (_("--source-prompt is required: describe the image as it is"));
+  else
+    usable = apply_options (&o, kind, &p) && model_params (&o, &mp);
+  status = usable ? run_job (kind, &o, &mp, &p) : GESSO_CLI_EXIT_USAGE;
+  options_clear (&o);
+  return status;
+}
+
+int
+gesso_cli_generate (int argc, char **argv)
+{
+  return run_edit (GESSO_EDIT_GENERATE, "generate", N_("Make an image from a prompt."), argc,
+                   argv);
+}
+
+int
+gesso_cli_inpaint (int argc, char **argv)
+{
+  return run_edit (GESSO_EDIT_INPAINT, "inpaint",
+                   N_("Regenerate the masked part of an image from a prompt."), argc, argv);
+}
+
+int
+gesso_cli_sdedit (int argc, char **argv)
+{
+  return run_edit (GESSO_EDIT_SDEDIT, "sdedit",
+                   N_("Turn rough strokes or a sketch into a finished image (SDEdit)."), argc,
+                   argv);
+}
+
+int
+gesso_cli_restyle (int argc, char **argv)
+{
+  return run_edit (GESSO_EDIT_RESTYLE, "restyle",
+                   N_("Change an image's style: invert it under one prompt, sample it under "
+                      "another."), argc, argv);
+}

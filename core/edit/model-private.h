@@ -1,0 +1,61 @@
+/* The inside of a GessoModel: what the pipelines borrow from an opened model.
+ *
+ * A model owns its files, weights, tokenizer, text encoder, UNet and VAE, the scheduler
+ * config found beside it and a cache of prompt embeddings. Like the weights it is used by one
+ * job at a time.
+ */
+#ifndef GESSO_MODEL_PRIVATE_H
+#define GESSO_MODEL_PRIVATE_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "edit/prompt_cache.h"
+#include "gesso.h"
+#include "io/model_files.h"
+#include "model/text_encoder.h"
+#include "model/tokenizer.h"
+#include "model/unet.h"
+#include "model/vae.h"
+#include "model/weights.h"
+#include "sampling/sampler.h"
+
+G_BEGIN_DECLS
+
+struct GessoModel
+{
+  GessoModelFiles *files;
+  GessoWeights *weights;
+  GessoTokenizer *tokenizer;
+  GessoTextEncoder *text_encoder;
+  GessoUnet *unet;
+  GessoVae *vae;
+  GessoPromptCache *prompts;
+  JsonObject *scheduler_json;   /* the model's scheduler_config.json; NULL when none */
+  char *scheduler_json_name;    /* its path, for messages */
+  char *config_dir;             /* where a single file's configs came from; NULL if none */
+  GessoPrediction prediction;
+  char *architecture;
+  int native_size;
+  int n_threads;
+};
+
+/* The sampler configuration for KIND on this model: diffusers' defaults for the class, then
+ * Stable Diffusion's training schedule (scaled_linear betas 0.00085..0.012 over 1000 steps,
+ * steps_offset 1, set_alpha_to_one false, clip_sample false: what every SD 1.x/2.x scheduler
+ * config says), then the model's own scheduler_config.json read the way diffusers'
+ * from_config reads another class's config (keys of other classes ignored), then the
+ * model's prediction type. */
+gboolean gesso_model_sampler_config (const GessoModel *model, GessoSamplerKind kind,
+                                     GessoSamplerConfig *config, GError **error);
+
+/* Text embedding width and length (tokens) the UNet's cross-attention reads. */
+int64_t gesso_model_context_tokens (const GessoModel *model);
+int64_t gesso_model_context_width (const GessoModel *model);
+
+/* Makes the model's thread count the one the kernels use (OpenMP and the GEMM provider). */
+void gesso_model_apply_threads (const GessoModel *model);
+
+G_END_DECLS
+
+#endif /* GESSO_MODEL_PRIVATE_H */

@@ -1,0 +1,509 @@
+/* GessoModel: a checkpoint opened for inference.
+ *
+ * PATH is a diffusers folder (its unet/, vae/, text_encoder/, tokenizer/ and scheduler/
+ * sub-folders give every config) or one .safetensors file, which carries weights only. For
+ * a single file the configs come from, in order:
+ *   1. params->config_dir, a diffusers-style folder the user names;
+ *   2. a diffusers-style folder beside the file: the file's own folder, a folder named like
+ *      the file without ".safetensors", or a "diffusers" folder there (the first of them with
+ *      a model_index.json or a unet/config.json);
+ *   3. nothing: the UNet and VAE are inferred from the weights' shapes, the text encoder from
+ *      its key layout, and the scheduler is Stable Diffusion's.
+ * The tokenizer of a single file is the config folder's tokenizer/, else vocab.json and
+ * merges.txt beside the file or in a tokenizer/ folder beside it; when none is found the
+ * error names every place looked at.
+ *
+ * Prediction type: params->prediction when not AUTO, else the scheduler config's
+ * "prediction_type", else epsilon (SD 1.x and SD 2.x base; a single file cannot tell an SD
+ * 2.x v-prediction model apart, so those need a config folder or an explicit setting).
+ */
+#include "gesso-config.h"
+
+#include <string.h>
+
+#include "edit/model-private.h"
+#include "io/config.h"
+#include "ops/ops.h"
+
+#define PROMPT_CACHE_CAPACITY 16
+
+/* SD's training schedule: what a model without a scheduler config was trained with. */
+#define SD_BETA_START 0.00085
+#define SD_BETA_END 0.012
+#define SD_TRAIN_STEPS 1000
+
+void
+gesso_model_params_init (GessoModelParams *params)
+{
+  g_return_if_fail (params != NULL);
+  memset (params, 0, sizeof *params);
+  params->prediction = GESSO_PREDICTION_TYPE_AUTO;
+  params->n_threads = 0;
+}
+
+void
+gesso_model_free (GessoModel *model)
+{
+  if (model == NULL)
+    return;
+  gesso_prompt_cache_free (model->prompts);
+  gesso_vae_free (model->vae);
+  gesso_unet_free (model->unet);
+  gesso_text_encoder_free (model->text_encoder);
+  gesso_tokenizer_free (model->tokenizer);
+  gesso_weights_free (model->weights);
+  gesso_model_files_free (model->files);
+  if (model->scheduler_json != NULL)
+    json_object_unref (model->scheduler_json);
+  g_free (model->scheduler_json_name);
+  g_free (model->config_dir);
+  g_free (model->architecture);
+  g_free (model);
+}
+
+const char *
+gesso_model_get_architecture (const GessoModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->architecture;
+}
+
+int
+gesso_model_get_native_size (const GessoModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return model->native_size;
+}
+
+int
+gesso_model_get_latent_factor (const GessoModel *model)
+{
+  g_return_val_if_fail (model != NULL, 0);
+  return gesso_vae_latent_factor (model->vae);
+}
+
+gboolean
+gesso_model_is_inpainting (const GessoModel *model)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  return gesso_unet_get_config (model->unet)->in_channels
+         == 2 * gesso_vae_latent_channels (model->vae) + 1;
+}
+
+int64_t
+gesso_model_context_tokens (const GessoModel *model)
+{
+  return gesso_prompt_cache_tokens (model->prompts);
+}
+
+int64_t
+gesso_model_context_width (const GessoModel *model)
+{
+  return gesso_prompt_cache_width (model->prompts);
+}
+
+void
+gesso_model_apply_threads (const GessoModel *model)
+{
+  gesso_ops_set_threads (model->n_threads);
+}
+
+/* --- finding configs ---------------------------------------------------------------------- */
+
+static gboolean
+is_config_folder (const char *dir)
+{
+  g_autofree char *index = g_build_filename (dir, "model_index.json", NULL);
+  g_autofree char *unet = g_build_filename (dir, "unet", "config.json", NULL);
+
+  return g_file_test (index, G_FILE_TEST_IS_REGULAR) || g_file_test (unet, G_FILE_TEST_IS_REGULAR);
+}
+
+/* The config folder of a single file, or NULL (configs are then inferred). */
+static gboolean
+find_config_dir (const GessoModelParams *params, GessoModelFiles *files, char **out,
+                 GError **error)
+{
+  const char *path = gesso_model_files_path (files);
+  const char *dir = gesso_model_files_dir (files);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *stem = NULL;
+  char *candidates[3];
+
+  *out = NULL;
+  if (params->config_dir != NULL && params->config_dir[0] != '\0')
+    {
+      if (!g_file_test (params->config_dir, G_FILE_TEST_IS_DIR))
+        {
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                       "the config folder '%s' does not exist or is not a folder",
+                       params->config_dir);
+          return FALSE;
+        }
+      *out = g_strdup (params->config_dir);
+      return TRUE;
+    }
+  stem = g_str_has_suffix (base, ".safetensors")
+           ? g_strndup (base, strlen (base) - strlen (".safetensors")) : g_strdup (base);
+  candidates[0] = g_strdup (dir);
+  candidates[1] = g_build_filename (dir, stem, NULL);
+  candidates[2] = g_build_filename (dir, "diffusers", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
+    {
+      if (*out == NULL && is_config_folder (candidates[i]))
+        *out = g_steal_pointer (&candidates[i]);
+      g_free (candidates[i]);
+    }
+  return TRUE;
+}
+
+/* CONFIG_DIR/SUB/FILE parsed, or NULL without an error when the file is not there. */
+static gboolean
+load_sidecar (const char *config_dir, const char *sub, const char *file, JsonObject **out,
+              char **name, GError **error)
+{
+  g_autofree char *path = NULL;
+
+  *out = NULL;
+  if (config_dir == NULL)
+    return TRUE;
+  path = g_build_filename (config_dir, sub, file, NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return TRUE;
+  *out = gesso_config_load (path, error);
+  if (*out == NULL)
+    return FALSE;
+  if (name != NULL)
+    *name = g_steal_pointer (&path);
+  return TRUE;
+}
+
+static gboolean
+has_tokenizer_files (const char *dir)
+{
+  g_autofree char *vocab = g_build_filename (dir, "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (dir, "merges.txt", NULL);
+
+  return g_file_test (vocab, G_FILE_TEST_IS_REGULAR)
+         && g_file_test (merges, G_FILE_TEST_IS_REGULAR);
+}
+
+/* What a folder lacks of a tokenizer, for the error message. */
+static void
+describe_missing (GString *text, const char *dir)
+{
+  g_autofree char *vocab = g_build_filename (dir, "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (dir, "merges.txt", NULL);
+  gboolean has_vocab = g_file_test (vocab, G_FILE_TEST_IS_REGULAR);
+  gboolean has_merges = g_file_test (merges, G_FILE_TEST_IS_REGULAR);
+
+  if (text->len > 0)
+    g_string_append (text, "; ");
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    g_string_append_printf (text, "%s does not exist", dir);
+  else if (has_vocab)
+    g_string_append_printf (text, "%s has vocab.json but no merges.txt", dir);
+  else if (has_merges)
+    g_string_append_printf (text, "%s has merges.txt but no vocab.json", dir);
+  else
+    g_string_append_printf (text, "%s has neither vocab.json nor merges.txt", dir);
+}
+
+static GessoTokenizer *
+tokenizer_from_folder (const char *dir, gboolean openclip, GError **error)
+{
+  g_autofree char *config = g_build_filename (dir, "tokenizer_config.json", NULL);
+  g_autofree char *special = g_build_filename (dir, "special_tokens_map.json", NULL);
+  g_autofree char *vocab = g_build_filename (dir, "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (dir, "merges.txt", NULL);
+  GessoTokenizerConfig tc;
+
+  if (g_file_test (config, G_FILE_TEST_EXISTS) || g_file_test (special, G_FILE_TEST_EXISTS))
+    return gesso_tokenizer_new_from_dir (dir, error);
+  /* bare vocab.json + merges.txt: CLIPTokenizer's defaults, except that SD 2.x (OpenCLIP)
+   * pads with "!" */
+  gesso_tokenizer_config_init (&tc);
+  if (openclip)
+    tc.pad_token = "!";
+  return gesso_tokenizer_new_from_files (vocab, merges, &tc, error);
+}
+
+static GessoTokenizer *
+open_tokenizer (GessoModel *m, GError **error)
+{
+  gboolean openclip = gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
+  const char *dir = gesso_model_files_dir (m->files);
+  g_autoptr (GString) looked = g_string_new (NULL);
+  char *places[3] = { NULL, NULL, NULL };
+  GessoTokenizer *tokenizer = NULL;
+  guint n = 0;
+
+  if (gesso_model_files_layout (m->files) == GESSO_MODEL_LAYOUT_DIFFUSERS)
+    {
+      g_autofree char *sub = g_build_filename (dir, "tokenizer", NULL);
+
+      if (!has_tokenizer_files (sub))
+        {
+          describe_missing (looked, sub);
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                       "the model has no usable tokenizer: %s; copy the model's tokenizer/ "
+                       "folder (vocab.json, merges.txt) there", looked->str);
+          return NULL;
+        }
+      return gesso_tokenizer_new_from_dir (sub, error);
+    }
+
+  if (m->config_dir != NULL)
+    places[n++] = g_build_filename (m->config_dir, "tokenizer", NULL);
+  places[n++] = g_strdup (dir);
+  places[n++] = g_build_filename (dir, "tokenizer", NULL);
+  for (guint i = 0; i < n && tokenizer == NULL; i++)
+    if (has_tokenizer_files (places[i]))
+      {
+        tokenizer = tokenizer_from_folder (places[i], openclip, error);
+        if (tokenizer == NULL)
+          break;
+      }
+  if (tokenizer == NULL && (error == NULL || *error == NULL))
+    {
+      for (guint i = 0; i < n; i++)
+        describe_missing (looked, places[i]);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "no tokenizer for '%s': a single .safetensors file carries none, and %s. "
+                   "Put the model's CLIP vocab.json and merges.txt beside the file, or name "
+                   "the model's diffusers folder as its config folder",
+                   gesso_model_files_path (m->files), looked->str);
+    }
+  for (guint i = 0; i < n; i++)
+    g_free (places[i]);
+  return tokenizer;
+}
+
+/* --- components ---------------------------------------------------------------------------- */
+
+static gboolean
+open_text_encoder (GessoModel *m, GError **error)
+{
+  g_autoptr (JsonObject) sidecar = NULL;
+  JsonObject *json = gesso_model_files_config (m->files, "text_encoder");
+
+  if (json == NULL)
+    {
+      if (!load_sidecar (m->config_dir, "text_encoder", "config.json", &sidecar, NULL, error))
+        return FALSE;
+      json = sidecar;
+    }
+  m->text_encoder = gesso_text_encoder_new (m->weights, NULL, json, error);
+  return m->text_encoder != NULL;
+}
+
+static gboolean
+open_unet (GessoModel *m, int *sample_size, GError **error)
+{
+  g_autoptr (JsonObject) sidecar = NULL;
+  g_autofree char *name = NULL;
+  JsonObject *json = gesso_model_files_config (m->files, "unet");
+  gint64 size = 0;
+
+  if (json == NULL)
+    {
+      if (!load_sidecar (m->config_dir, "unet", "config.json", &sidecar, &name, error))
+        return FALSE;
+      json = sidecar;
+    }
+  m->unet = gesso_unet_new_for_model (m->files, m->weights, sidecar, error);
+  if (m->unet == NULL)
+    return FALSE;
+  /* the training resolution in latent cells; SD's 64 when no config says */
+  *sample_size = 64;
+  if (json != NULL && json_object_has_member (json, "sample_size")
+      && !json_object_get_null_member (json, "sample_size"))
+    {
+      if (!gesso_config_get_int (json, name ? name : "unet/config.json", "sample_size", 1, 4096,
+                                 &size, error))
+        return FALSE;
+      *sample_size = (int) size;
+    }
+  return TRUE;
+}
+
+static gboolean
+open_vae (GessoModel *m, GError **error)
+{
+  g_autoptr (JsonObject) sidecar = NULL;
+  g_autofree char *name = NULL;
+  GessoVaeConfig config;
+
+  if (gesso_model_files_config (m->files, "vae") == NULL)
+    {
+      if (!load_sidecar (m->config_dir, "vae", "config.json", &sidecar, &name, error))
+        return FALSE;
+    }
+  if (sidecar != NULL)
+    {
+      gesso_vae_config_init (&config);
+      if (!gesso_vae_config_from_json (&config, sidecar, name, error))
+        return FALSE;
+    }
+  m->vae = gesso_vae_new_for_model (m->files, m->weights, sidecar ? &config : NULL, error);
+  return m->vae != NULL;
+}
+
+static gboolean
+open_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
+{
+  JsonObject *json = gesso_model_files_config (m->files, "scheduler");
+  GessoSamplerConfig probe;
+
+  if (json != NULL)
+    {
+      m->scheduler_json = json_object_ref (json);
+      m->scheduler_json_name = g_build_filename (gesso_model_files_dir (m->files), "scheduler",
+                                                 "scheduler_config.json", NULL);
+    }
+  else if (!load_sidecar (m->config_dir, "scheduler", "scheduler_config.json",
+                          &m->scheduler_json, &m->scheduler_json_name, error))
+    return FALSE;
+
+  switch (params->prediction)
+    {
+    case GESSO_PREDICTION_TYPE_EPSILON:
+      m->prediction = GESSO_PREDICTION_EPSILON;
+      return TRUE;
+    case GESSO_PREDICTION_TYPE_V:
+      m->prediction = GESSO_PREDICTION_V;
+      return TRUE;
+    case GESSO_PREDICTION_TYPE_AUTO:
+    default:
+      break;
+    }
+  m->prediction = GESSO_PREDICTION_EPSILON;
+  if (m->scheduler_json == NULL)
+    return TRUE;
+  /* read it once now so that a broken config fails at open, not in the first job */
+  gesso_sampler_config_init (&probe, GESSO_SAMPLER_DDIM);
+  if (!gesso_sampler_config_from_json (&probe, m->scheduler_json, m->scheduler_json_name, error))
+    return FALSE;
+  m->prediction = probe.prediction_type;
+  return TRUE;
+}
+
+/* The components must fit together: text width = cross-attention width, VAE latent = UNet
+ * latent (4 channels in, or 9 for inpainting models). */
+static gboolean
+check_fit (GessoModel *m, GError **error)
+{
+  const GessoUnetConfig *u = gesso_unet_get_config (m->unet);
+  int64_t width = gesso_prompt_cache_width (m->prompts);
+  int latent = gesso_vae_latent_channels (m->vae);
+
+  if (width != u->cross_attention_dim)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the text encoder makes %" G_GINT64_FORMAT "-wide embeddings but the UNet "
+                   "reads %d; '%s' mixes components of different models",
+                   width, u->cross_attention_dim, gesso_model_files_path (m->files));
+      return FALSE;
+    }
+  if (u->out_channels != latent || (u->in_channels != latent && u->in_channels != 2 * latent + 1))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the UNet maps %d channels to %d but the VAE's latent has %d; Gesso runs "
+                   "%d -> %d (or %d -> %d inpainting) UNets", u->in_channels, u->out_channels,
+                   latent, latent, latent, 2 * latent + 1, latent);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static char *
+describe_architecture (const GessoModel *m)
+{
+  const GessoUnetConfig *u = gesso_unet_get_config (m->unet);
+  gboolean sd2 = u->cross_attention_dim == 1024 || u->use_linear_projection
+                 || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
+
+  return g_strdup_printf ("Stable Diffusion %s%s%s", sd2 ? "2.x" : "1.x",
+                          gesso_model_is_inpainting (m) ? " inpainting" : "",
+                          m->prediction == GESSO_PREDICTION_V ? " (v-prediction)" : "");
+}
+
+GessoModel *
+gesso_model_open (const GessoModelParams *params, GError **error)
+{
+  g_autoptr (GessoModel) m = NULL;
+  int sample_size = 64;
+
+  g_return_val_if_fail (params != NULL, NULL);
+  if (params->path == NULL || params->path[0] == '\0')
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "no model given: name a .safetensors file or a diffusers folder");
+      return NULL;
+    }
+  if (params->n_threads < 0 || params->n_threads > 4096)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "%d threads requested; use 0 (all cores) or a positive count",
+                   params->n_threads);
+      return NULL;
+    }
+  if ((unsigned) params->prediction > GESSO_PREDICTION_TYPE_V)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "unknown prediction type %d", (int) params->prediction);
+      return NULL;
+    }
+
+  m = g_new0 (GessoModel, 1);
+  m->n_threads = params->n_threads;
+  gesso_model_apply_threads (m);
+  m->files = gesso_model_files_open (params->path, error);
+  if (m->files == NULL)
+    return NULL;
+  m->weights = gesso_weights_new (m->files, error);
+  if (m->weights == NULL)
+    return NULL;
+  if (gesso_model_files_layout (m->files) == GESSO_MODEL_LAYOUT_SINGLE_FILE
+      && !find_config_dir (params, m->files, &m->config_dir, error))
+    return NULL;
+  if (gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_NONE)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "'%s' has no text encoder weights; Gesso needs the whole checkpoint (UNet, "
+                   "VAE and text encoder)", params->path);
+      return NULL;
+    }
+  m->tokenizer = open_tokenizer (m, error);
+  if (m->tokenizer == NULL || !open_text_encoder (m, error) || !open_unet (m, &sample_size, error)
+      || !open_vae (m, error) || !open_scheduler (m, params, error))
+    return NULL;
+  m->prompts = gesso_prompt_cache_new (m->tokenizer, m->text_encoder, PROMPT_CACHE_CAPACITY,
+                                       error);
+  if (m->prompts == NULL || !check_fit (m, error))
+    return NULL;
+  m->native_size = sample_size * gesso_vae_latent_factor (m->vae);
+  m->architecture = describe_architecture (m);
+  return g_steal_pointer (&m);
+}
+
+gboolean
+gesso_model_sampler_config (const GessoModel *model, GessoSamplerKind kind,
+                            GessoSamplerConfig *config, GError **error)
+{
+  g_return_val_if_fail (model != NULL && config != NULL, FALSE);
+  gesso_sampler_config_init (config, kind);
+  config->num_train_timesteps = SD_TRAIN_STEPS;
+  config->beta_start = SD_BETA_START;
+  config->beta_end = SD_BETA_END;
+  config->beta_schedule = GESSO_BETA_SCALED_LINEAR;
+  config->steps_offset = 1;
+  config->set_alpha_to_one = FALSE;
+  config->clip_sample = FALSE;
+  if (model->scheduler_json != NULL
+      && !gesso_sampler_config_from_json (config, model->scheduler_json,
+                                          model->scheduler_json_name, error))
+    return FALSE;
+  config->prediction_type = model->prediction;
+  return TRUE;
+}

@@ -1,0 +1,46 @@
+/* What the pipeline files share: a job's sampler, guider and loop, set up in one place. */
+#ifndef GESSO_PIPELINE_PRIVATE_H
+#define GESSO_PIPELINE_PRIVATE_H
+
+#include "edit/denoise.h"
+#include "edit/guidance.h"
+#include "edit/model-private.h"
+#include "edit/pipeline.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  const GessoPipelineParams *params;
+  GessoModel *model;
+  int64_t latent_h, latent_w;
+  size_t numel;                 /* of one latent */
+  GessoSampler *sampler;
+  GessoGuider guider;
+  GessoDenoise denoise;
+  GessoJobProgress progress;
+} PipelineJob;
+
+/* Checks the sizes, makes the sampler of CONFIG with params->steps timesteps, the guider
+ * (with the negative and positive prompts' embeddings and the guidance scale) and the
+ * loop's buffers. */
+gboolean pipeline_job_init (PipelineJob *job, const GessoPipelineParams *params,
+                            const GessoPipelineInput *input, const GessoSamplerConfig *config,
+                            GError **error);
+void pipeline_job_clear (PipelineJob *job);
+
+/* Runs the job's loop from FIRST on X; PROGRESS total = the loop's steps plus EXTRA_STEPS. */
+gboolean pipeline_job_run (PipelineJob *job, guint first, float *x, GError **error);
+
+/* Draws the next noise tensor into OUT (numel floats). */
+gboolean pipeline_job_draw (PipelineJob *job, float *out, GError **error);
+
+void pipeline_observe (const GessoPipelineParams *params, const char *phase, guint index,
+                       const float *latents, size_t numel);
+
+/* start index = steps - k (see pipeline.h); clamps to the sampler's timestep count. */
+guint pipeline_start_index (const PipelineJob *job, int k);
+
+G_END_DECLS
+
+#endif /* GESSO_PIPELINE_PRIVATE_H */

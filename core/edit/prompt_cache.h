@@ -1,0 +1,45 @@
+/* Prompt embeddings, cached.
+ *
+ * prompt -> tokenizer (the text encoder's 77 positions, the model's pad convention) -> text
+ * encoder (clip skip) -> [tokens, hidden] floats. Editing sessions repeat prompts (the
+ * unconditional "" above all, every job), so the last few embeddings are kept, keyed by
+ * (text, clip_skip), least recently used dropped first.
+ */
+#ifndef GESSO_PROMPT_CACHE_H
+#define GESSO_PROMPT_CACHE_H
+
+#include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/text_encoder.h"
+#include "model/tokenizer.h"
+
+G_BEGIN_DECLS
+
+typedef struct GessoPromptCache GessoPromptCache;
+
+/* Borrows TOKENIZER and ENCODER (they must outlive the cache); CAPACITY >= 1 embeddings are
+ * kept. Fails when the tokenizer's length and the encoder's positions disagree. */
+GessoPromptCache *gesso_prompt_cache_new (GessoTokenizer *tokenizer, GessoTextEncoder *encoder,
+                                          guint capacity, GError **error);
+void gesso_prompt_cache_free (GessoPromptCache *cache);
+
+int64_t gesso_prompt_cache_tokens (const GessoPromptCache *cache);
+int64_t gesso_prompt_cache_width (const GessoPromptCache *cache);
+
+/* OUT (tokens * width floats) = the embedding of TEXT (NULL means "") with CLIP_SKIP
+ * (0 = last layer; see text_encoder.h). Text longer than the window is cut, as diffusers'
+ * pipelines cut it. */
+gboolean gesso_prompt_cache_encode (GessoPromptCache *cache, const char *text, int clip_skip,
+                                    float *out, GError **error);
+
+/* How many encodes were answered from the cache / computed (for tests). */
+guint gesso_prompt_cache_hits (const GessoPromptCache *cache);
+guint gesso_prompt_cache_misses (const GessoPromptCache *cache);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoPromptCache, gesso_prompt_cache_free)
+
+G_END_DECLS
+
+#endif /* GESSO_PROMPT_CACHE_H */

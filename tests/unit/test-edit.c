@@ -1,0 +1,1081 @@
+/* The edits' invariants, on the tiny conformance models ($GESSO_CONFORMANCE_DIR, else
+ * $GESSO_SOURCE_DIR/../shared/conformance; every test that needs a model is skipped without
+ * them):
+ *   - SDEdit at strength 0 returns the input latent unchanged;
+ *   - RePaint with a hard mask leaves the latent outside it exactly the original, and the
+ *     edit's pixels outside the mask are the input's, bit for bit;
+ *   - soft masks follow the differential-diffusion rule of core/edit/denoise.h step by step;
+ *   - DDIM inversion then DDIM sampling under the same prompt without guidance reconstructs
+ *     the latent (the error against the step count is printed);
+ *   - the same seed gives the same pixels, and so do 1 and 2 threads;
+ *   - a job cancelled after step k fails with GESSO_ERROR_CANCELLED and leaves nothing;
+ * plus the parameter checks and the model opening rules. */
+#include "gesso-config.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edit/guidance.h"
+#include "edit/model-private.h"
+#include "edit/pipeline.h"
+#include "edit/region.h"
+#include "gesso.h"
+
+/* --- fixtures ------------------------------------------------------------------------------ */
+
+static char *
+conformance_dir (void)
+{
+  const char *env = g_getenv ("GESSO_CONFORMANCE_DIR");
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  return g_build_filename (source ? source : GESSO_SOURCE_DIR, "..", "shared", "conformance",
+                           NULL);
+}
+
+static char *
+model_path (const char *model, const char *file)
+{
+  g_autofree char *dir = conformance_dir ();
+  char *path = g_build_filename (dir, "models", model, file, NULL);
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_free (path);
+      return NULL;
+    }
+  return path;
+}
+
+/* Opens MODEL's FILE ("diffusers" or a .safetensors) with N_THREADS, or skips the test. */
+static GessoModel *
+open_model (const char *model, const char *file, int n_threads)
+{
+  g_autofree char *path = model_path (model, file);
+  g_autoptr (GError) error = NULL;
+  GessoModelParams params;
+  GessoModel *m;
+
+  if (path == NULL)
+    {
+      g_test_skip ("no conformance models (../shared/conformance)");
+      return NULL;
+    }
+  gesso_model_params_init (&params);
+  params.path = path;
+  params.n_threads = n_threads;
+  m = gesso_model_open (&params, &error);
+  g_assert_no_error (error);
+  return m;
+}
+
+/* A smooth test picture with some structure, RGBA in [0, 1]. */
+static void
+make_image (GessoImage *image, int width, int height)
+{
+  g_assert_true (gesso_image_init (image, width, height, NULL));
+  for (int y = 0; y < height; y++)
+    for (int x = 0; x < width; x++)
+      {
+        float *p = image->pixels + 4 * ((size_t) y * (size_t) width + (size_t) x);
+
+        p[0] = 0.5f + 0.4f * sinf ((float) x * 0.21f);
+        p[1] = 0.5f + 0.4f * cosf ((float) y * 0.17f);
+        p[2] = (float) ((x / 8 + y / 8) % 2) * 0.6f + 0.2f;
+        p[3] = 1.0f;
+      }
+}
+
+/* The picture as a pipeline reads it: [1, 3, H, W] in [-1, 1]. */
+static float *
+model_rgb (const GessoImage *image)
+{
+  float *rgb = g_new (float, 3 * (size_t) image->width * (size_t) image->height);
+
+  gesso_image_to_model_rgb (image, rgb);
+  return rgb;
+}
+
+/* Noise from a seeded RNG, every draw kept. */
+typedef struct
+{
+  GessoRng rng;
+  GPtrArray *draws;             /* of float arrays */
+} KeptNoise;
+
+static gboolean
+kept_draw (gpointer data, float *out, size_t n, GError **error)
+{
+  KeptNoise *k = data;
+
+  gesso_rng_next_normal (&k->rng, out, n);
+  g_ptr_array_add (k->draws, g_memdup2 (out, n * sizeof (float)));
+  return TRUE;
+}
+
+static void
+kept_init (KeptNoise *k, GessoNoiseSource *source, guint64 seed)
+{
+  gesso_rng_init (&k->rng, seed);
+  k->draws = g_ptr_array_new_with_free_func (g_free);
+  gesso_noise_source_init (source, kept_draw, k);
+}
+
+/* The latents after every op, with how many draws had been made by then. */
+typedef struct
+{
+  KeptNoise *noise;
+  float *z0;
+  GPtrArray *latents;           /* of float arrays */
+  GArray *t;                    /* double */
+  GArray *n_draws;              /* guint */
+  size_t numel;
+} Trace;
+
+static void
+trace_observe (gpointer data, const char *phase, guint index, double t, const float *x,
+               size_t numel)
+{
+  Trace *tr = data;
+  guint n = tr->noise ? tr->noise->draws->len : 0;
+
+  tr->numel = numel;
+  if (strcmp (phase, "z0") == 0)
+    {
+      g_free (tr->z0);
+      tr->z0 = g_memdup2 (x, numel * sizeof (float));
+      return;
+    }
+  if (strcmp (phase, "denoise") != 0)
+    return;
+  g_ptr_array_add (tr->latents, g_memdup2 (x, numel * sizeof (float)));
+  g_array_append_val (tr->t, t);
+  g_array_append_val (tr->n_draws, n);
+}
+
+static void
+trace_init (Trace *tr, KeptNoise *noise)
+{
+  memset (tr, 0, sizeof *tr);
+  tr->noise = noise;
+  tr->latents = g_ptr_array_new_with_free_func (g_free);
+  tr->t = g_array_new (FALSE, FALSE, sizeof (double));
+  tr->n_draws = g_array_new (FALSE, FALSE, sizeof (guint));
+}
+
+static void
+trace_clear (Trace *tr)
+{
+  g_free (tr->z0);
+  g_ptr_array_unref (tr->latents);
+  g_array_unref (tr->t);
+  g_array_unref (tr->n_draws);
+}
+
+static void
+pipeline_params (GessoPipelineParams *p, GessoModel *m, GessoSamplerKind kind, int steps,
+                 GessoNoiseSource *noise, Trace *trace)
+{
+  memset (p, 0, sizeof *p);
+  p->model = m;
+  g_assert_true (gesso_model_sampler_config (m, kind, &p->sampler, NULL));
+  p->steps = steps;
+  p->guidance = 7.5f;
+  p->strength = 1.0f;
+  p->prompt = "a red house by a lake";
+  p->negative_prompt = "";
+  p->noise = noise;
+  p->observe = trace ? trace_observe : NULL;
+  p->observe_data = trace;
+}
+
+/* --- model --------------------------------------------------------------------------------- */
+
+static void
+test_model_open (void)
+{
+  static const struct
+  {
+    const char *model, *file, *arch;
+    gboolean inpainting;
+  } cases[] = {
+    { "tiny-sd1", "diffusers", "Stable Diffusion 1.x", FALSE },
+    { "tiny-sd1", "tiny-sd1.safetensors", "Stable Diffusion 1.x", FALSE },
+    { "tiny-sd1", "tiny-sd1-fp16.safetensors", "Stable Diffusion 1.x", FALSE },
+    { "tiny-sd2", "diffusers", "Stable Diffusion 2.x (v-prediction)", FALSE },
+    { "tiny-sd2", "tiny-sd2-fp16.safetensors", "Stable Diffusion 2.x (v-prediction)", FALSE },
+    { "tiny-sd1-inpaint", "diffusers", "Stable Diffusion 1.x inpainting", TRUE },
+    { "tiny-sd1-inpaint", "tiny-sd1-inpaint-bf16.safetensors",
+      "Stable Diffusion 1.x inpainting", TRUE },
+  };
+
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GessoModel) m = open_model (cases[i].model, cases[i].file, 0);
+
+      if (m == NULL)
+        return;
+      g_assert_cmpstr (gesso_model_get_architecture (m), ==, cases[i].arch);
+      g_assert_cmpint (gesso_model_get_native_size (m), ==, 64);
+      g_assert_cmpint (gesso_model_get_latent_factor (m), ==, 2);
+      g_assert_cmpint (gesso_model_is_inpainting (m), ==, cases[i].inpainting);
+    }
+}
+
+/* A single file alone in a folder: no configs, no tokenizer; the error says where it looked. */
+static void
+test_model_missing_tokenizer (void)
+{
+  g_autofree char *src = model_path ("tiny-sd1", "tiny-sd1.safetensors");
+  g_autofree char *tmp = NULL;
+  g_autofree char *link = NULL;
+  g_autoptr (GError) error = NULL;
+  GessoModelParams params;
+  GessoModel *m;
+
+  if (src == NULL)
+    {
+      g_test_skip ("no conformance models");
+      return;
+    }
+  tmp = g_dir_make_tmp ("gesso-edit-XXXXXX", NULL);
+  g_assert_nonnull (tmp);
+  link = g_build_filename (tmp, "lonely.safetensors", NULL);
+  g_assert_cmpint (symlink (src, link), ==, 0);
+  gesso_model_params_init (&params);
+  params.path = link;
+  m = gesso_model_open (&params, &error);
+  g_assert_null (m);
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_MISSING);
+  g_assert_nonnull (strstr (error->message, "vocab.json"));
+  g_assert_nonnull (strstr (error->message, "merges.txt"));
+  g_assert_nonnull (strstr (error->message, tmp));
+  g_test_message ("%s", error->message);
+
+  /* a config folder named explicitly makes it whole */
+  g_clear_error (&error);
+  {
+    g_autofree char *configs = model_path ("tiny-sd1", "diffusers");
+
+    params.config_dir = configs;
+    m = gesso_model_open (&params, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (gesso_model_get_architecture (m), ==, "Stable Diffusion 1.x");
+    gesso_model_free (m);
+  }
+  g_unlink (link);
+  g_rmdir (tmp);
+}
+
+static void
+test_prompt_cache (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autofree float *a = NULL, *b = NULL, *c = NULL;
+  g_autoptr (GError) error = NULL;
+  size_t n;
+
+  if (m == NULL)
+    return;
+  n = (size_t) (gesso_model_context_tokens (m) * gesso_model_context_width (m));
+  a = g_new (float, n);
+  b = g_new (float, n);
+  c = g_new (float, n);
+  g_assert_true (gesso_prompt_cache_encode (m->prompts, "a cat", 0, a, &error));
+  g_assert_true (gesso_prompt_cache_encode (m->prompts, "a cat", 0, b, &error));
+  g_assert_true (gesso_prompt_cache_encode (m->prompts, "a cat", 1, c, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (a, n * sizeof (float), b, n * sizeof (float));
+  g_assert_true (memcmp (a, c, n * sizeof (float)) != 0);
+  g_assert_cmpuint (gesso_prompt_cache_hits (m->prompts), ==, 1);
+  g_assert_cmpuint (gesso_prompt_cache_misses (m->prompts), ==, 2);
+  g_assert_false (gesso_prompt_cache_encode (m->prompts, "a cat", 5, c, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+}
+
+/* --- guidance ------------------------------------------------------------------------------ */
+
+static double
+std_of (const float *x, size_t n)
+{
+  double mean = 0, ss = 0;
+
+  for (size_t i = 0; i < n; i++)
+    mean += x[i];
+  mean /= (double) n;
+  for (size_t i = 0; i < n; i++)
+    ss += (x[i] - mean) * (x[i] - mean);
+  return sqrt (ss / (double) (n - 1));
+}
+
+/* The batch-2 pass gives u + w (c - u) with u and c the single passes' predictions, and
+ * guidance rescale 1 gives the conditional prediction's standard deviation (Lin et al. 2023,
+ * eqs. 15-16). */
+static void
+test_guidance (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  const int64_t h = 8, w = 12;
+  const size_t n = (size_t) (4 * h * w);
+  g_autofree float *x = g_new (float, n), *u = g_new (float, n), *c = g_new (float, n);
+  g_autofree float *out = g_new (float, n), *rescaled = g_new (float, n);
+  g_autofree float *neg = NULL, *pos = NULL;
+  size_t ctx;
+  GessoGuider g;
+  double worst = 0;
+
+  if (m == NULL)
+    return;
+  ctx = (size_t) (gesso_model_context_tokens (m) * gesso_model_context_width (m));
+  neg = g_new (float, ctx);
+  pos = g_new (float, ctx);
+  gesso_rng_normal (1, 0, 0, x, n);
+  g_assert_true (gesso_prompt_cache_encode (m->prompts, "", 0, neg, &error));
+  g_assert_true (gesso_prompt_cache_encode (m->prompts, "a cat", 0, pos, &error));
+  g_assert_true (gesso_guider_init (&g, m->unet, h, w, gesso_model_context_tokens (m),
+                                    gesso_model_context_width (m), &error));
+  g_assert_no_error (error);
+  /* the single passes */
+  memcpy (gesso_guider_conditional (&g), neg, ctx * sizeof (float));
+  gesso_guider_set_scale (&g, 1.0f, 0.0f);
+  g_assert_true (gesso_guider_predict (&g, x, 501, u, &error));
+  memcpy (gesso_guider_conditional (&g), pos, ctx * sizeof (float));
+  g_assert_true (gesso_guider_predict (&g, x, 501, c, &error));
+  /* the pair */
+  memcpy (gesso_guider_unconditional (&g), neg, ctx * sizeof (float));
+  gesso_guider_set_scale (&g, 7.5f, 0.0f);
+  g_assert_true (gesso_guider_predict (&g, x, 501, out, &error));
+  gesso_guider_set_scale (&g, 7.5f, 1.0f);
+  g_assert_true (gesso_guider_predict (&g, x, 501, rescaled, &error));
+  g_assert_no_error (error);
+  for (size_t i = 0; i < n; i++)
+    worst = MAX (worst, fabs (out[i] - (u[i] + 7.5 * ((double) c[i] - u[i]))));
+  g_test_message ("batch-2 guidance vs single passes: max |diff| %.3g", worst);
+  g_assert_cmpfloat (worst, <, 1e-4);
+  /* phi = 1 brings the guided prediction's spread back to the conditional one's: the batch's
+   * conditional half, which matches the single pass to ~1e-5 */
+  g_test_message ("std ratio to the conditional pass: guided %.6f, rescaled %.6f",
+                  std_of (out, n) / std_of (c, n), std_of (rescaled, n) / std_of (c, n));
+  g_assert_cmpfloat (fabs (std_of (rescaled, n) / std_of (c, n) - 1), <, 1e-4);
+  gesso_guider_clear (&g);
+}
+
+/* --- parameters ---------------------------------------------------------------------------- */
+
+static void
+test_params_defaults (void)
+{
+  for (int kind = GESSO_EDIT_GENERATE; kind <= GESSO_EDIT_RESTYLE; kind++)
+    {
+      GessoEditParams p;
+
+      gesso_edit_params_init (&p, kind);
+      g_assert_cmpint (p.kind, ==, kind);
+      g_assert_cmpint (p.steps, >=, 1);
+      g_assert_cmpfloat (p.guidance, >=, 1.0f);
+      g_assert_cmpfloat (p.strength, >, 0.0f);
+      g_assert_cmpfloat (p.strength, <=, 1.0f);
+      g_assert_cmpint (p.resample_count, >=, 1);
+      g_assert_cmpint (p.jump_length, >=, 1);
+      g_assert_cmpstr (p.negative_prompt, ==, "");
+    }
+}
+
+static void
+expect_invalid (GessoModel *m, const GessoEditParams *p, const GessoImage *input,
+                const GessoMask *mask, const char *fragment)
+{
+  g_autoptr (GError) error = NULL;
+  GessoEditResult result;
+
+  memset (&result, 0xab, sizeof result);
+  g_assert_false (gesso_edit_run (m, p, input, mask, &result, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, fragment));
+  g_assert_null (result.image.pixels);
+  g_assert_null (result.blend.values);
+}
+
+static void
+test_params_invalid (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  GessoImage image = { 0 };
+  GessoMask mask = { 0 };
+  GessoEditParams p;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 32, 32);
+  g_assert_true (gesso_mask_init (&mask, 16, 16, NULL));
+
+  gesso_edit_params_init (&p, GESSO_EDIT_SDEDIT);
+  p.prompt = "x";
+  p.guidance = NAN;
+  expect_invalid (m, &p, &image, NULL, "guidance");
+  p.guidance = 7.5f;
+  p.strength = 1.5f;
+  expect_invalid (m, &p, &image, NULL, "strength");
+  p.strength = 0.5f;
+  p.steps = 0;
+  expect_invalid (m, &p, &image, NULL, "steps");
+  p.steps = 4;
+  p.mask_feather = INFINITY;
+  expect_invalid (m, &p, &image, NULL, "feather");
+  p.mask_feather = 0;
+  expect_invalid (m, &p, NULL, NULL, "input image");
+  expect_invalid (m, &p, &image, &mask, "mask");
+  p.sampler = "heun";
+  expect_invalid (m, &p, &image, NULL, "sampler");
+  p.sampler = "repaint";
+  expect_invalid (m, &p, &image, NULL, "repaint");
+  p.sampler = NULL;
+  p.prompt = NULL;
+  expect_invalid (m, &p, &image, NULL, "prompt");
+
+  gesso_edit_params_init (&p, GESSO_EDIT_RESTYLE);
+  p.prompt = "x";
+  expect_invalid (m, &p, &image, NULL, "source prompt");
+  p.source_prompt = "y";
+  p.sampler = "euler";
+  expect_invalid (m, &p, &image, NULL, "ddim");
+  gesso_edit_params_init (&p, GESSO_EDIT_GENERATE);
+  p.prompt = "x";
+  p.width = -3;
+  expect_invalid (m, &p, NULL, NULL, "size");
+  gesso_image_clear (&image);
+  gesso_mask_clear (&mask);
+}
+
+/* --- SDEdit -------------------------------------------------------------------------------- */
+
+static void
+test_sdedit_strength_zero (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  g_autofree float *rgb = NULL, *latents = NULL;
+  GessoImage image = { 0 };
+  GessoPipelineParams p;
+  GessoPipelineInput in = { 0 };
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 48);
+  rgb = model_rgb (&image);
+  kept_init (&kept, &noise, 7);
+  trace_init (&trace, &kept);
+  pipeline_params (&p, m, GESSO_SAMPLER_DDIM, 10, &noise, &trace);
+  p.strength = 0.0f;
+  in.width = 64;
+  in.height = 48;
+  in.image = rgb;
+  latents = g_new (float, 4 * 32 * 24);
+  g_assert_true (gesso_pipeline_img2img (&p, &in, latents, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (trace.z0);
+  g_assert_cmpmem (latents, trace.numel * sizeof (float), trace.z0, trace.numel * sizeof (float));
+  g_assert_cmpuint (trace.latents->len, ==, 0);
+  /* the strength rule: int(steps * strength) as Python computes it on the decimal value */
+  g_assert_cmpint (gesso_pipeline_strength_steps (10, 0.7f), ==, 7);
+  g_assert_cmpint (gesso_pipeline_strength_steps (10, 0.6f), ==, 6);
+  g_assert_cmpint (gesso_pipeline_strength_steps (30, 0.3f), ==, 9);
+  g_assert_cmpint (gesso_pipeline_strength_steps (7, 1.0f), ==, 7);
+  g_assert_cmpint (gesso_pipeline_strength_steps (7, 0.0f), ==, 0);
+  g_assert_cmpint (gesso_pipeline_strength_steps (3, 0.3f), ==, 0);
+  trace_clear (&trace);
+  g_ptr_array_unref (kept.draws);
+  gesso_image_clear (&image);
+}
+
+/* --- soft masks ---------------------------------------------------------------------------- */
+
+/* Change values by latent column: 0, 0.25, 0.5, 0.75, 1, repeating. */
+static float *
+column_mask (int w, int h)
+{
+  float *m = g_new (float, (size_t) (w * h));
+
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      m[y * w + x] = (float) (x % 5) * 0.25f;
+  return m;
+}
+
+/* SDEdit with a soft latent mask, 8 steps from strength 1 (K = 8): after step j a cell with
+ * change m is exactly z_0 noised to the next level with that step's draw iff
+ * rho_j = (8 - j) / 8 > m; the last step leaves held cells exactly z_0. */
+static void
+test_soft_mask_sdedit (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GessoSampler) ref = NULL;
+  g_autofree float *rgb = NULL, *latents = NULL, *mask = NULL, *known = NULL;
+  const int lw = 32, lh = 32, K = 8;
+  const size_t plane = (size_t) (lw * lh), numel = 4 * plane;
+  GessoImage image = { 0 };
+  GessoPipelineParams p;
+  GessoPipelineInput in = { 0 };
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+  guint held = 0, free_cells = 0;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  rgb = model_rgb (&image);
+  mask = column_mask (lw, lh);
+  kept_init (&kept, &noise, 11);
+  trace_init (&trace, &kept);
+  pipeline_params (&p, m, GESSO_SAMPLER_DDIM, K, &noise, &trace);
+  in.width = in.height = 64;
+  in.image = rgb;
+  in.latent_mask = mask;
+  latents = g_new (float, numel);
+  g_assert_true (gesso_pipeline_img2img (&p, &in, latents, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (trace.latents->len, ==, (guint) K);
+
+  ref = gesso_sampler_new (&p.sampler, &error);
+  g_assert_no_error (error);
+  g_assert_true (gesso_sampler_set_timesteps (ref, K, NULL));
+  known = g_new (float, numel);
+  for (int j = 0; j < K; j++)
+    {
+      const float *x = trace.latents->pdata[j];
+      double rho = (double) (K - j) / K;
+
+      if (j + 1 < K)
+        {
+          /* the step's known-region draw is the last one made before the observer ran */
+          guint d = g_array_index (trace.n_draws, guint, j) - 1;
+          const double *ts = gesso_sampler_get_timesteps (ref, NULL);
+          int64_t shape[4] = { 1, 4, lh, lw };
+          GessoTensor z0 = gesso_tensor_view (trace.z0, 4, shape);
+          GessoTensor z = gesso_tensor_view (kept.draws->pdata[d], 4, shape);
+          GessoTensor out = gesso_tensor_view (known, 4, shape);
+
+          g_assert_true (gesso_sampler_add_noise (ref, &z0, &z, ts[j + 1], &out, NULL));
+        }
+      else
+        memcpy (known, trace.z0, numel * sizeof (float));
+      for (size_t e = 0; e < numel; e++)
+        {
+          gboolean hold = rho > (double) mask[e % plane];
+
+          if (hold)
+            {
+              g_assert_cmpfloat (x[e], ==, known[e]);
+              held++;
+            }
+          else
+            {
+              g_assert_cmpfloat (x[e], !=, known[e]);
+              free_cells++;
+            }
+        }
+    }
+  g_test_message ("%u held and %u free cell-steps checked", held, free_cells);
+  /* m = 0 ends exactly at z_0; m = 1 does not */
+  for (size_t e = 0; e < numel; e++)
+    if (mask[e % plane] == 0.0f)
+      g_assert_cmpfloat (latents[e], ==, trace.z0[e]);
+    else if (mask[e % plane] == 1.0f)
+      g_assert_cmpfloat (latents[e], !=, trace.z0[e]);
+  trace_clear (&trace);
+  g_ptr_array_unref (kept.draws);
+  gesso_image_clear (&image);
+}
+
+/* RePaint with the same soft mask (8 steps, jump length 2, 2 resamplings): at every reverse
+ * step at level k (rho = (k + 1) / 8) the held cells are exactly z_0 forward-noised to the
+ * step's target timestep with the step's draw. */
+static void
+test_soft_mask_repaint (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  g_autofree float *rgb = NULL, *latents = NULL, *mask = NULL;
+  const int lw = 32, lh = 32, K = 8;
+  const size_t plane = (size_t) (lw * lh), numel = 4 * plane;
+  const float *abar;
+  GessoImage image = { 0 };
+  GessoPipelineParams p;
+  GessoPipelineInput in = { 0 };
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+  double t_last;
+  guint steps = 0, n_free = 0, n_near = 0;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  rgb = model_rgb (&image);
+  mask = column_mask (lw, lh);
+  kept_init (&kept, &noise, 5);
+  trace_init (&trace, &kept);
+  pipeline_params (&p, m, GESSO_SAMPLER_REPAINT, K, &noise, &trace);
+  p.sampler.jump_length = 2;
+  p.sampler.jump_n_sample = 2;
+  in.width = in.height = 64;
+  in.image = rgb;
+  in.latent_mask = mask;
+  latents = g_new (float, numel);
+  g_assert_true (gesso_pipeline_inpaint (&p, &in, latents, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr (GessoSampler) s = gesso_sampler_new (&p.sampler, NULL);
+    abar = g_memdup2 (gesso_sampler_get_schedule (s)->alphas_cumprod, 1000 * sizeof (float));
+  }
+
+  t_last = g_array_index (trace.t, double, 0) + 1;
+  for (guint i = 0; i < trace.latents->len; i++)
+    {
+      double t = g_array_index (trace.t, double, i);
+      const float *x = trace.latents->pdata[i];
+      const float *z = kept.draws->pdata[g_array_index (trace.n_draws, guint, i) - 1];
+      int level = (int) t / (1000 / K), prev = (int) t - 1000 / K;
+      double rho = (double) (level + 1) / K;
+      double a_prev = prev >= 0 ? abar[prev] : 1.0;
+
+      if (t < t_last)
+        {
+          steps++;
+          for (size_t e = 0; e < numel; e++)
+            {
+              double known = sqrt (a_prev) * trace.z0[e] + sqrt (1 - a_prev) * z[e];
+              double diff = fabs ((double) x[e] - known);
+
+              /* the sampler's own rounding (float32 or double) is within a few ulps */
+              if (rho > (double) mask[e % plane])
+                g_assert_cmpfloat (diff, <=, 1e-6 * MAX (1.0, fabs (known)));
+              else
+                {
+                  n_free++;
+                  n_near += diff <= 1e-4;
+                }
+            }
+        }
+      t_last = t;
+    }
+  g_assert_cmpuint (steps, >, (guint) K);
+  /* a free cell follows the model, not the noised original (a chance match aside) */
+  g_assert_cmpuint (n_near, <=, n_free / 100);
+  for (size_t e = 0; e < numel; e++)
+    if (mask[e % plane] == 0.0f)
+      g_assert_cmpfloat (latents[e], ==, trace.z0[e]);
+  g_free ((gpointer) abar);
+  trace_clear (&trace);
+  g_ptr_array_unref (kept.draws);
+  gesso_image_clear (&image);
+}
+
+/* --- RePaint through the whole edit -------------------------------------------------------- */
+
+static void
+test_repaint_hard_mask_pixels (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  GessoImage image = { 0 }, composite = { 0 };
+  GessoMask mask = { 0 };
+  GessoEditParams p;
+  GessoEditResult result;
+  GessoRegion region;
+  guint outside = 0, changed = 0;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 80, 56);
+  g_assert_true (gesso_mask_init (&mask, 80, 56, NULL));
+  for (int y = 20; y < 36; y++)
+    for (int x = 30; x < 50; x++)
+      mask.values[y * 80 + x] = 1.0f;
+  gesso_edit_params_init (&p, GESSO_EDIT_INPAINT);
+  p.prompt = "a window";
+  p.steps = 8;
+  p.jump_length = 2;
+  p.resample_count = 2;
+  p.mask_grow = 0;
+  p.mask_feather = 0;
+  p.context_margin = 8;
+  p.seed = 3;
+  g_assert_true (gesso_edit_run (m, &p, &image, &mask, &result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (result.x, ==, 22);
+  g_assert_cmpint (result.y, ==, 12);
+  g_assert_cmpint (result.image.width, ==, 36);
+  g_assert_cmpint (result.image.height, ==, 32);
+  for (int y = 0; y < result.image.height; y++)
+    for (int x = 0; x < result.image.width; x++)
+      {
+        size_t i = (size_t) y * 36 + (size_t) x;
+        size_t src = (size_t) (y + result.y) * 80 + (size_t) (x + result.x);
+        gboolean inside = mask.values[src] > 0;
+
+        g_assert_cmpfloat (result.blend.values[i], ==, inside ? 1.0f : 0.0f);
+        if (!inside)
+          {
+            g_assert_cmpmem (result.image.pixels + 4 * i, 16, image.pixels + 4 * src, 16);
+            outside++;
+          }
+        else if (memcmp (result.image.pixels + 4 * i, image.pixels + 4 * src, 12) != 0)
+          changed++;
+      }
+  g_assert_cmpuint (outside, >, 0);
+  g_assert_cmpuint (changed, >, 0);
+  /* and laid over the image: everything outside the mask is the input, bit for bit */
+  region.x = result.x;
+  region.y = result.y;
+  region.width = result.image.width;
+  region.height = result.image.height;
+  region.work_width = region.width;
+  region.work_height = region.height;
+  g_assert_true (gesso_blend_region (&image, &region, &result.image, &result.blend, &composite,
+                                     &error));
+  for (size_t i = 0; i < (size_t) (80 * 56); i++)
+    if (mask.values[i] == 0)
+      g_assert_cmpmem (composite.pixels + 4 * i, 16, image.pixels + 4 * i, 16);
+  gesso_image_clear (&composite);
+  gesso_edit_result_clear (&result);
+  gesso_mask_clear (&mask);
+  gesso_image_clear (&image);
+}
+
+/* --- restyle: DDIM inversion round trip ----------------------------------------------------- */
+
+/* DDIM inversion to strength s, then DDIM sampling back with the same prompt and no
+ * guidance. Each inverse step uses the prediction at the lower point, the sampling step the
+ * one at the upper point; the two steps differ by O(L h^2) for a step h and a prediction of
+ * Lipschitz constant L, so the round trip is first order: the error falls as the step count
+ * grows. The tiny models are random networks with a large L, and near t = T the x_0 estimate
+ * multiplies the mismatch by sqrt((1 - abar) / abar) (~15), so their errors are large and
+ * fall slowly; the table shows them for two strengths, and the test asserts the trend. */
+static double
+round_trip_error (GessoModel *m, const float *rgb, int steps, float strength, double *max_abs,
+                  double *rms0)
+{
+  g_autofree float *latents = g_new (float, 4 * 32 * 32);
+  g_autoptr (GError) error = NULL;
+  GessoPipelineParams p;
+  GessoPipelineInput in = { 0 };
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+  double ss = 0, ss0 = 0;
+
+  kept_init (&kept, &noise, 1);
+  trace_init (&trace, &kept);
+  pipeline_params (&p, m, GESSO_SAMPLER_DDIM, steps, &noise, &trace);
+  g_assert_true (gesso_model_sampler_config (m, GESSO_SAMPLER_DDIM_INVERSE, &p.inverse, NULL));
+  p.guidance = 1.0f;
+  p.strength = strength;
+  p.source_prompt = p.prompt;
+  in.width = in.height = 64;
+  in.image = rgb;
+  g_assert_true (gesso_pipeline_restyle (&p, &in, latents, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (kept.draws->len, ==, 0);
+  *max_abs = 0;
+  for (size_t e = 0; e < trace.numel; e++)
+    {
+      double d = (double) latents[e] - trace.z0[e];
+      *max_abs = MAX (*max_abs, fabs (d));
+      ss += d * d;
+      ss0 += (double) trace.z0[e] * trace.z0[e];
+    }
+  *rms0 = sqrt (ss0 / (double) trace.numel);
+  trace_clear (&trace);
+  g_ptr_array_unref (kept.draws);
+  return sqrt (ss / (double) (4 * 32 * 32));
+}
+
+static void
+test_restyle_reconstruction (void)
+{
+  static const int step_counts[] = { 5, 10, 20, 50, 100 };
+  static const float strengths[] = { 0.3f, 1.0f };
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autofree float *rgb = NULL;
+  double errors[G_N_ELEMENTS (strengths)][G_N_ELEMENTS (step_counts)];
+  GessoImage image = { 0 };
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  rgb = model_rgb (&image);
+  g_test_message ("DDIM inversion + DDIM sampling, same prompt, guidance 1 (tiny-sd1):");
+  g_test_message ("  strength  steps   max |z - z0|   rms (z - z0)   rms z0");
+  for (size_t k = 0; k < G_N_ELEMENTS (strengths); k++)
+    for (size_t s = 0; s < G_N_ELEMENTS (step_counts); s++)
+      {
+        double max_abs, rms0;
+
+        errors[k][s] = round_trip_error (m, rgb, step_counts[s], strengths[k], &max_abs, &rms0);
+        g_test_message ("  %8.1f  %5d   %12.3e   %12.3e   %.3f", strengths[k], step_counts[s],
+                        max_abs, errors[k][s], rms0);
+      }
+  /* first order: from 10 steps on, more steps give a smaller error at every strength (at 5
+   * steps and strength 0.3 the round trip is a single step, exact up to rounding) */
+  g_assert_cmpfloat (errors[0][0], <, 1e-2);
+  for (size_t k = 0; k < G_N_ELEMENTS (strengths); k++)
+    g_assert_cmpfloat (errors[k][G_N_ELEMENTS (step_counts) - 1], <, errors[k][1] / 1.4);
+  gesso_image_clear (&image);
+}
+
+/* --- determinism --------------------------------------------------------------------------- */
+
+static gboolean
+edit_once (GessoModel *m, GessoEditKind kind, guint64 seed, const GessoImage *input,
+           const GessoMask *mask, GessoEditResult *result)
+{
+  g_autoptr (GError) error = NULL;
+  GessoEditParams p;
+  gboolean ok;
+
+  gesso_edit_params_init (&p, kind);
+  p.prompt = "a lighthouse at dusk";
+  p.source_prompt = "a picture";
+  p.steps = 6;
+  p.seed = seed;
+  p.width = 48;
+  p.height = 40;
+  p.resample_count = 2;
+  p.jump_length = 2;
+  p.sampler = kind == GESSO_EDIT_GENERATE ? "euler_a" : NULL;
+  ok = gesso_edit_run (m, &p, kind == GESSO_EDIT_GENERATE ? NULL : input, mask, result, &error);
+  g_assert_no_error (error);
+  return ok;
+}
+
+static void
+assert_same_result (const GessoEditResult *a, const GessoEditResult *b)
+{
+  g_assert_cmpint (a->image.width, ==, b->image.width);
+  g_assert_cmpint (a->image.height, ==, b->image.height);
+  g_assert_cmpmem (a->image.pixels, 4 * sizeof (float) * (size_t) a->image.width
+                                      * (size_t) a->image.height,
+                   b->image.pixels, 4 * sizeof (float) * (size_t) b->image.width
+                                      * (size_t) b->image.height);
+}
+
+static void
+test_same_seed (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  GessoEditResult a, b, c;
+  GessoImage image = { 0 };
+  GessoMask mask = { 0 };
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
+  for (int i = 0; i < 64 * 32; i++)
+    mask.values[i] = 1.0f;
+  for (int kind = GESSO_EDIT_GENERATE; kind <= GESSO_EDIT_RESTYLE; kind++)
+    {
+      g_assert_true (edit_once (m, kind, 42, &image, &mask, &a));
+      g_assert_true (edit_once (m, kind, 42, &image, &mask, &b));
+      g_assert_true (edit_once (m, kind, 43, &image, &mask, &c));
+      assert_same_result (&a, &b);
+      if (kind != GESSO_EDIT_RESTYLE)     /* restyle draws no noise: seeds do not matter */
+        g_assert_true (memcmp (a.image.pixels, c.image.pixels,
+                               4 * sizeof (float) * (size_t) a.image.width
+                                 * (size_t) a.image.height) != 0);
+      gesso_edit_result_clear (&a);
+      gesso_edit_result_clear (&b);
+      gesso_edit_result_clear (&c);
+    }
+  gesso_mask_clear (&mask);
+  gesso_image_clear (&image);
+}
+
+static void
+test_threads (void)
+{
+  g_autoptr (GessoModel) one = open_model ("tiny-sd1", "diffusers", 1);
+  g_autoptr (GessoModel) two = NULL;
+  GessoEditResult a, b;
+  GessoImage image = { 0 };
+  GessoMask mask = { 0 };
+
+  if (one == NULL)
+    return;
+  two = open_model ("tiny-sd1", "diffusers", 2);
+  make_image (&image, 64, 64);
+  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
+  for (int i = 0; i < 64 * 64; i++)
+    mask.values[i] = (i % 64) < 40 ? 1.0f : 0.0f;
+  for (int kind = GESSO_EDIT_GENERATE; kind <= GESSO_EDIT_RESTYLE; kind++)
+    {
+      g_assert_true (edit_once (one, kind, 9, &image, &mask, &a));
+      g_assert_true (edit_once (two, kind, 9, &image, &mask, &b));
+      assert_same_result (&a, &b);
+      gesso_edit_result_clear (&a);
+      gesso_edit_result_clear (&b);
+    }
+  gesso_mask_clear (&mask);
+  gesso_image_clear (&image);
+}
+
+/* --- progress and cancel ------------------------------------------------------------------- */
+
+typedef struct
+{
+  int calls;
+  int last_step;
+  int total;
+  int stop_after;               /* 0: never */
+} Progress;
+
+static gboolean
+on_progress (int step, int total, const GessoImage *preview, gpointer data)
+{
+  Progress *p = data;
+
+  p->calls++;
+  g_assert_cmpint (step, ==, p->last_step + 1);
+  g_assert_cmpint (total, >=, step);
+  p->last_step = step;
+  p->total = total;
+  return p->stop_after == 0 || step < p->stop_after;
+}
+
+static void
+test_progress_and_cancel (void)
+{
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  GessoImage image = { 0 };
+  static const struct
+  {
+    GessoEditKind kind;
+    int total;                  /* model evaluations for 8 steps */
+  } cases[] = {
+    { GESSO_EDIT_GENERATE, 8 },
+    { GESSO_EDIT_SDEDIT, 4 },       /* strength 0.5 */
+    { GESSO_EDIT_RESTYLE, 8 },      /* strength 0.5: 4 inversion + 4 sampling */
+    { GESSO_EDIT_INPAINT, 14 },     /* RePaint, j = 2, r = 2: 8 + 3 jumps of 2 */
+  };
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      GessoEditParams p;
+      GessoEditResult result;
+      Progress progress = { 0 };
+
+      gesso_edit_params_init (&p, cases[i].kind);
+      p.prompt = "a boat";
+      p.source_prompt = "a photo";
+      p.steps = 8;
+      p.strength = cases[i].kind == GESSO_EDIT_INPAINT ? 1.0f : 0.5f;
+      p.jump_length = 2;
+      p.resample_count = 2;
+      p.sampler = cases[i].kind == GESSO_EDIT_GENERATE ? "ddim" : NULL;
+      p.progress = on_progress;
+      p.progress_data = &progress;
+      g_assert_true (gesso_edit_run (m, &p, &image, NULL, &result, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (progress.calls, ==, cases[i].total);
+      g_assert_cmpint (progress.total, ==, cases[i].total);
+      gesso_edit_result_clear (&result);
+
+      /* stop after step 3: cancelled, nothing handed back */
+      memset (&progress, 0, sizeof progress);
+      progress.stop_after = 3;
+      memset (&result, 0xcd, sizeof result);
+      g_assert_false (gesso_edit_run (m, &p, &image, NULL, &result, &error));
+      g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CANCELLED);
+      g_assert_cmpint (progress.calls, ==, 3);
+      g_assert_null (result.image.pixels);
+      g_assert_null (result.blend.values);
+    }
+  gesso_image_clear (&image);
+}
+
+/* --- 9-channel inpainting and v-prediction through the whole edit ------------------------- */
+
+static void
+test_other_models (void)
+{
+  static const struct
+  {
+    const char *model, *file;
+    GessoEditKind kind;
+    const char *sampler;
+  } cases[] = {
+    { "tiny-sd1-inpaint", "diffusers", GESSO_EDIT_INPAINT, NULL },
+    { "tiny-sd1-inpaint", "tiny-sd1-inpaint-bf16.safetensors", GESSO_EDIT_INPAINT, "ddim" },
+    { "tiny-sd2", "diffusers", GESSO_EDIT_INPAINT, NULL },
+    { "tiny-sd2", "tiny-sd2-fp16.safetensors", GESSO_EDIT_SDEDIT, "dpmpp_2m_karras" },
+    { "tiny-sd1", "tiny-sd1.safetensors", GESSO_EDIT_INPAINT, "euler" },
+  };
+  GessoImage image = { 0 };
+  GessoMask mask = { 0 };
+
+  make_image (&image, 64, 64);
+  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
+  for (int y = 16; y < 40; y++)
+    for (int x = 8; x < 30; x++)
+      mask.values[y * 64 + x] = 1.0f;
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GessoModel) m = open_model (cases[i].model, cases[i].file, 0);
+      g_autoptr (GError) error = NULL;
+      GessoEditParams p;
+      GessoEditResult result;
+
+      if (m == NULL)
+        break;
+      gesso_edit_params_init (&p, cases[i].kind);
+      p.prompt = "flowers";
+      p.steps = 6;
+      p.jump_length = 2;
+      p.sampler = cases[i].sampler;
+      g_assert_true (gesso_edit_run (m, &p, &image, &mask, &result, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (result.image.width, >, 0);
+      for (size_t k = 0; k < 4 * (size_t) (result.image.width * result.image.height); k++)
+        g_assert_true (result.image.pixels[k] >= 0.0f && result.image.pixels[k] <= 1.0f);
+      gesso_edit_result_clear (&result);
+    }
+  gesso_mask_clear (&mask);
+  gesso_image_clear (&image);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/edit/model/open", test_model_open);
+  g_test_add_func ("/edit/model/missing-tokenizer", test_model_missing_tokenizer);
+  g_test_add_func ("/edit/prompt-cache", test_prompt_cache);
+  g_test_add_func ("/edit/guidance", test_guidance);
+  g_test_add_func ("/edit/params/defaults", test_params_defaults);
+  g_test_add_func ("/edit/params/invalid", test_params_invalid);
+  g_test_add_func ("/edit/sdedit/strength-zero", test_sdedit_strength_zero);
+  g_test_add_func ("/edit/soft-mask/sdedit", test_soft_mask_sdedit);
+  g_test_add_func ("/edit/soft-mask/repaint", test_soft_mask_repaint);
+  g_test_add_func ("/edit/repaint/hard-mask-pixels", test_repaint_hard_mask_pixels);
+  g_test_add_func ("/edit/restyle/ddim-reconstruction", test_restyle_reconstruction);
+  g_test_add_func ("/edit/determinism/seed", test_same_seed);
+  g_test_add_func ("/edit/determinism/threads", test_threads);
+  g_test_add_func ("/edit/progress-and-cancel", test_progress_and_cancel);
+  g_test_add_func ("/edit/other-models", test_other_models);
+  return g_test_run ();
+}
