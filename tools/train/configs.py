@@ -1,0 +1,102 @@
+"""The demo model's hyperparameters, as the config.json files of its diffusers folder."""
+
+UNET = {
+    "_class_name": "UNet2DConditionModel",
+    "_diffusers_version": "0.36.0",
+    "act_fn": "silu",
+    "attention_head_dim": 4,
+    "block_out_channels": [32, 64],
+    "center_input_sample": False,
+    "conv_in_kernel": 3,
+    "conv_out_kernel": 3,
+    "cross_attention_dim": 64,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "only_cross_attention": False,
+    "out_channels": 4,
+    "resnet_time_scale_shift": "default",
+    "sample_size": 16,
+    "time_embedding_type": "positional",
+    "transformer_layers_per_block": 1,
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+    "upcast_attention": False,
+    "use_linear_projection": False,
+}
+
+VAE = {
+    "_class_name": "AutoencoderKL",
+    "_diffusers_version": "0.36.0",
+    "act_fn": "silu",
+    "block_out_channels": [32, 64, 64],
+    "down_block_types": ["DownEncoderBlock2D"] * 3,
+    "force_upcast": True,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
+    "mid_block_add_attention": True,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 64,
+    "scaling_factor": 1.0,          # replaced by 1 / std of the training latents
+    "up_block_types": ["UpDecoderBlock2D"] * 3,
+    "use_post_quant_conv": True,
+    "use_quant_conv": True,
+}
+
+TEXT = {
+    "architectures": ["CLIPTextModel"],
+    "attention_dropout": 0.0,
+    "bos_token_id": None,           # filled from the tokenizer
+    "eos_token_id": None,
+    "hidden_act": "quick_gelu",
+    "hidden_size": 64,
+    "initializer_factor": 1.0,
+    "initializer_range": 0.02,
+    "intermediate_size": 256,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 77,
+    "model_type": "clip_text_model",
+    "num_attention_heads": 4,
+    "num_hidden_layers": 3,
+    "pad_token_id": 1,
+    "projection_dim": 64,
+    "torch_dtype": "float16",
+    "vocab_size": None,             # filled from the tokenizer
+}
+
+SCHEDULER = {
+    "_class_name": "DDIMScheduler",
+    "_diffusers_version": "0.36.0",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "trained_betas": None,
+}
+
+MODEL_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.36.0",
+    "feature_extractor": [None, None],
+    "image_encoder": [None, None],
+    "requires_safety_checker": False,
+    "safety_checker": [None, None],
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
