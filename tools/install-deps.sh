@@ -8,6 +8,9 @@ packages=(
   libglib2.0-dev libjson-glib-dev libopenblas-dev libgdk-pixbuf-2.0-dev time python3
 )
 
+# --demo: also what tools/demo.sh needs for its contact sheet
+[ "${1:-}" = "--demo" ] && packages+=(python3-pil)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
