@@ -28,7 +28,8 @@ step "4/4" "restyle: red apple to green apple"
 $G restyle --model "$M" --image "$S/restyle.png" --source-prompt "red apple" \
   --prompt "green apple" --seed 1 --out "$OUT/restyle.png"
 
-python3 - "$OUT" "$S" <<'PY'
+# Debian's interpreter, where python3-pil lives (not a python3 earlier on PATH)
+/usr/bin/python3 - "$OUT" "$S" <<'PY'
 import sys
 from PIL import Image, ImageDraw, ImageFont
 out, s = sys.argv[1:]
