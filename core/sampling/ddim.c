@@ -19,8 +19,9 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-static gboolean
-ddim_set_timesteps (GessoSampler *s, int n, GError **error)
+/* DDIM, DDIM inverse and DDPM space their integer timesteps the same way. */
+gboolean
+sampler_alpha_timesteps (GessoSampler *s, int n, GError **error)
 {
   double *ts;
   guint len;
@@ -76,7 +77,7 @@ ddim_step (GessoSampler *s, const SamplerStep *st, GError **error)
 }
 
 const SamplerClass gesso_ddim_class = {
-  .set_timesteps = ddim_set_timesteps,
+  .set_timesteps = sampler_alpha_timesteps,
   .noise_count = ddim_noise_count,
   .step = ddim_step,
   .add_noise_coeffs = sampler_alpha_add_noise_coeffs,
@@ -87,7 +88,7 @@ const SamplerClass gesso_ddim_class = {
 static gboolean
 inverse_set_timesteps (GessoSampler *s, int n, GError **error)
 {
-  if (!ddim_set_timesteps (s, n, error))
+  if (!sampler_alpha_timesteps (s, n, error))
     return FALSE;
   /* the same grid, walked upwards */
   for (guint i = 0; i < s->n_timesteps / 2; i++)

@@ -13,20 +13,6 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-static gboolean
-ddpm_set_timesteps (GessoSampler *s, int n, GError **error)
-{
-  double *ts;
-  guint len;
-
-  if (!gesso_schedule_timesteps (s->config.timestep_spacing, s->config.num_train_timesteps, n,
-                                 s->config.steps_offset, TRUE, &ts, &len, error))
-    return FALSE;
-  sampler_take_timesteps (s, ts, len);
-  s->num_inference_steps = n;
-  return sampler_check_train_range (s, error);
-}
-
 static guint
 ddpm_noise_count (const GessoSampler *s, double t)
 {
@@ -105,7 +91,7 @@ ddpm_step (GessoSampler *s, const SamplerStep *st, GError **error)
 }
 
 const SamplerClass gesso_ddpm_class = {
-  .set_timesteps = ddpm_set_timesteps,
+  .set_timesteps = sampler_alpha_timesteps,
   .noise_count = ddpm_noise_count,
   .step = ddpm_step,
   .add_noise_coeffs = sampler_alpha_add_noise_coeffs,

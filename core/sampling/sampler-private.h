@@ -135,6 +135,8 @@ float *sampler_history_push (GessoSampler *s);
  * sigmas interpolated from the training table, optionally Karras/exponential, plus the
  * final sigma; init_noise_sigma as diffusers' property. */
 gboolean sampler_sigma_timesteps (GessoSampler *s, int n, GError **error);
+/* Integer timesteps from the spacing config (DDIM, DDIM inverse, DDPM; ddim.c). */
+gboolean sampler_alpha_timesteps (GessoSampler *s, int n, GError **error);
 /* Euler's scale_model_input divisor sqrt(sigma^2 + 1) (float32, as diffusers) and add_noise
  * x + sigma n, for LMS. */
 gboolean sampler_sigma_scale_divisor (GessoSampler *s, double t, double *divisor,
