@@ -277,7 +277,7 @@
 ; Two PNGs in IN for the batch example (data/scripts/gesso-batch-inpaint.scm).
 (define (e2e-batch-inputs in)
   (let loop ((i 0))
-    (if (< i 2)
+    (if (< i 3)
         (let* ((made (e2e-new-image RGB (+ 48 (* 16 i)) 48))
                (img (car made)))
           (e2e-export-flat img (string-append in "/sample-" (number->string i) ".png"))
