@@ -3,8 +3,16 @@
 # Everything comes from Debian's archive; nothing else is downloaded.
 set -euo pipefail
 
+# clang's sanitizer and fuzzer runtimes are packaged per LLVM version: 14 in Debian 12,
+# 19 in Debian 13
+. /etc/os-release
+case "${VERSION_ID:-}" in
+  12) clang_rt=libclang-rt-14-dev ;;
+  *) clang_rt=libclang-rt-19-dev ;;
+esac
+
 packages=(
-  build-essential clang libclang-rt-14-dev lld pkg-config meson ninja-build gettext
+  build-essential clang "$clang_rt" lld pkg-config meson ninja-build gettext
   libglib2.0-dev libjson-glib-dev libopenblas-dev libgdk-pixbuf-2.0-dev time python3
 )
 
