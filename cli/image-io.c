@@ -37,74 +37,79 @@ load_pixbuf (const char *path, GError **error)
   return upright;
 }
 
+/* An opened file's 8-bit pixels; PIXBUF owns them. */
+typedef struct
+{
+  GdkPixbuf *pixbuf;
+  const guint8 *pixels;
+  int width, height, stride, channels;
+} Raster;
+
+static gboolean
+raster_open (const char *path, Raster *raster, GError **error)
+{
+  raster->pixbuf = load_pixbuf (path, error);
+  if (raster->pixbuf == NULL)
+    return FALSE;
+  raster->width = gdk_pixbuf_get_width (raster->pixbuf);
+  raster->height = gdk_pixbuf_get_height (raster->pixbuf);
+  raster->stride = gdk_pixbuf_get_rowstride (raster->pixbuf);
+  raster->channels = gdk_pixbuf_get_n_channels (raster->pixbuf);
+  raster->pixels = gdk_pixbuf_read_pixels (raster->pixbuf);
+  return TRUE;
+}
+
 gboolean
 gesso_cli_image_load (const char *path, GessoImage *image, GError **error)
 {
-  g_autoptr (GdkPixbuf) pixbuf = NULL;
-  const guint8 *pixels;
-  int width, height, stride, channels;
+  Raster r;
+  gboolean ok;
 
   g_return_val_if_fail (path != NULL && image != NULL, FALSE);
   image->pixels = NULL;
   image->width = image->height = 0;
-  pixbuf = load_pixbuf (path, error);
-  if (pixbuf == NULL)
+  if (!raster_open (path, &r, error))
     return FALSE;
-  width = gdk_pixbuf_get_width (pixbuf);
-  height = gdk_pixbuf_get_height (pixbuf);
-  stride = gdk_pixbuf_get_rowstride (pixbuf);
-  channels = gdk_pixbuf_get_n_channels (pixbuf);
-  pixels = gdk_pixbuf_read_pixels (pixbuf);
-  if (!gesso_image_init (image, width, height, error))
+  ok = gesso_image_init (image, r.width, r.height, error);
+  if (!ok)
+    g_prefix_error (error, "image '%s': ", path);
+  for (int y = 0; ok && y < r.height; y++)
     {
-      g_prefix_error (error, "image '%s': ", path);
-      return FALSE;
-    }
-  for (int y = 0; y < height; y++)
-    {
-      const guint8 *src = pixels + (gsize) y * stride;
-      float *dst = image->pixels + (gsize) y * width * 4;
+      const guint8 *src = r.pixels + (gsize) y * r.stride;
+      float *dst = image->pixels + (gsize) y * r.width * 4;
 
-      for (int x = 0; x < width; x++, src += channels, dst += 4)
+      for (int x = 0; x < r.width; x++, src += r.channels, dst += 4)
         {
           dst[0] = src[0] / 255.0f;
           dst[1] = src[1] / 255.0f;
           dst[2] = src[2] / 255.0f;
-          dst[3] = channels == 4 ? src[3] / 255.0f : 1.0f;
+          dst[3] = r.channels == 4 ? src[3] / 255.0f : 1.0f;
         }
     }
-  return TRUE;
+  g_object_unref (r.pixbuf);
+  return ok;
 }
 
 gboolean
 gesso_cli_mask_load (const char *path, GessoMask *mask, GError **error)
 {
-  g_autoptr (GdkPixbuf) pixbuf = NULL;
-  const guint8 *pixels;
-  int width, height, stride, channels;
+  Raster r;
+  gboolean ok;
 
   g_return_val_if_fail (path != NULL && mask != NULL, FALSE);
   mask->values = NULL;
   mask->width = mask->height = 0;
-  pixbuf = load_pixbuf (path, error);
-  if (pixbuf == NULL)
+  if (!raster_open (path, &r, error))
     return FALSE;
-  width = gdk_pixbuf_get_width (pixbuf);
-  height = gdk_pixbuf_get_height (pixbuf);
-  stride = gdk_pixbuf_get_rowstride (pixbuf);
-  channels = gdk_pixbuf_get_n_channels (pixbuf);
-  pixels = gdk_pixbuf_read_pixels (pixbuf);
-  if (!gesso_mask_init (mask, width, height, error))
+  ok = gesso_mask_init (mask, r.width, r.height, error);
+  if (!ok)
+    g_prefix_error (error, "mask '%s': ", path);
+  for (int y = 0; ok && y < r.height; y++)
     {
-      g_prefix_error (error, "mask '%s': ", path);
-      return FALSE;
-    }
-  for (int y = 0; y < height; y++)
-    {
-      const guint8 *src = pixels + (gsize) y * stride;
-      float *dst = mask->values + (gsize) y * width;
+      const guint8 *src = r.pixels + (gsize) y * r.stride;
+      float *dst = mask->values + (gsize) y * r.width;
 
-      for (int x = 0; x < width; x++, src += channels)
+      for (int x = 0; x < r.width; x++, src += r.channels)
         {
           /* Grey pixels take their level directly: the weighted sum of three equal values
            * need not round back to exactly 1 for white. */
@@ -113,10 +118,11 @@ gesso_cli_mask_load (const char *path, GessoMask *mask, GError **error)
                     : (0.2126f * src[0] + 0.7152f * src[1] + 0.0722f * src[2]) / 255.0f;
 
           v = CLAMP (v, 0.0f, 1.0f);
-          dst[x] = channels == 4 ? v * (src[3] / 255.0f) : v;
+          dst[x] = r.channels == 4 ? v * (src[3] / 255.0f) : v;
         }
     }
-  return TRUE;
+  g_object_unref (r.pixbuf);
+  return ok;
 }
 
 static guint8
