@@ -199,8 +199,11 @@ apply_options (const Options *o, GessoEditKind kind, GessoEditParams *p)
 
       if (!g_ascii_string_to_unsigned (o->seed, 10, 0, G_MAXUINT64, &seed, NULL))
         {
-          gesso_cli_error (_("--seed wants a whole number from 0 to %" G_GUINT64_FORMAT
-                             ", not '%s'"), G_MAXUINT64, o->seed);
+          /* the bound as text: xgettext cannot read a msgid built with G_GUINT64_FORMAT */
+          g_autofree char *max = g_strdup_printf ("%" G_GUINT64_FORMAT, G_MAXUINT64);
+
+          gesso_cli_error (_("--seed wants a whole number from 0 to %s, not '%s'"), max,
+                           o->seed);
           return FALSE;
         }
       p->seed = seed;
