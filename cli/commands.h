@@ -6,6 +6,8 @@
 
 #include <glib.h>
 
+#include "gesso.h"
+
 G_BEGIN_DECLS
 
 enum
@@ -24,6 +26,9 @@ void gesso_cli_error (const char *format, ...) G_GNUC_PRINTF (1, 2);
  * prints the one-line error and returns FALSE. */
 gboolean gesso_cli_parse (GOptionContext *context, const char *command, int *argc,
                           char ***argv);
+
+/* NAME as --prediction spells it (NULL: auto); on a bad name prints the error, FALSE. */
+gboolean gesso_cli_parse_prediction (const char *name, GessoPredictionType *prediction);
 
 int gesso_cli_info (int argc, char **argv);
 int gesso_cli_generate (int argc, char **argv);

@@ -220,18 +220,7 @@ model_params (const Options *o, GessoModelParams *mp)
   mp->path = o->model;
   mp->config_dir = o->config_dir;
   mp->n_threads = o->threads == UNSET_INT ? 0 : o->threads;
-  if (o->prediction == NULL || strcmp (o->prediction, "auto") == 0)
-    mp->prediction = GESSO_PREDICTION_TYPE_AUTO;
-  else if (strcmp (o->prediction, "epsilon") == 0)
-    mp->prediction = GESSO_PREDICTION_TYPE_EPSILON;
-  else if (strcmp (o->prediction, "v") == 0 || strcmp (o->prediction, "v_prediction") == 0)
-    mp->prediction = GESSO_PREDICTION_TYPE_V;
-  else
-    {
-      gesso_cli_error (_("--prediction is auto, epsilon or v, not '%s'"), o->prediction);
-      return FALSE;
-    }
-  return TRUE;
+  return gesso_cli_parse_prediction (o->prediction, &mp->prediction);
 }
 
 /* The edit's crop laid over the whole input (what the user wants in a file). */

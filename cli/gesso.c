@@ -62,6 +62,23 @@ gesso_cli_parse (GOptionContext *context, const char *command, int *argc, char *
   return TRUE;
 }
 
+gboolean
+gesso_cli_parse_prediction (const char *name, GessoPredictionType *prediction)
+{
+  if (name == NULL || strcmp (name, "auto") == 0)
+    *prediction = GESSO_PREDICTION_TYPE_AUTO;
+  else if (strcmp (name, "epsilon") == 0)
+    *prediction = GESSO_PREDICTION_TYPE_EPSILON;
+  else if (strcmp (name, "v") == 0 || strcmp (name, "v_prediction") == 0)
+    *prediction = GESSO_PREDICTION_TYPE_V;
+  else
+    {
+      gesso_cli_error (_("--prediction is auto, epsilon or v, not '%s'"), name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static const Command *
 find_command (const char *name)
 {

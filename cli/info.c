@@ -1,12 +1,18 @@
-/* `gesso info PATH...`: what a model file or folder holds, without loading it for inference.
+/* `gesso info PATH...`: what a model file or folder holds and how Gesso would use it, without
+ * loading it for inference.
  *
- * Everything printed comes from gesso_model_summary_new(), which validates every tensor
- * entry; so `gesso info` doubles as a check that a download is complete and safe to load.
+ * The inventory comes from gesso_model_summary_new(), which validates every tensor entry, so
+ * `gesso info` doubles as a check that a download is complete and safe to load; the usage
+ * (architecture, prediction type, resolution, configs, tokenizer files) from
+ * gesso_model_probe(), which chooses configs and checks them against the weight shapes the
+ * way opening the model does, without reading any weight. The status is non-zero when either
+ * fails, so scripts can ask "can Gesso use this?".
  */
 #include "gesso-config.h"
 
 #include <glib.h>
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "cli/commands.h"
 #include "gesso.h"
@@ -66,8 +72,48 @@ format_component (const GessoComponentSummary *c)
   return g_string_free (text, FALSE);
 }
 
+static char *
+format_prediction (const GessoModelProbe *probe, GessoPredictionType asked)
+{
+  const char *name = probe->prediction == GESSO_PREDICTION_TYPE_V ? "v" : "epsilon";
+
+  if (asked != GESSO_PREDICTION_TYPE_AUTO)
+    return g_strdup_printf (_("%s (as --prediction says)"), name);
+  if (probe->prediction_source != NULL)
+    return g_strdup_printf (_("%s (from %s)"), name, probe->prediction_source);
+  return g_strdup_printf (_("%s (no scheduler config says; --prediction sets it)"), name);
+}
+
 static void
-print_summary (const GessoModelSummary *s)
+print_probe (const GessoModelProbe *probe, GessoModelLayout layout, GessoPredictionType asked)
+{
+  g_autofree char *prediction = format_prediction (probe, asked);
+  int cells = probe->native_size / probe->latent_factor;
+  g_autofree char *resolution = g_strdup_printf (_("%d x %d pixels (latent %d x %d, %d pixels "
+                                                   "a cell)"), probe->native_size,
+                                                 probe->native_size, cells, cells,
+                                                 probe->latent_factor);
+  const char *configs = probe->config_dir;
+
+  if (configs == NULL)
+    configs = layout == GESSO_MODEL_LAYOUT_DIFFUSERS ? _("the folder's own")
+                                                     : _("none found: inferred from the weight "
+                                                         "shapes, with Stable Diffusion's "
+                                                         "schedule");
+  print_field (_("architecture"), probe->architecture);
+  print_field (_("prediction"), prediction);
+  print_field (_("resolution"), resolution);
+  print_field (_("configs"), configs);
+  for (guint i = 0; probe->tokenizer_files[i] != NULL; i++)
+    if (i == 0)
+      print_field (_("tokenizer"), probe->tokenizer_files[i]);
+    else
+      g_print ("%-14s%s\n", "", probe->tokenizer_files[i]);
+}
+
+static void
+print_summary (const GessoModelSummary *s, const GessoModelProbe *probe,
+               GessoPredictionType asked)
 {
   g_autofree char *files = NULL;
   g_autofree char *tensors = g_strdup_printf ("%u", s->n_tensors);
@@ -80,7 +126,10 @@ print_summary (const GessoModelSummary *s)
   print_field (_("layout"), s->layout == GESSO_MODEL_LAYOUT_DIFFUSERS ? _("diffusers folder")
                                                                       : _("single file"));
   print_field (_("files"), files);
-  print_field (_("architecture"), s->architecture);
+  if (probe != NULL)
+    print_probe (probe, s->layout, asked);
+  else
+    print_field (_("architecture"), s->architecture);
   print_field (_("tensors"), tensors);
   print_field (_("parameters"), params);
   for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
@@ -91,16 +140,58 @@ print_summary (const GessoModelSummary *s)
     }
 }
 
+/* Describes PATH; FALSE (after the one-line error) when it is unreadable or unusable. A
+ * readable model that Gesso cannot use is still described. */
+static gboolean
+describe (const char *path, const GessoModelParams *defaults)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GessoModelSummary) summary = gesso_model_summary_new (path, &error);
+  g_autoptr (GessoModelProbe) probe = NULL;
+  GessoModelParams params = *defaults;
+
+  if (summary == NULL)
+    {
+      gesso_cli_error ("%s", error->message);
+      return FALSE;
+    }
+  params.path = path;
+  probe = gesso_model_probe (&params, &error);
+  print_summary (summary, probe, params.prediction);
+  if (probe == NULL)
+    {
+      /* most messages name the file already; say which one when they do not */
+      if (strstr (error->message, path) != NULL)
+        gesso_cli_error ("%s", error->message);
+      else
+        gesso_cli_error (_("cannot use '%s': %s"), path, error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 int
 gesso_cli_info (int argc, char **argv)
 {
   g_autoptr (GOptionContext) context = g_option_context_new (_("PATH…"));
+  g_autofree char *config_dir = NULL;
+  g_autofree char *prediction = NULL;
+  GOptionEntry entries[] = {
+    { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &config_dir,
+      N_("A diffusers folder with the configs of a single-file model"), N_("DIR") },
+    { "prediction", 0, 0, G_OPTION_ARG_STRING, &prediction,
+      N_("What the model predicts: auto, epsilon or v"), N_("TYPE") },
+    G_OPTION_ENTRY_NULL,
+  };
+  GessoModelParams params;
   int status = GESSO_CLI_EXIT_OK;
 
   g_option_context_set_summary (context,
                                 _("Describe models: a .safetensors file or a diffusers folder "
                                   "each. Every tensor entry is validated; pickle checkpoints "
-                                  "(.ckpt, .pt, .pth, .bin) are refused."));
+                                  "(.ckpt, .pt, .pth, .bin) are refused. The status is 0 only "
+                                  "when Gesso can use every model named."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   if (!gesso_cli_parse (context, "info", &argc, &argv))
     return GESSO_CLI_EXIT_USAGE;
@@ -109,21 +200,17 @@ gesso_cli_info (int argc, char **argv)
       gesso_cli_error (_("info needs a model: a .safetensors file or a diffusers folder"));
       return GESSO_CLI_EXIT_USAGE;
     }
+  gesso_model_params_init (&params);
+  params.config_dir = config_dir;
+  if (!gesso_cli_parse_prediction (prediction, &params.prediction))
+    return GESSO_CLI_EXIT_USAGE;
 
   for (int i = 1; i < argc; i++)
     {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (GessoModelSummary) summary = gesso_model_summary_new (argv[i], &error);
-
-      if (summary == NULL)
-        {
-          gesso_cli_error ("%s", error->message);
-          status = GESSO_CLI_EXIT_FAILURE;
-          continue;
-        }
       if (i > 1)
         g_print ("\n");
-      print_summary (summary);
+      if (!describe (argv[i], &params))
+        status = GESSO_CLI_EXIT_FAILURE;
     }
   return status;
 }

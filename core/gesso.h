@@ -134,6 +134,29 @@ gboolean gesso_model_is_inpainting (const GessoModel *model);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModel, gesso_model_free)
 
+/* What opening a model would use, found from its configs, weight names and shapes without
+ * reading any weight: cheap enough for `gesso info` and a model chooser. */
+typedef struct
+{
+  char *architecture;                 /* as gesso_model_get_architecture would say */
+  GessoPredictionType prediction;     /* EPSILON or V, never AUTO */
+  char *prediction_source;            /* the scheduler config it was read from; NULL: the
+                                       * caller's setting, or epsilon for want of a config */
+  int native_size;                    /* pixels */
+  int latent_factor;                  /* pixels per latent cell */
+  gboolean inpainting;                /* a 9-channel inpainting UNet */
+  char *config_dir;                   /* single file: the diffusers folder its configs come
+                                       * from; NULL: inferred from the weights (or a folder) */
+  char **tokenizer_files;             /* the tokenizer files read, NULL-terminated */
+} GessoModelProbe;
+
+/* Fails where gesso_model_open would, except for what only fetching every weight finds (a
+ * tensor that no config depends on missing or misshapen). */
+GessoModelProbe *gesso_model_probe (const GessoModelParams *params, GError **error);
+void gesso_model_probe_free (GessoModelProbe *probe);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelProbe, gesso_model_probe_free)
+
 /* --- Images and masks ------------------------------------------------------------------- */
 
 /* RGBA, float, sRGB-encoded (not linear) in [0, 1], straight (not premultiplied) alpha,

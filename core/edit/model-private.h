@@ -1,8 +1,8 @@
 /* The inside of a GessoModel: what the pipelines borrow from an opened model.
  *
- * A model owns its files, weights, tokenizer, text encoder, UNet and VAE, the scheduler
- * config found beside it and a cache of prompt embeddings. Like the weights it is used by one
- * job at a time.
+ * A model owns its files, weights, tokenizer, text encoder, UNet and VAE, the configs they
+ * were built from, the scheduler config found beside it and a cache of prompt embeddings.
+ * Like the weights it is used by one job at a time.
  */
 #ifndef GESSO_MODEL_PRIVATE_H
 #define GESSO_MODEL_PRIVATE_H
@@ -34,6 +34,10 @@ struct GessoModel
   JsonObject *scheduler_json;   /* the model's scheduler_config.json; NULL when none */
   char *scheduler_json_name;    /* its path, for messages */
   char *config_dir;             /* where a single file's configs came from; NULL if none */
+  char *tokenizer_dir;          /* where vocab.json and merges.txt were found */
+  GessoUnetConfig unet_config;  /* as checked against the weight shapes */
+  GessoVaeConfig vae_config;
+  int sample_size;              /* the training resolution in latent cells */
   GessoPrediction prediction;
   char *architecture;
   int native_size;

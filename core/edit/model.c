@@ -13,6 +13,10 @@
  * merges.txt beside the file or in a tokenizer/ folder beside it; when none is found the
  * error names every place looked at.
  *
+ * Opening plans first (files mapped, configs chosen and checked against the weight shapes,
+ * tokenizer loaded; no weight read), then builds the components. gesso_model_probe stops
+ * after the plan, which is what describing a model needs.
+ *
  * Prediction type: params->prediction when not AUTO, else the scheduler config's
  * "prediction_type", else epsilon (SD 1.x and SD 2.x base; a single file cannot tell an SD
  * 2.x v-prediction model apart, so those need a config folder or an explicit setting).
@@ -57,6 +61,7 @@ gesso_model_free (GessoModel *model)
     json_object_unref (model->scheduler_json);
   g_free (model->scheduler_json_name);
   g_free (model->config_dir);
+  g_free (model->tokenizer_dir);
   g_free (model->architecture);
   g_free (model);
 }
@@ -82,12 +87,18 @@ gesso_model_get_latent_factor (const GessoModel *model)
   return gesso_vae_latent_factor (model->vae);
 }
 
+/* From the configs, so that a model being planned can tell too. */
+static gboolean
+configs_say_inpainting (const GessoModel *m)
+{
+  return m->unet_config.in_channels == 2 * m->vae_config.latent_channels + 1;
+}
+
 gboolean
 gesso_model_is_inpainting (const GessoModel *model)
 {
   g_return_val_if_fail (model != NULL, FALSE);
-  return gesso_unet_get_config (model->unet)->in_channels
-         == 2 * gesso_vae_latent_channels (model->vae) + 1;
+  return configs_say_inpainting (model);
 }
 
 int64_t
@@ -228,77 +239,52 @@ tokenizer_from_folder (const char *dir, gboolean openclip, GError **error)
   return gesso_tokenizer_new_from_files (vocab, merges, &tc, error);
 }
 
-static GessoTokenizer *
-open_tokenizer (GessoModel *m, GError **error)
+/* Where the tokenizer's files are: a diffusers folder's tokenizer/; for a single file the
+ * config folder's tokenizer/, else beside the file, else a tokenizer/ folder beside it. When
+ * none has both vocab.json and merges.txt, the error names every place looked at. */
+static char *
+find_tokenizer_dir (const GessoModel *m, GError **error)
 {
-  gboolean openclip = gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
   const char *dir = gesso_model_files_dir (m->files);
   g_autoptr (GString) looked = g_string_new (NULL);
-  char *places[3] = { NULL, NULL, NULL };
-  GessoTokenizer *tokenizer = NULL;
-  guint n = 0;
+  g_autofree char *sub = g_build_filename (dir, "tokenizer", NULL);
+  g_autofree char *from_config = NULL;
+  const char *places[3] = { NULL, NULL, NULL };
 
   if (gesso_model_files_layout (m->files) == GESSO_MODEL_LAYOUT_DIFFUSERS)
     {
-      g_autofree char *sub = g_build_filename (dir, "tokenizer", NULL);
-
-      if (!has_tokenizer_files (sub))
-        {
-          describe_missing (looked, sub);
-          g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                       "the model has no usable tokenizer: %s; copy the model's tokenizer/ "
-                       "folder (vocab.json, merges.txt) there", looked->str);
-          return NULL;
-        }
-      return gesso_tokenizer_new_from_dir (sub, error);
+      if (has_tokenizer_files (sub))
+        return g_steal_pointer (&sub);
+      describe_missing (looked, sub);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "the model has no usable tokenizer: %s; copy the model's tokenizer/ "
+                   "folder (vocab.json, merges.txt) there", looked->str);
+      return NULL;
     }
 
   if (m->config_dir != NULL)
-    places[n++] = g_build_filename (m->config_dir, "tokenizer", NULL);
-  places[n++] = g_strdup (dir);
-  places[n++] = g_build_filename (dir, "tokenizer", NULL);
-  for (guint i = 0; i < n && tokenizer == NULL; i++)
-    if (has_tokenizer_files (places[i]))
-      {
-        tokenizer = tokenizer_from_folder (places[i], openclip, error);
-        if (tokenizer == NULL)
-          break;
-      }
-  if (tokenizer == NULL && (error == NULL || *error == NULL))
-    {
-      for (guint i = 0; i < n; i++)
-        describe_missing (looked, places[i]);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "no tokenizer for '%s': a single .safetensors file carries none, and %s. "
-                   "Put the model's CLIP vocab.json and merges.txt beside the file, or name "
-                   "the model's diffusers folder as its config folder",
-                   gesso_model_files_path (m->files), looked->str);
-    }
-  for (guint i = 0; i < n; i++)
-    g_free (places[i]);
-  return tokenizer;
+    from_config = g_build_filename (m->config_dir, "tokenizer", NULL);
+  places[0] = from_config;
+  places[1] = dir;
+  places[2] = sub;
+  for (guint i = 0; i < G_N_ELEMENTS (places); i++)
+    if (places[i] != NULL && has_tokenizer_files (places[i]))
+      return g_strdup (places[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (places); i++)
+    if (places[i] != NULL)
+      describe_missing (looked, places[i]);
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               "no tokenizer for '%s': a single .safetensors file carries none, and %s. "
+               "Put the model's CLIP vocab.json and merges.txt beside the file, or name "
+               "the model's diffusers folder as its config folder",
+               gesso_model_files_path (m->files), looked->str);
+  return NULL;
 }
 
-/* --- components ---------------------------------------------------------------------------- */
+/* --- planning: what the configs and weight names say, before any weight is read --------- */
 
 static gboolean
-open_text_encoder (GessoModel *m, GError **error)
-{
-  g_autoptr (JsonObject) sidecar = NULL;
-  JsonObject *json = gesso_model_files_config (m->files, "text_encoder");
-
-  if (json == NULL)
-    {
-      if (!load_sidecar (m->config_dir, "text_encoder", "config.json", &sidecar, NULL, error))
-        return FALSE;
-      json = sidecar;
-    }
-  m->text_encoder = gesso_text_encoder_new (m->weights, NULL, json, error);
-  return m->text_encoder != NULL;
-}
-
-static gboolean
-open_unet (GessoModel *m, int *sample_size, GError **error)
+plan_unet (GessoModel *m, GError **error)
 {
   g_autoptr (JsonObject) sidecar = NULL;
   g_autofree char *name = NULL;
@@ -311,46 +297,43 @@ open_unet (GessoModel *m, int *sample_size, GError **error)
         return FALSE;
       json = sidecar;
     }
-  m->unet = gesso_unet_new_for_model (m->files, m->weights, sidecar, error);
-  if (m->unet == NULL)
+  if (!gesso_unet_config_for_model (m->files, m->weights, sidecar, &m->unet_config, error))
     return FALSE;
   /* the training resolution in latent cells; SD's 64 when no config says */
-  *sample_size = 64;
+  m->sample_size = 64;
   if (json != NULL && json_object_has_member (json, "sample_size")
       && !json_object_get_null_member (json, "sample_size"))
     {
       if (!gesso_config_get_int (json, name ? name : "unet/config.json", "sample_size", 1, 4096,
                                  &size, error))
         return FALSE;
-      *sample_size = (int) size;
+      m->sample_size = (int) size;
     }
   return TRUE;
 }
 
 static gboolean
-open_vae (GessoModel *m, GError **error)
+plan_vae (GessoModel *m, GError **error)
 {
   g_autoptr (JsonObject) sidecar = NULL;
   g_autofree char *name = NULL;
   GessoVaeConfig config;
 
-  if (gesso_model_files_config (m->files, "vae") == NULL)
-    {
-      if (!load_sidecar (m->config_dir, "vae", "config.json", &sidecar, &name, error))
-        return FALSE;
-    }
+  if (gesso_model_files_config (m->files, "vae") == NULL
+      && !load_sidecar (m->config_dir, "vae", "config.json", &sidecar, &name, error))
+    return FALSE;
   if (sidecar != NULL)
     {
       gesso_vae_config_init (&config);
       if (!gesso_vae_config_from_json (&config, sidecar, name, error))
         return FALSE;
     }
-  m->vae = gesso_vae_new_for_model (m->files, m->weights, sidecar ? &config : NULL, error);
-  return m->vae != NULL;
+  return gesso_vae_config_for_model (m->files, m->weights, sidecar ? &config : NULL,
+                                     &m->vae_config, error);
 }
 
 static gboolean
-open_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
+plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
 {
   JsonObject *json = gesso_model_files_config (m->files, "scheduler");
   GessoSamplerConfig probe;
@@ -388,14 +371,110 @@ open_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
   return TRUE;
 }
 
+static char *
+describe_architecture (const GessoModel *m)
+{
+  const GessoUnetConfig *u = &m->unet_config;
+  gboolean sd2 = u->cross_attention_dim == 1024 || u->use_linear_projection
+                 || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
+
+  return g_strdup_printf ("Stable Diffusion %s%s%s", sd2 ? "2.x" : "1.x",
+                          configs_say_inpainting (m) ? " inpainting" : "",
+                          m->prediction == GESSO_PREDICTION_V ? " (v-prediction)" : "");
+}
+
+static gboolean
+check_params (const GessoModelParams *params, GError **error)
+{
+  if (params->path == NULL || params->path[0] == '\0')
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "no model given: name a .safetensors file or a diffusers folder");
+      return FALSE;
+    }
+  if (params->n_threads < 0 || params->n_threads > 4096)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "%d threads requested; use 0 (all cores) or a positive count",
+                   params->n_threads);
+      return FALSE;
+    }
+  if ((unsigned) params->prediction > GESSO_PREDICTION_TYPE_V)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "unknown prediction type %d", (int) params->prediction);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* A model with its files mapped, weight names mapped, every config chosen and checked
+ * against the weight shapes, and its tokenizer loaded, but no weight read: what describing a
+ * model needs, and the first half of opening one. */
+static GessoModel *
+model_plan (const GessoModelParams *params, GError **error)
+{
+  g_autoptr (GessoModel) m = NULL;
+
+  if (!check_params (params, error))
+    return NULL;
+  m = g_new0 (GessoModel, 1);
+  m->n_threads = params->n_threads;
+  m->files = gesso_model_files_open (params->path, error);
+  if (m->files == NULL)
+    return NULL;
+  m->weights = gesso_weights_new (m->files, error);
+  if (m->weights == NULL)
+    return NULL;
+  if (gesso_model_files_layout (m->files) == GESSO_MODEL_LAYOUT_SINGLE_FILE
+      && !find_config_dir (params, m->files, &m->config_dir, error))
+    return NULL;
+  if (gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_NONE)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "'%s' has no text encoder weights; Gesso needs the whole checkpoint (UNet, "
+                   "VAE and text encoder)", params->path);
+      return NULL;
+    }
+  m->tokenizer_dir = find_tokenizer_dir (m, error);
+  if (m->tokenizer_dir == NULL)
+    return NULL;
+  m->tokenizer = tokenizer_from_folder (m->tokenizer_dir, gesso_weights_text_keys (m->weights)
+                                                            == GESSO_TEXT_KEYS_OPENCLIP, error);
+  if (m->tokenizer == NULL || !plan_unet (m, error) || !plan_vae (m, error)
+      || !plan_scheduler (m, params, error))
+    return NULL;
+  m->native_size = m->sample_size * gesso_vae_config_latent_factor (&m->vae_config);
+  m->architecture = describe_architecture (m);
+  return g_steal_pointer (&m);
+}
+
+/* --- building: the components, every weight fetched and shape-checked ------------------- */
+
+static gboolean
+open_text_encoder (GessoModel *m, GError **error)
+{
+  g_autoptr (JsonObject) sidecar = NULL;
+  JsonObject *json = gesso_model_files_config (m->files, "text_encoder");
+
+  if (json == NULL)
+    {
+      if (!load_sidecar (m->config_dir, "text_encoder", "config.json", &sidecar, NULL, error))
+        return FALSE;
+      json = sidecar;
+    }
+  m->text_encoder = gesso_text_encoder_new (m->weights, NULL, json, error);
+  return m->text_encoder != NULL;
+}
+
 /* The components must fit together: text width = cross-attention width, VAE latent = UNet
  * latent (4 channels in, or 9 for inpainting models). */
 static gboolean
 check_fit (GessoModel *m, GError **error)
 {
-  const GessoUnetConfig *u = gesso_unet_get_config (m->unet);
+  const GessoUnetConfig *u = &m->unet_config;
   int64_t width = gesso_prompt_cache_width (m->prompts);
-  int latent = gesso_vae_latent_channels (m->vae);
+  int latent = m->vae_config.latent_channels;
 
   if (width != u->cross_attention_dim)
     {
@@ -416,75 +495,79 @@ check_fit (GessoModel *m, GError **error)
   return TRUE;
 }
 
-static char *
-describe_architecture (const GessoModel *m)
-{
-  const GessoUnetConfig *u = gesso_unet_get_config (m->unet);
-  gboolean sd2 = u->cross_attention_dim == 1024 || u->use_linear_projection
-                 || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
-
-  return g_strdup_printf ("Stable Diffusion %s%s%s", sd2 ? "2.x" : "1.x",
-                          gesso_model_is_inpainting (m) ? " inpainting" : "",
-                          m->prediction == GESSO_PREDICTION_V ? " (v-prediction)" : "");
-}
-
 GessoModel *
 gesso_model_open (const GessoModelParams *params, GError **error)
 {
   g_autoptr (GessoModel) m = NULL;
-  int sample_size = 64;
 
   g_return_val_if_fail (params != NULL, NULL);
-  if (params->path == NULL || params->path[0] == '\0')
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "no model given: name a .safetensors file or a diffusers folder");
-      return NULL;
-    }
-  if (params->n_threads < 0 || params->n_threads > 4096)
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d threads requested; use 0 (all cores) or a positive count",
-                   params->n_threads);
-      return NULL;
-    }
-  if ((unsigned) params->prediction > GESSO_PREDICTION_TYPE_V)
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "unknown prediction type %d", (int) params->prediction);
-      return NULL;
-    }
-
-  m = g_new0 (GessoModel, 1);
-  m->n_threads = params->n_threads;
+  m = model_plan (params, error);
+  if (m == NULL)
+    return NULL;
   gesso_model_apply_threads (m);
-  m->files = gesso_model_files_open (params->path, error);
-  if (m->files == NULL)
+  if (!open_text_encoder (m, error))
     return NULL;
-  m->weights = gesso_weights_new (m->files, error);
-  if (m->weights == NULL)
+  m->unet = gesso_unet_new (m->weights, &m->unet_config, error);
+  if (m->unet == NULL)
     return NULL;
-  if (gesso_model_files_layout (m->files) == GESSO_MODEL_LAYOUT_SINGLE_FILE
-      && !find_config_dir (params, m->files, &m->config_dir, error))
-    return NULL;
-  if (gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_NONE)
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' has no text encoder weights; Gesso needs the whole checkpoint (UNet, "
-                   "VAE and text encoder)", params->path);
-      return NULL;
-    }
-  m->tokenizer = open_tokenizer (m, error);
-  if (m->tokenizer == NULL || !open_text_encoder (m, error) || !open_unet (m, &sample_size, error)
-      || !open_vae (m, error) || !open_scheduler (m, params, error))
+  m->vae = gesso_vae_new (m->weights, &m->vae_config, error);
+  if (m->vae == NULL)
     return NULL;
   m->prompts = gesso_prompt_cache_new (m->tokenizer, m->text_encoder, PROMPT_CACHE_CAPACITY,
                                        error);
   if (m->prompts == NULL || !check_fit (m, error))
     return NULL;
-  m->native_size = sample_size * gesso_vae_latent_factor (m->vae);
-  m->architecture = describe_architecture (m);
   return g_steal_pointer (&m);
+}
+
+/* --- probing: describing a model without loading it ------------------------------------ */
+
+static const char *const tokenizer_file_names[] = {
+  "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+};
+
+GessoModelProbe *
+gesso_model_probe (const GessoModelParams *params, GError **error)
+{
+  g_autoptr (GessoModel) m = NULL;
+  g_autoptr (GStrvBuilder) files = g_strv_builder_new ();
+  GessoModelProbe *probe;
+
+  g_return_val_if_fail (params != NULL, NULL);
+  m = model_plan (params, error);
+  if (m == NULL)
+    return NULL;
+  probe = g_new0 (GessoModelProbe, 1);
+  probe->architecture = g_strdup (m->architecture);
+  probe->prediction = m->prediction == GESSO_PREDICTION_V ? GESSO_PREDICTION_TYPE_V
+                                                           : GESSO_PREDICTION_TYPE_EPSILON;
+  if (params->prediction == GESSO_PREDICTION_TYPE_AUTO)
+    probe->prediction_source = g_strdup (m->scheduler_json_name);
+  probe->native_size = m->native_size;
+  probe->latent_factor = gesso_vae_config_latent_factor (&m->vae_config);
+  probe->inpainting = configs_say_inpainting (m);
+  probe->config_dir = g_strdup (m->config_dir);
+  for (guint i = 0; i < G_N_ELEMENTS (tokenizer_file_names); i++)
+    {
+      g_autofree char *path = g_build_filename (m->tokenizer_dir, tokenizer_file_names[i], NULL);
+
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        g_strv_builder_add (files, path);
+    }
+  probe->tokenizer_files = g_strv_builder_end (files);
+  return probe;
+}
+
+void
+gesso_model_probe_free (GessoModelProbe *probe)
+{
+  if (probe == NULL)
+    return;
+  g_free (probe->architecture);
+  g_free (probe->prediction_source);
+  g_free (probe->config_dir);
+  g_strfreev (probe->tokenizer_files);
+  g_free (probe);
 }
 
 gboolean

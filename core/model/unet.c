@@ -334,28 +334,38 @@ unet_alloc (const GessoUnetConfig *config, GessoWeights *weights)
   return u;
 }
 
-/* CONFIG_NAME says where CONFIG came from, for the message when it does not fit. */
-static GessoUnet *
-unet_new (GessoWeights *weights, const GessoUnetConfig *config, const char *config_name,
-          GError **error)
+/* The config a UNet over WEIGHTS is built with: CONFIG checked against the weight shapes
+ * (CONFIG_NAME says where it came from, for the message when it does not fit), or the one
+ * inferred from them when CONFIG is NULL. Reads no weight data. */
+static gboolean
+resolve_config (const GessoWeights *weights, const GessoUnetConfig *config,
+                const char *config_name, GessoUnetConfig *out, GError **error)
 {
   GessoUnetConfig inferred;
-  GessoUnet *u;
-  Loader ld = { .weights = weights, .error = NULL };
 
   if (!gesso_unet_config_infer (weights, &inferred, error))
-    return NULL;
+    return FALSE;
   if (config != NULL)
     {
       if (!gesso_unet_config_validate (config, error))
         {
           g_prefix_error (error, "%s: ", config_name ? config_name : "UNet config");
-          return NULL;
+          return FALSE;
         }
       if (!gesso_unet_config_check (config, &inferred, config_name, error))
-        return NULL;
+        return FALSE;
     }
-  u = unet_alloc (config != NULL ? config : &inferred, weights);
+  *out = config != NULL ? *config : inferred;
+  return TRUE;
+}
+
+/* CONFIG has been resolved against WEIGHTS. */
+static GessoUnet *
+unet_build (GessoWeights *weights, const GessoUnetConfig *config, GError **error)
+{
+  GessoUnet *u = unet_alloc (config, weights);
+  Loader ld = { .weights = weights, .error = NULL };
+
   load_all (u, &ld);
   if (ld.error != NULL)
     {
@@ -369,19 +379,23 @@ unet_new (GessoWeights *weights, const GessoUnetConfig *config, const char *conf
 GessoUnet *
 gesso_unet_new (GessoWeights *weights, const GessoUnetConfig *config, GError **error)
 {
+  GessoUnetConfig resolved;
+
   g_return_val_if_fail (weights != NULL, NULL);
-  return unet_new (weights, config, NULL, error);
+  if (!resolve_config (weights, config, NULL, &resolved, error))
+    return NULL;
+  return unet_build (weights, &resolved, error);
 }
 
-GessoUnet *
-gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weights, JsonObject *override,
-                          GError **error)
+gboolean
+gesso_unet_config_for_model (GessoModelFiles *files, const GessoWeights *weights,
+                             JsonObject *override, GessoUnetConfig *config, GError **error)
 {
   g_autofree char *name = NULL;
-  GessoUnetConfig config;
+  GessoUnetConfig declared;
   JsonObject *json = override;
 
-  g_return_val_if_fail (files != NULL && weights != NULL, NULL);
+  g_return_val_if_fail (files != NULL && weights != NULL && config != NULL, FALSE);
   if (json != NULL)
     name = g_strdup ("the UNet config given for this model");
   else
@@ -390,10 +404,22 @@ gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weights, JsonObj
       name = g_build_filename (gesso_model_files_dir (files), "unet", "config.json", NULL);
     }
   if (json == NULL)
-    return unet_new (weights, NULL, NULL, error);
-  if (!gesso_unet_config_from_json (json, name, &config, error))
+    return resolve_config (weights, NULL, NULL, config, error);
+  if (!gesso_unet_config_from_json (json, name, &declared, error))
+    return FALSE;
+  return resolve_config (weights, &declared, name, config, error);
+}
+
+GessoUnet *
+gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weights, JsonObject *override,
+                          GError **error)
+{
+  GessoUnetConfig config;
+
+  g_return_val_if_fail (files != NULL && weights != NULL, NULL);
+  if (!gesso_unet_config_for_model (files, weights, override, &config, error))
     return NULL;
-  return unet_new (weights, &config, name, error);
+  return unet_build (weights, &config, error);
 }
 
 const GessoUnetConfig *

@@ -99,8 +99,15 @@ typedef struct GessoUnet GessoUnet;
 GessoUnet *gesso_unet_new (GessoWeights *weights, const GessoUnetConfig *config,
                            GError **error);
 
-/* The usual way in: OVERRIDE (e.g. a config.json the user put next to a single file) if not
- * NULL, else the model's own unet/config.json, else inference from the weights. */
+/* The config a model's UNet is built with: OVERRIDE (e.g. a config.json the user put next to
+ * a single file) if not NULL, else the model's own unet/config.json, else inference from the
+ * weights; a declared config is checked against the weight shapes. Reads no weight data, so
+ * it is cheap enough to describe a model without loading it. */
+gboolean gesso_unet_config_for_model (GessoModelFiles *files, const GessoWeights *weights,
+                                      JsonObject *override, GessoUnetConfig *config,
+                                      GError **error);
+
+/* The usual way in: builds the UNet with gesso_unet_config_for_model's config. */
 GessoUnet *gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weights,
                                      JsonObject *override, GError **error);
 

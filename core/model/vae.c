@@ -348,28 +348,38 @@ gesso_vae_new (GessoWeights *weights, const GessoVaeConfig *config, GError **err
   return g_steal_pointer (&vae);
 }
 
-GessoVae *
-gesso_vae_new_for_model (GessoModelFiles *files, GessoWeights *weights,
-                         const GessoVaeConfig *override, GError **error)
+gboolean
+gesso_vae_config_for_model (GessoModelFiles *files, const GessoWeights *weights,
+                            const GessoVaeConfig *override, GessoVaeConfig *config,
+                            GError **error)
 {
-  g_return_val_if_fail (files != NULL, NULL);
-  g_return_val_if_fail (weights != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  GessoVaeConfig config;
   JsonObject *json;
 
+  g_return_val_if_fail (files != NULL && weights != NULL && config != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (override != NULL)
-    config = *override;
-  else if ((json = gesso_model_files_config (files, "vae")) != NULL)
+    {
+      *config = *override;
+      return TRUE;
+    }
+  if ((json = gesso_model_files_config (files, "vae")) != NULL)
     {
       g_autofree char *name = g_build_filename (gesso_model_files_dir (files), "vae",
                                                 "config.json", NULL);
 
-      if (!gesso_vae_config_from_json (&config, json, name, error))
-        return NULL;
+      gesso_vae_config_init (config);
+      return gesso_vae_config_from_json (config, json, name, error);
     }
-  else if (!gesso_vae_config_infer (&config, weights, error))
+  return gesso_vae_config_infer (config, weights, error);
+}
+
+GessoVae *
+gesso_vae_new_for_model (GessoModelFiles *files, GessoWeights *weights,
+                         const GessoVaeConfig *override, GError **error)
+{
+  GessoVaeConfig config;
+
+  if (!gesso_vae_config_for_model (files, weights, override, &config, error))
     return NULL;
   return gesso_vae_new (weights, &config, error);
 }

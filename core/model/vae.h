@@ -109,9 +109,15 @@ typedef struct GessoVae GessoVae;
  * weight's presence and shape now so that encode/decode cannot fail on a missing tensor. */
 GessoVae *gesso_vae_new (GessoWeights *weights, const GessoVaeConfig *config, GError **error);
 
-/* The same with the config chosen for a loaded model: OVERRIDE when given; else the model's
- * vae/config.json (diffusers folder); else the config inferred from the weights (single
- * file). A config.json that disagrees with the weights fails with the weights' message. */
+/* The config chosen for a model's VAE: OVERRIDE when given; else the model's vae/config.json
+ * (diffusers folder); else the config inferred from the weights (single file). Reads no
+ * weight data. */
+gboolean gesso_vae_config_for_model (GessoModelFiles *files, const GessoWeights *weights,
+                                     const GessoVaeConfig *override, GessoVaeConfig *config,
+                                     GError **error);
+
+/* The VAE built with gesso_vae_config_for_model's config. A config.json that disagrees with
+ * the weights fails with the weights' message. */
 GessoVae *gesso_vae_new_for_model (GessoModelFiles *files, GessoWeights *weights,
                                    const GessoVaeConfig *override, GError **error);
 

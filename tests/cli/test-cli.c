@@ -204,13 +204,22 @@ test_bad_files (void)
   assert_fails_with (&run, 1, missing, "No such file or directory", NULL);
   run_clear (&run);
 
-  /* a good file among bad ones is still described; the status says something failed */
+  /* a readable file among missing ones is still described; the status says something failed,
+   * one line for each path: here the file is missing, then the readable one is incomplete */
   run_gesso (&run, (const char *[]) { "info", missing, good, NULL });
   assert_no_signal (&run);
   g_assert_cmpint (WEXITSTATUS (run.status), ==, 1);
   g_assert_nonnull (strstr (run.out, "unet:         1 tensor, 144 parameters (144); F32 1"));
   g_assert_nonnull (strstr (run.out, "vae:          1 tensor, 3 parameters (3); F16 1"));
-  g_assert_cmpuint (strlen (run.err), ==, strcspn (run.err, "\n") + 1);
+  {
+    g_auto (GStrv) lines = g_strsplit (run.err, "\n", -1);
+
+    g_assert_cmpuint (g_strv_length (lines), ==, 3);
+    g_assert_nonnull (strstr (lines[0], missing));
+    g_assert_nonnull (strstr (lines[1], good));
+    g_assert_nonnull (strstr (lines[1], "has no text encoder weights"));
+    g_assert_cmpstr (lines[2], ==, "");
+  }
   run_clear (&run);
 
   fixture_remove_tree (dir);
@@ -455,6 +464,64 @@ test_conformance_models (void)
       check_model (names->pdata[i]);
 }
 
+/* How a model would be used, on the bundled demo model: the values come from its own config
+ * files, read here. */
+static void
+test_info_usage (void)
+{
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+  g_autofree char *model = g_build_filename (source ? source : ".", "data", "models",
+                                             "gesso-emoji-64", NULL);
+  g_autofree char *unet_config = g_build_filename (model, "unet", "config.json", NULL);
+  g_autofree char *vae_config = g_build_filename (model, "vae", "config.json", NULL);
+  g_autofree char *scheduler = g_build_filename (model, "scheduler", "scheduler_config.json",
+                                                 NULL);
+  g_autofree char *vocab = g_build_filename (model, "tokenizer", "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (model, "tokenizer", "merges.txt", NULL);
+  g_autoptr (JsonParser) unet = json_parser_new ();
+  g_autoptr (JsonParser) vae = json_parser_new ();
+  g_autofree char *prediction = NULL;
+  g_autofree char *resolution = NULL;
+  int cells, factor;
+  Run run;
+
+  if (!g_file_test (model, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("the demo model is not in data/models");
+      return;
+    }
+  g_assert_true (json_parser_load_from_file (unet, unet_config, NULL));
+  g_assert_true (json_parser_load_from_file (vae, vae_config, NULL));
+  cells = (int) json_object_get_int_member (json_node_get_object (json_parser_get_root (unet)),
+                                            "sample_size");
+  factor = 1 << (json_array_get_length (json_object_get_array_member (
+                   json_node_get_object (json_parser_get_root (vae)), "block_out_channels")) - 1);
+  resolution = g_strdup_printf ("resolution:   %d x %d pixels (latent %d x %d, %d pixels a cell)",
+                                cells * factor, cells * factor, cells, cells, factor);
+  prediction = g_strdup_printf ("prediction:   epsilon (from %s)", scheduler);
+
+  run_gesso (&run, (const char *[]) { "info", model, NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_nonnull (strstr (run.out, "architecture: Stable Diffusion 1.x\n"));
+  g_assert_nonnull (strstr (run.out, prediction));
+  g_assert_nonnull (strstr (run.out, resolution));
+  g_assert_nonnull (strstr (run.out, "configs:      the folder's own"));
+  g_assert_nonnull (strstr (run.out, vocab));
+  g_assert_nonnull (strstr (run.out, merges));
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "info", "--prediction", "v", model, NULL });
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_nonnull (strstr (run.out, "architecture: Stable Diffusion 1.x (v-prediction)"));
+  g_assert_nonnull (strstr (run.out, "prediction:   v (as --prediction says)"));
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "info", "--prediction", "x0", model, NULL });
+  assert_fails_with (&run, 2, "--prediction is auto, epsilon or v, not 'x0'", NULL);
+  run_clear (&run);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -462,5 +529,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/usage", test_usage);
   g_test_add_func ("/cli/info/bad-files", test_bad_files);
   g_test_add_func ("/cli/info/conformance-models", test_conformance_models);
+  g_test_add_func ("/cli/info/usage", test_info_usage);
   return g_test_run ();
 }
