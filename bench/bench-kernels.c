@@ -217,7 +217,6 @@ bench_conv (const Timing *timing, GRand *rand, const char *name, int64_t size, i
 
 /* --- Linear ------------------------------------------------------------------------------ */
 
-#ifdef GESSO_BENCH_LINEAR
 typedef struct
 {
   int64_t rows, in_features, out_features;
@@ -270,7 +269,6 @@ bench_linear (const Timing *timing, GRand *rand, const char *name, int64_t rows,
   g_free (b.bias);
   g_free (b.out);
 }
-#endif
 
 int
 main (int argc, char **argv)
@@ -321,7 +319,6 @@ main (int argc, char **argv)
   ok &= bench_conv (&timing, rand, "16x16 1280->1280", 16, 1280);
   ok &= bench_conv (&timing, rand, "8x8 1280->1280", 8, 1280);
 
-#ifdef GESSO_BENCH_LINEAR
   printf ("\nlinear, batch 2 (M = rows, N = out_features, K = in_features); ratio = linear / "
           "sgemm\n");
   printf ("%-22s %5s %5s %6s %7s %7s %6s\n", "shape", "M", "N", "K", "linear", "sgemm",
@@ -332,9 +329,6 @@ main (int argc, char **argv)
   bench_linear (&timing, rand, "16x16 q/k/v/o 1280", 512, 1280, 1280);
   bench_linear (&timing, rand, "8x8 q/k/v/o 1280", 128, 1280, 1280);
   bench_linear (&timing, rand, "x-attn K/V 77x768", 154, 768, 320);
-#else
-  printf ("\nlinear: skipped (core/ops/linear.c was not in the tree when this was built)\n");
-#endif
 
   /* a kernel that could not run is a report, not a failed benchmark */
   if (!ok)
