@@ -15,7 +15,9 @@
  * ("dpmpp_2m_karras", "euler_karras", "euler_a_karras", "lms_karras") spaces its sigmas as
  * Karras et al. 2022, eq. 5. Inpainting with an ordinary model and a sampler other than
  * "repaint" runs that sampler with the known region imposed after every step (RePaint
- * without resampling), at the given strength.
+ * without resampling), at the given strength. "lcm" under a strength below 1 (SDEdit,
+ * inpaint) runs all its steps over the lower part of its schedule (pipeline.h); restyle
+ * refuses any sampler but ddim with GESSO_ERROR_UNSUPPORTED.
  */
 #include "gesso-config.h"
 
@@ -200,8 +202,14 @@ sampler_config (GessoModel *model, const GessoEditParams *p, GessoSamplerConfig 
     return invalid (error, "the repaint sampler is for inpainting with an ordinary (not "
                     "9-channel) model; choose another sampler");
   if (p->kind == GESSO_EDIT_RESTYLE && kind != GESSO_SAMPLER_DDIM)
-    return invalid (error, "restyle inverts the image with DDIM and samples it back with DDIM; "
-                    "\"%s\" cannot retrace that path, use ddim", name);
+    {
+      /* LCM and the others do not retrace DDIM's deterministic path (LCM re-noises with
+       * fresh noise at every step), so the inverted latent would not lead back to the image */
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "restyle inverts the image with DDIM and can only sample it back with DDIM; "
+                   "\"%s\" cannot retrace that path, use the ddim sampler", name);
+      return FALSE;
+    }
   if (!gesso_model_sampler_config (model, kind, config, error))
     return FALSE;
   if (karras)

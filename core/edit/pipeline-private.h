@@ -38,8 +38,16 @@ gboolean pipeline_job_draw (PipelineJob *job, float *out, GError **error);
 void pipeline_observe (const GessoPipelineParams *params, const char *phase, guint index,
                        const float *latents, size_t numel);
 
+/* The sampler config a pipeline with a strength runs: the params' own, with the strength in
+ * LCM's schedule (pipeline.h). */
+void pipeline_strength_config (const GessoPipelineParams *params, GessoSamplerConfig *config);
+
 /* start index = steps - k (see pipeline.h); clamps to the sampler's timestep count. */
 guint pipeline_start_index (const PipelineJob *job, int k);
+
+/* The strength rule of pipeline.h for the job's sampler: returns k, the steps to run, and sets
+ * FIRST to the timestep index they start at (LCM: all steps from index 0). */
+int pipeline_strength_start (const PipelineJob *job, guint *first);
 
 G_END_DECLS
 

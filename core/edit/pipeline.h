@@ -21,6 +21,10 @@
  * index steps - k; k = 0 returns the image's latent unchanged. The product is taken on the
  * shortest decimal that gives the float strength (0.7f -> 0.7), so that 10 steps at 0.7 run
  * 7 steps as they do in Python, not 6.
+ * LCM (img2img and 9-channel inpaint) instead takes the strength into its schedule, as
+ * LatentConsistencyModelImg2ImgPipeline does (sampling/lcm.c): all steps run, spread over
+ * the first strength fraction of the distillation schedule, from timestep index 0. Its few
+ * steps are each worth much, and skipping the top ones would leave 2 of 4 at strength 0.5.
  *
  * Noise draws, in order (each one tensor shaped like the latent unless said otherwise):
  *   txt2img   the initial noise; then the loop's draws.

@@ -10,16 +10,13 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-int
-gesso_pipeline_strength_steps (int steps, float strength)
+/* The shortest decimal that reads back as STRENGTH: what the user typed, as Python holds it. */
+static double
+strength_decimal (float strength)
 {
   char text[32];
   double s = strength;
-  int k;
 
-  if (!(strength > 0) || steps <= 0)
-    return 0;
-  /* the shortest decimal that reads back as STRENGTH: what the user typed */
   for (int digits = 6; digits <= 9; digits++)
     {
       snprintf (text, sizeof text, "%.*g", digits, (double) strength);
@@ -27,9 +24,28 @@ gesso_pipeline_strength_steps (int steps, float strength)
       if ((float) s == strength)
         break;
     }
+  return s;
+}
+
+int
+gesso_pipeline_strength_steps (int steps, float strength)
+{
+  int k;
+
+  if (!(strength > 0) || steps <= 0)
+    return 0;
   /* diffusers: init_timestep = min(int(num_inference_steps * strength), num_inference_steps) */
-  k = (int) ((double) steps * s);
+  k = (int) ((double) steps * strength_decimal (strength));
   return MIN (k, steps);
+}
+
+void
+pipeline_strength_config (const GessoPipelineParams *p, GessoSamplerConfig *config)
+{
+  *config = p->sampler;
+  /* strength 0 changes nothing and runs no step; the full schedule keeps set_timesteps happy */
+  if (config->kind == GESSO_SAMPLER_LCM && p->strength > 0 && p->strength < 1)
+    config->lcm_strength = strength_decimal (p->strength);
 }
 
 guint
@@ -39,6 +55,24 @@ pipeline_start_index (const PipelineJob *job, int k)
 
   gesso_sampler_get_timesteps (job->sampler, &n);
   return (guint) MIN ((int) n, MAX (0, job->params->steps - k));
+}
+
+int
+pipeline_strength_start (const PipelineJob *job, guint *first)
+{
+  int k;
+
+  if (gesso_sampler_get_config (job->sampler)->kind == GESSO_SAMPLER_LCM)
+    {
+      guint n;
+
+      gesso_sampler_get_timesteps (job->sampler, &n);
+      *first = 0;
+      return job->params->strength > 0 ? (int) n : 0;
+    }
+  k = gesso_pipeline_strength_steps (job->params->steps, job->params->strength);
+  *first = pipeline_start_index (job, k);
+  return k;
 }
 
 void

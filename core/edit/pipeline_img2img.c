@@ -17,6 +17,7 @@ gesso_pipeline_img2img (const GessoPipelineParams *p, const GessoPipelineInput *
                         float *latents, GError **error)
 {
   float *z0 = NULL;
+  GessoSamplerConfig config;
   PipelineJob job;
   guint first;
   int k;
@@ -29,7 +30,8 @@ gesso_pipeline_img2img (const GessoPipelineParams *p, const GessoPipelineInput *
                    "SDEdit needs an input image");
       return FALSE;
     }
-  if (!pipeline_job_init (&job, p, in, &p->sampler, error))
+  pipeline_strength_config (p, &config);
+  if (!pipeline_job_init (&job, p, in, &config, error))
     return FALSE;
   z0 = g_try_new (float, job.numel);
   if (z0 == NULL)
@@ -41,8 +43,7 @@ gesso_pipeline_img2img (const GessoPipelineParams *p, const GessoPipelineInput *
     goto out;
   pipeline_observe (p, "z0", 0, z0, job.numel);
 
-  k = gesso_pipeline_strength_steps (p->steps, p->strength);
-  first = pipeline_start_index (&job, k);
+  k = pipeline_strength_start (&job, &first);
   if (k == 0)
     {
       /* nothing to denoise: the image's own latent */

@@ -29,13 +29,15 @@ inpaint_9ch (const GessoPipelineParams *p, const GessoPipelineInput *in, float *
 {
   const size_t pixels = (size_t) (in->height * in->width);
   float *masked = NULL, *z0 = NULL, *conditioning = NULL;
+  GessoSamplerConfig config;
   PipelineJob job;
   size_t plane;
   guint first;
   int k;
   gboolean ok = FALSE;
 
-  if (!pipeline_job_init (&job, p, in, &p->sampler, error))
+  pipeline_strength_config (p, &config);
+  if (!pipeline_job_init (&job, p, in, &config, error))
     return FALSE;
   plane = (size_t) (job.latent_h * job.latent_w);
   masked = g_try_new (float, 3 * pixels);
@@ -66,8 +68,7 @@ inpaint_9ch (const GessoPipelineParams *p, const GessoPipelineInput *in, float *
         conditioning[y * job.latent_w + x] = repaint ? 1.0f : 0.0f;
       }
 
-  k = gesso_pipeline_strength_steps (p->steps, p->strength);
-  first = pipeline_start_index (&job, k);
+  k = pipeline_strength_start (&job, &first);
   if (p->strength >= 1.0f)
     {
       float sigma = (float) gesso_sampler_get_init_noise_sigma (job.sampler);

@@ -10,6 +10,12 @@
  * step returns f itself. The timesteps are a subset of the distillation schedule
  * {k - 1, 2k - 1, ..., T - 1}, k = T / original_inference_steps, taken at evenly spaced
  * positions from the top ("skipping-step" schedule, eq. 10).
+ *
+ * Strength (img2img, as LatentConsistencyModelImg2ImgPipeline passes it to set_timesteps):
+ * the schedule keeps only its first L = int(original_inference_steps * strength) timesteps
+ * {k - 1, ..., L k - 1} and the n steps are spread over those from L k - 1 down, so an
+ * img2img run makes all n steps from a lower start instead of skipping the top ones. Fewer
+ * than n timesteps left is an error, as in diffusers.
  */
 #include "sampling/sampler-private.h"
 
@@ -24,6 +30,8 @@ lcm_set_timesteps (GessoSampler *s, int n, GError **error)
 {
   const GessoSamplerConfig *c = &s->config;
   int original = c->original_inference_steps, k = c->num_train_timesteps / original;
+  /* int(original_steps * strength) in Python's double arithmetic */
+  int kept = (int) ((double) original * c->lcm_strength);
   g_autofree double *positions = NULL;
   double *ts;
 
@@ -34,14 +42,27 @@ lcm_set_timesteps (GessoSampler *s, int n, GError **error)
                    original, n);
       return FALSE;
     }
-  /* positions floor(linspace(0, original, n, endpoint=False)) into the descending
-   * distillation schedule (original - j) k - 1 */
+  if (n > kept)
+    {
+      if (kept > 0)
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                     "LCM at strength %g keeps %d of its %d timesteps, fewer than the %d steps "
+                     "asked; use at most %d steps or a strength above %g", c->lcm_strength, kept,
+                     original, n, kept, (double) n / original);
+      else
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                     "LCM at strength %g keeps none of its %d timesteps; use a strength above %g",
+                     c->lcm_strength, original, (double) n / original);
+      return FALSE;
+    }
+  /* positions floor(linspace(0, kept, n, endpoint=False)) into the descending distillation
+   * schedule (kept - j) k - 1 */
   positions = g_new (double, n);
   for (int i = 0; i < n; i++)
-    positions[i] = floor ((double) i * ((double) original / n));
+    positions[i] = floor ((double) i * ((double) kept / n));
   ts = g_new (double, n);
   for (int i = 0; i < n; i++)
-    ts[i] = (double) (original - (int) positions[i]) * k - 1;
+    ts[i] = (double) (kept - (int) positions[i]) * k - 1;
   sampler_take_timesteps (s, ts, (guint) n);
   s->num_inference_steps = n;
   return sampler_check_train_range (s, error);

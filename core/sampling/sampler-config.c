@@ -77,6 +77,7 @@ gesso_sampler_config_init (GessoSamplerConfig *config, GessoSamplerKind kind)
   config->lms_order = 4;
   config->original_inference_steps = 50;
   config->timestep_scaling = 10.0;
+  config->lcm_strength = 1.0;
   config->jump_length = 10;
   config->jump_n_sample = 10;
 

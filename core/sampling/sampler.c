@@ -108,6 +108,12 @@ check_config (const GessoSamplerConfig *c, GError **error)
                    c->original_inference_steps, c->timestep_scaling);
       return FALSE;
     }
+  if (c->kind == GESSO_SAMPLER_LCM && !(c->lcm_strength > 0 && c->lcm_strength <= 1))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "the LCM strength is %g; it must be above 0 and at most 1", c->lcm_strength);
+      return FALSE;
+    }
   if (c->kind == GESSO_SAMPLER_REPAINT && (c->jump_length < 1 || c->jump_n_sample < 1))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,

@@ -129,6 +129,10 @@ typedef struct
   /* LCM */
   int original_inference_steps;
   double timestep_scaling;
+  /* set_timesteps' strength in diffusers (img2img): the steps are spread over the first
+   * int(original_inference_steps * lcm_strength) timesteps of the distillation schedule,
+   * counted from the clean end; 1 = all of them */
+  double lcm_strength;
 
   /* RePaint (set_timesteps() arguments in diffusers) */
   int jump_length;

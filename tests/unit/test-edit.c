@@ -73,6 +73,24 @@ open_model (const char *model, const char *file, int n_threads)
   return m;
 }
 
+/* The demo model shipped in data/ (always there in a source tree). */
+static GessoModel *
+open_demo_model (void)
+{
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+  g_autofree char *path = g_build_filename (source ? source : GESSO_SOURCE_DIR, "data",
+                                            "models", "gesso-emoji-64", NULL);
+  g_autoptr (GError) error = NULL;
+  GessoModelParams params;
+  GessoModel *m;
+
+  gesso_model_params_init (&params);
+  params.path = path;
+  m = gesso_model_open (&params, &error);
+  g_assert_no_error (error);
+  return m;
+}
+
 /* A smooth test picture with some structure, RGBA in [0, 1]. */
 static void
 make_image (GessoImage *image, int width, int height)
@@ -442,8 +460,17 @@ test_params_invalid (void)
   p.prompt = "x";
   expect_invalid (m, &p, &image, NULL, "source prompt");
   p.source_prompt = "y";
-  p.sampler = "euler";
-  expect_invalid (m, &p, &image, NULL, "ddim");
+  /* valid samplers, but DDIM inversion is only retraced by DDIM */
+  for (const char *const *name = (const char *const[]) { "euler", "lcm", NULL }; *name; name++)
+    {
+      g_autoptr (GError) error = NULL;
+      GessoEditResult result;
+
+      p.sampler = *name;
+      g_assert_false (gesso_edit_run (m, &p, &image, NULL, &result, &error));
+      g_assert_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED);
+      g_assert_nonnull (strstr (error->message, "use the ddim sampler"));
+    }
   gesso_edit_params_init (&p, GESSO_EDIT_GENERATE);
   p.prompt = "x";
   p.width = -3;
@@ -493,6 +520,132 @@ test_sdedit_strength_zero (void)
   g_assert_cmpint (gesso_pipeline_strength_steps (3, 0.3f), ==, 0);
   trace_clear (&trace);
   g_ptr_array_unref (kept.draws);
+  gesso_image_clear (&image);
+}
+
+/* --- LCM with a strength ------------------------------------------------------------------ */
+
+/* SDEdit with LCM as LatentConsistencyModelImg2ImgPipeline runs it: all 4 steps, on the
+ * timesteps LCMScheduler.set_timesteps (4, strength 0.5) gives. By hand (T = 1000, 50
+ * distillation steps, k = 20): L = int(50 * 0.5) = 25 timesteps {19, ..., 499}; reversed,
+ * entry j is 20 (25 - j) - 1, taken at floor(i * 25 / 4) = 0, 6, 12, 18: 499, 379, 259, 139.
+ * Strength 0 leaves the latent alone, as with every sampler. */
+static void
+test_lcm_sdedit_timesteps (void)
+{
+  static const double expected[] = { 499, 379, 259, 139 };
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  g_autofree float *rgb = NULL, *latents = NULL;
+  GessoImage image = { 0 };
+  GessoPipelineParams p;
+  GessoPipelineInput in = { 0 };
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  rgb = model_rgb (&image);
+  latents = g_new (float, 4 * 32 * 32);
+  in.width = in.height = 64;
+  in.image = rgb;
+  for (int pass = 0; pass < 2; pass++)
+    {
+      kept_init (&kept, &noise, 21);
+      trace_init (&trace, &kept);
+      pipeline_params (&p, m, GESSO_SAMPLER_LCM, 4, &noise, &trace);
+      p.guidance = 1.0f;
+      p.strength = pass == 0 ? 0.5f : 0.0f;
+      g_assert_true (gesso_pipeline_img2img (&p, &in, latents, &error));
+      g_assert_no_error (error);
+      if (pass == 0)
+        {
+          g_assert_cmpuint (trace.t->len, ==, G_N_ELEMENTS (expected));
+          for (guint i = 0; i < trace.t->len; i++)
+            g_assert_cmpfloat (g_array_index (trace.t, double, i), ==, expected[i]);
+          /* the posterior sample, the start noise, one re-noising per step but the last */
+          g_assert_cmpuint (kept.draws->len, ==, 2 + 3);
+        }
+      else
+        {
+          g_assert_cmpuint (trace.t->len, ==, 0);
+          g_assert_cmpmem (latents, trace.numel * sizeof (float), trace.z0,
+                           trace.numel * sizeof (float));
+        }
+      trace_clear (&trace);
+      g_ptr_array_unref (kept.draws);
+    }
+  gesso_image_clear (&image);
+}
+
+typedef struct
+{
+  int calls;
+  int total;
+} StepCount;
+
+static gboolean
+count_steps (int step, int total, const GessoImage *preview, gpointer data)
+{
+  StepCount *c = data;
+
+  c->calls++;
+  c->total = total;
+  return TRUE;
+}
+
+/* SDEdit and inpainting with LCM through the whole edit, on the demo model: every step of
+ * the asked 4 runs at strength 0.5; too few timesteps left for the steps is an error that
+ * says what to change. */
+static void
+test_lcm_edits (void)
+{
+  static const GessoEditKind kinds[] = { GESSO_EDIT_SDEDIT, GESSO_EDIT_INPAINT };
+  g_autoptr (GessoModel) m = open_demo_model ();
+  GessoImage image = { 0 };
+  GessoMask mask = { 0 };
+
+  make_image (&image, 64, 64);
+  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
+  for (int y = 16; y < 48; y++)
+    for (int x = 16; x < 48; x++)
+      mask.values[y * 64 + x] = 1.0f;
+  for (size_t i = 0; i < G_N_ELEMENTS (kinds); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      GessoEditParams p;
+      GessoEditResult result;
+      StepCount count = { 0 };
+
+      gesso_edit_params_init (&p, kinds[i]);
+      p.prompt = "a smiling face";
+      p.sampler = "lcm";
+      p.steps = 4;
+      p.strength = 0.5f;
+      p.seed = 8;
+      p.progress = count_steps;
+      p.progress_data = &count;
+      g_assert_true (gesso_edit_run (m, &p, &image, kinds[i] == GESSO_EDIT_INPAINT ? &mask : NULL,
+                                     &result, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (count.calls, ==, 4);
+      g_assert_cmpint (count.total, ==, 4);
+      g_assert_cmpint (result.image.width, >, 0);
+      for (size_t k = 0; k < 4 * (size_t) (result.image.width * result.image.height); k++)
+        g_assert_true (result.image.pixels[k] >= 0.0f && result.image.pixels[k] <= 1.0f);
+      gesso_edit_result_clear (&result);
+
+      p.strength = 0.05f;
+      g_assert_false (gesso_edit_run (m, &p, &image,
+                                      kinds[i] == GESSO_EDIT_INPAINT ? &mask : NULL, &result,
+                                      &error));
+      g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, "use at most 2 steps or a strength above 0.08"));
+      g_assert_null (result.image.pixels);
+    }
+  gesso_mask_clear (&mask);
   gesso_image_clear (&image);
 }
 
@@ -1069,6 +1222,8 @@ main (int argc, char **argv)
   g_test_add_func ("/edit/params/defaults", test_params_defaults);
   g_test_add_func ("/edit/params/invalid", test_params_invalid);
   g_test_add_func ("/edit/sdedit/strength-zero", test_sdedit_strength_zero);
+  g_test_add_func ("/edit/lcm/sdedit-timesteps", test_lcm_sdedit_timesteps);
+  g_test_add_func ("/edit/lcm/edits", test_lcm_edits);
   g_test_add_func ("/edit/soft-mask/sdedit", test_soft_mask_sdedit);
   g_test_add_func ("/edit/soft-mask/repaint", test_soft_mask_repaint);
   g_test_add_func ("/edit/repaint/hard-mask-pixels", test_repaint_hard_mask_pixels);

@@ -441,6 +441,82 @@ test_repaint_schedule (void)
   g_assert_cmpuint (gesso_sampler_repaint_undo_noise_count (s), ==, 100);
 }
 
+/* LCMScheduler.set_timesteps (n, strength) by hand, T = 1000, original_inference_steps 50,
+ * so k = T / 50 = 20: the distillation schedule keeps L = int(50 * strength) timesteps
+ * {19, 39, ..., 20 L - 1}; reversed, entry j is 20 (L - j) - 1, and the n steps take the
+ * entries at floor(i L / n) (linspace(0, L, n, endpoint=False)). The products are Python's
+ * doubles: 50 * 0.58 = 28.999999999999996, so L = 28 there. */
+static void
+test_lcm_strength_timesteps (void)
+{
+  static const struct
+  {
+    double strength;
+    int n;
+    double expected[4];
+  } cases[] = {
+    { 1.0, 4, { 999, 759, 499, 259 } },   /* L = 50, entries 0, 12, 25, 37 */
+    { 0.5, 4, { 499, 379, 259, 139 } },   /* L = 25, entries 0, 6, 12, 18 */
+    { 0.7, 4, { 699, 539, 359, 179 } },   /* L = 35, entries 0, 8, 17, 26 */
+    { 0.3, 3, { 299, 199, 99 } },         /* L = 15, entries 0, 5, 10 */
+    { 0.58, 4, { 559, 419, 279, 139 } },  /* L = 28, entries 0, 7, 14, 21 */
+    { 0.02, 1, { 19 } },                  /* L = 1 */
+  };
+  g_autoptr (GError) error = NULL;
+  GessoSamplerConfig cfg;
+
+  for (size_t c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      g_autoptr (GessoSampler) s = NULL;
+      const double *ts;
+      guint n;
+
+      gesso_sampler_config_init (&cfg, GESSO_SAMPLER_LCM);
+      cfg.lcm_strength = cases[c].strength;
+      s = gesso_sampler_new (&cfg, &error);
+      g_assert_no_error (error);
+      g_assert_true (gesso_sampler_set_timesteps (s, cases[c].n, &error));
+      g_assert_no_error (error);
+      ts = gesso_sampler_get_timesteps (s, &n);
+      g_assert_cmpuint (n, ==, (guint) cases[c].n);
+      for (guint i = 0; i < n; i++)
+        g_assert_cmpfloat (ts[i], ==, cases[c].expected[i]);
+    }
+
+  /* more steps than timesteps kept: 29 at 0.58 (L = 28), 4 at 0.05 (L = 2), 1 at 0.01 */
+  {
+    static const struct
+    {
+      double strength;
+      int n;
+    } too_few[] = { { 0.58, 29 }, { 0.05, 4 }, { 0.01, 1 } };
+
+    for (size_t c = 0; c < G_N_ELEMENTS (too_few); c++)
+      {
+        g_autoptr (GessoSampler) s = NULL;
+
+        gesso_sampler_config_init (&cfg, GESSO_SAMPLER_LCM);
+        cfg.lcm_strength = too_few[c].strength;
+        s = gesso_sampler_new (&cfg, &error);
+        g_assert_no_error (error);
+        g_assert_false (gesso_sampler_set_timesteps (s, too_few[c].n, &error));
+        g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+        g_assert_nonnull (strstr (error->message, "strength above"));
+        g_clear_error (&error);
+      }
+  }
+
+  /* a strength outside (0, 1] is refused when the sampler is made */
+  gesso_sampler_config_init (&cfg, GESSO_SAMPLER_LCM);
+  cfg.lcm_strength = 0;
+  g_assert_null (gesso_sampler_new (&cfg, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  cfg.lcm_strength = 1.5;
+  g_assert_null (gesso_sampler_new (&cfg, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+}
+
 /* --- conformance cases --------------------------------------------------------------------- */
 
 static char *
@@ -617,6 +693,7 @@ main (int argc, char **argv)
   g_test_add_func ("/sampling/ddim/eta1-is-ddpm", test_ddim_eta1_is_ddpm);
   g_test_add_func ("/sampling/lms/order1-is-euler", test_lms_order1_is_euler);
   g_test_add_func ("/sampling/repaint/schedule", test_repaint_schedule);
+  g_test_add_func ("/sampling/lcm/strength-timesteps", test_lcm_strength_timesteps);
   add_conformance_tests ();
   return g_test_run ();
 }
