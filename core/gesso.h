@@ -105,7 +105,7 @@ typedef struct GessoModel GessoModel;
 
 typedef enum
 {
-  GESSO_PREDICTION_TYPE_AUTO,         /* scheduler config beside the model, else epsilon */
+  GESSO_PREDICTION_TYPE_AUTO,         /* the model's .yaml or scheduler config, else epsilon */
   GESSO_PREDICTION_TYPE_EPSILON,
   GESSO_PREDICTION_TYPE_V,
 } GessoPredictionType;
@@ -140,8 +140,9 @@ typedef struct
 {
   char *architecture;                 /* as gesso_model_get_architecture would say */
   GessoPredictionType prediction;     /* EPSILON or V, never AUTO */
-  char *prediction_source;            /* the scheduler config it was read from; NULL: the
-                                       * caller's setting, or epsilon for want of a config */
+  char *prediction_source;            /* the .yaml or scheduler config it was read from;
+                                       * NULL: the caller's setting, or epsilon for want of
+                                       * either */
   int native_size;                    /* pixels */
   int latent_factor;                  /* pixels per latent cell */
   gboolean inpainting;                /* a 9-channel inpainting UNet */

@@ -30,7 +30,7 @@ packages=(
   gimp libgimp-3.0-dev
   # Gesso's build: compiler (libc6-dev is only a Recommends of gcc), meson, its dependencies
   gcc libc6-dev meson ninja-build pkg-config gettext
-  libopenblas-dev libjson-glib-dev libglib2.0-dev libgdk-pixbuf-2.0-dev
+  libopenblas-dev libjson-glib-dev libyaml-dev libglib2.0-dev libgdk-pixbuf-2.0-dev
   # headless runs, screenshots, fonts, translations, scripts
   xvfb xauth dbus fonts-dejavu-core imagemagick locales python3
   ca-certificates

@@ -13,7 +13,7 @@ esac
 
 packages=(
   build-essential clang "$clang_rt" lld pkg-config meson ninja-build gettext
-  libglib2.0-dev libjson-glib-dev libopenblas-dev libgdk-pixbuf-2.0-dev time python3
+  libglib2.0-dev libjson-glib-dev libyaml-dev libopenblas-dev libgdk-pixbuf-2.0-dev time python3
 )
 
 # --demo: also what tools/demo.sh needs for its contact sheet

@@ -39,6 +39,7 @@ struct GessoModel
   GessoVaeConfig vae_config;
   int sample_size;              /* the training resolution in latent cells */
   GessoPrediction prediction;
+  char *prediction_source;      /* the file that said it; NULL: the caller, or the default */
   char *architecture;
   int native_size;
   int n_threads;

@@ -17,9 +17,11 @@
  * tokenizer loaded; no weight read), then builds the components. gesso_model_probe stops
  * after the plan, which is what describing a model needs.
  *
- * Prediction type: params->prediction when not AUTO, else the scheduler config's
- * "prediction_type", else epsilon (SD 1.x and SD 2.x base; a single file cannot tell an SD
- * 2.x v-prediction model apart, so those need a config folder or an explicit setting).
+ * Prediction type: params->prediction when not AUTO; else, for a single file, the
+ * "parameterization" of the LDM .yaml named like it (model.yaml beside model.safetensors, as
+ * A1111 keeps v2-inference-v.yaml); else the scheduler config's "prediction_type"; else
+ * epsilon (SD 1.x and SD 2.x base). The weights cannot tell an SD 2.x v-prediction model
+ * apart, so a bare single file of one needs one of the three.
  */
 #include "gesso-config.h"
 
@@ -27,6 +29,7 @@
 
 #include "edit/model-private.h"
 #include "io/config.h"
+#include "io/ldm_yaml.h"
 #include "ops/ops.h"
 
 #define PROMPT_CACHE_CAPACITY 16
@@ -60,6 +63,7 @@ gesso_model_free (GessoModel *model)
   if (model->scheduler_json != NULL)
     json_object_unref (model->scheduler_json);
   g_free (model->scheduler_json_name);
+  g_free (model->prediction_source);
   g_free (model->config_dir);
   g_free (model->tokenizer_dir);
   g_free (model->architecture);
@@ -130,15 +134,24 @@ is_config_folder (const char *dir)
   return g_file_test (index, G_FILE_TEST_IS_REGULAR) || g_file_test (unet, G_FILE_TEST_IS_REGULAR);
 }
 
+/* "model" of ".../model.safetensors": the name sidecar files share with a single file. */
+static char *
+single_file_stem (GessoModelFiles *files)
+{
+  g_autofree char *base = g_path_get_basename (gesso_model_files_path (files));
+
+  if (g_str_has_suffix (base, ".safetensors"))
+    return g_strndup (base, strlen (base) - strlen (".safetensors"));
+  return g_steal_pointer (&base);
+}
+
 /* The config folder of a single file, or NULL (configs are then inferred). */
 static gboolean
 find_config_dir (const GessoModelParams *params, GessoModelFiles *files, char **out,
                  GError **error)
 {
-  const char *path = gesso_model_files_path (files);
   const char *dir = gesso_model_files_dir (files);
-  g_autofree char *base = g_path_get_basename (path);
-  g_autofree char *stem = NULL;
+  g_autofree char *stem = single_file_stem (files);
   char *candidates[3];
 
   *out = NULL;
@@ -154,8 +167,6 @@ find_config_dir (const GessoModelParams *params, GessoModelFiles *files, char **
       *out = g_strdup (params->config_dir);
       return TRUE;
     }
-  stem = g_str_has_suffix (base, ".safetensors")
-           ? g_strndup (base, strlen (base) - strlen (".safetensors")) : g_strdup (base);
   candidates[0] = g_strdup (dir);
   candidates[1] = g_build_filename (dir, stem, NULL);
   candidates[2] = g_build_filename (dir, "diffusers", NULL);
@@ -332,11 +343,53 @@ plan_vae (GessoModel *m, GError **error)
                                      &m->vae_config, error);
 }
 
+/* The LDM .yaml named like a single file, if there is one, may say "parameterization: v"
+ * (SD 2.x 768-v models come with v2-inference-v.yaml). *FOUND: it said eps or v. */
+static gboolean
+prediction_from_ldm_yaml (GessoModel *m, gboolean *found, GError **error)
+{
+  static const char *const key_path[] = { "model", "params", "parameterization", NULL };
+  g_autofree char *stem = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *value = NULL;
+
+  *found = FALSE;
+  if (gesso_model_files_layout (m->files) != GESSO_MODEL_LAYOUT_SINGLE_FILE)
+    return TRUE;
+  stem = single_file_stem (m->files);
+  file = g_strconcat (stem, ".yaml", NULL);
+  path = g_build_filename (gesso_model_files_dir (m->files), file, NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return TRUE;
+  if (!gesso_ldm_yaml_get_scalar (path, key_path, &value, error))
+    return FALSE;
+  if (value == NULL)
+    return TRUE;
+  if (strcmp (value, "v") == 0)
+    m->prediction = GESSO_PREDICTION_V;
+  else if (strcmp (value, "eps") == 0)
+    m->prediction = GESSO_PREDICTION_EPSILON;
+  else
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "%s says parameterization '%s'; Gesso runs eps and v models", path, value);
+      return FALSE;
+    }
+  m->prediction_source = g_steal_pointer (&path);
+  *found = TRUE;
+  return TRUE;
+}
+
+/* The scheduler config (the folder's, or the config folder's for a single file) and the
+ * prediction type: PARAMS's when not AUTO, else the LDM .yaml beside a single file, else
+ * the scheduler config's, else epsilon. */
 static gboolean
 plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
 {
   JsonObject *json = gesso_model_files_config (m->files, "scheduler");
   GessoSamplerConfig probe;
+  gboolean from_yaml;
 
   if (json != NULL)
     {
@@ -346,6 +399,12 @@ plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
     }
   else if (!load_sidecar (m->config_dir, "scheduler", "scheduler_config.json",
                           &m->scheduler_json, &m->scheduler_json_name, error))
+    return FALSE;
+  /* read it once now so that a broken config fails at open, not in the first job */
+  gesso_sampler_config_init (&probe, GESSO_SAMPLER_DDIM);
+  if (m->scheduler_json != NULL
+      && !gesso_sampler_config_from_json (&probe, m->scheduler_json, m->scheduler_json_name,
+                                          error))
     return FALSE;
 
   switch (params->prediction)
@@ -360,14 +419,16 @@ plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
     default:
       break;
     }
-  m->prediction = GESSO_PREDICTION_EPSILON;
-  if (m->scheduler_json == NULL)
-    return TRUE;
-  /* read it once now so that a broken config fails at open, not in the first job */
-  gesso_sampler_config_init (&probe, GESSO_SAMPLER_DDIM);
-  if (!gesso_sampler_config_from_json (&probe, m->scheduler_json, m->scheduler_json_name, error))
+  if (!prediction_from_ldm_yaml (m, &from_yaml, error))
     return FALSE;
-  m->prediction = probe.prediction_type;
+  if (from_yaml)
+    return TRUE;
+  m->prediction = GESSO_PREDICTION_EPSILON;
+  if (m->scheduler_json != NULL)
+    {
+      m->prediction = probe.prediction_type;
+      m->prediction_source = g_strdup (m->scheduler_json_name);
+    }
   return TRUE;
 }
 
@@ -541,8 +602,7 @@ gesso_model_probe (const GessoModelParams *params, GError **error)
   probe->architecture = g_strdup (m->architecture);
   probe->prediction = m->prediction == GESSO_PREDICTION_V ? GESSO_PREDICTION_TYPE_V
                                                            : GESSO_PREDICTION_TYPE_EPSILON;
-  if (params->prediction == GESSO_PREDICTION_TYPE_AUTO)
-    probe->prediction_source = g_strdup (m->scheduler_json_name);
+  probe->prediction_source = g_strdup (m->prediction_source);
   probe->native_size = m->native_size;
   probe->latent_factor = gesso_vae_config_latent_factor (&m->vae_config);
   probe->inpainting = configs_say_inpainting (m);

@@ -247,6 +247,74 @@ test_single_file_without_tokenizer (void)
   g_assert_cmpint (g_rmdir (tmp), ==, 0);
 }
 
+/* A single file with the LDM .yaml named like it: "parameterization: v" makes it a
+ * v-prediction model (as SD 2.x 768-v files come), unless the caller says otherwise; a broken
+ * .yaml fails the probe and the open alike, naming the file. */
+static void
+test_single_file_with_ldm_yaml (void)
+{
+  static const char *const tokenizer_files[] = { "vocab.json", "merges.txt" };
+  g_autofree char *models = conformance_models_dir ();
+  g_autofree char *model_dir = g_build_filename (models, "tiny-sd1", NULL);
+  g_autofree char *source = g_build_filename (model_dir, "tiny-sd1.safetensors", NULL);
+  g_autofree char *tmp = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *yaml = NULL;
+  g_autoptr (GessoModelProbe) v = NULL;
+  g_autoptr (GessoModelProbe) asked = NULL;
+  g_autoptr (GError) probe_error = NULL;
+  g_autoptr (GError) open_error = NULL;
+  GessoModelParams params;
+
+  if (!g_file_test (source, G_FILE_TEST_IS_REGULAR))
+    {
+      g_test_skip ("no conformance models (../shared/conformance)");
+      return;
+    }
+  tmp = g_dir_make_tmp ("gesso-probe-XXXXXX", NULL);
+  g_assert_nonnull (tmp);
+  file = g_build_filename (tmp, "model.safetensors", NULL);
+  yaml = g_build_filename (tmp, "model.yaml", NULL);
+  g_assert_cmpint (symlink (source, file), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (tokenizer_files); i++)
+    {
+      g_autofree char *from = g_build_filename (model_dir, "diffusers", "tokenizer",
+                                                tokenizer_files[i], NULL);
+      g_autofree char *to = g_build_filename (tmp, tokenizer_files[i], NULL);
+
+      g_assert_cmpint (symlink (from, to), ==, 0);
+    }
+
+  g_assert_true (g_file_set_contents (yaml, "model:\n  params:\n    parameterization: \"v\"\n",
+                                      -1, NULL));
+  v = probe_path (file, GESSO_PREDICTION_TYPE_AUTO);
+  g_assert_cmpint (v->prediction, ==, GESSO_PREDICTION_TYPE_V);
+  g_assert_cmpstr (v->prediction_source, ==, yaml);
+  g_assert_cmpstr (v->architecture, ==, "Stable Diffusion 1.x (v-prediction)");
+  asked = probe_path (file, GESSO_PREDICTION_TYPE_EPSILON);
+  g_assert_cmpint (asked->prediction, ==, GESSO_PREDICTION_TYPE_EPSILON);
+  g_assert_null (asked->prediction_source);
+
+  g_assert_true (g_file_set_contents (yaml, "model: [params\n", -1, NULL));
+  gesso_model_params_init (&params);
+  params.path = file;
+  g_assert_null (gesso_model_probe (&params, &probe_error));
+  g_assert_null (gesso_model_open (&params, &open_error));
+  g_assert_error (probe_error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+  g_assert_cmpstr (probe_error->message, ==, open_error->message);
+  g_assert_nonnull (strstr (probe_error->message, yaml));
+
+  for (guint i = 0; i < G_N_ELEMENTS (tokenizer_files); i++)
+    {
+      g_autofree char *link = g_build_filename (tmp, tokenizer_files[i], NULL);
+
+      g_assert_cmpint (g_unlink (link), ==, 0);
+    }
+  g_assert_cmpint (g_unlink (yaml), ==, 0);
+  g_assert_cmpint (g_unlink (file), ==, 0);
+  g_assert_cmpint (g_rmdir (tmp), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -256,5 +324,6 @@ main (int argc, char **argv)
   g_test_add_func ("/model-probe/conformance-models", test_conformance_models);
   g_test_add_func ("/model-probe/single-file-without-tokenizer",
                    test_single_file_without_tokenizer);
+  g_test_add_func ("/model-probe/single-file-with-ldm-yaml", test_single_file_with_ldm_yaml);
   return g_test_run ();
 }
