@@ -23,8 +23,9 @@ if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" "$top" -Dfuzzing=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dplugin=disabled -Dc_args=-Wno-pass-failed
 fi
-ninja -C "$build" tests/fuzz/fuzz-safetensors tests/fuzz/fuzz-config cli/gesso \
-  tests/test-safetensors tests/test-config tests/test-model-files tests/cli/test-cli
+ninja -C "$build" tests/fuzz/fuzz-safetensors tests/fuzz/fuzz-config tests/fuzz/fuzz-ldm_yaml \
+  cli/gesso tests/test-safetensors tests/test-config tests/test-model-files tests/test-ldm-yaml \
+  tests/cli/test-cli
 
 # UBSan only reports by default; make every finding fatal, and keep leak checking on
 export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
@@ -33,12 +34,12 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 # seeds: the io tests write every file they build when GESSO_FUZZ_CORPUS_DIR is set (they run
 # sanitized here too, which is a check of its own)
 rm -rf "$seeds"
-mkdir -p "$seeds/safetensors" "$seeds/config"
+mkdir -p "$seeds/safetensors" "$seeds/config" "$seeds/ldm_yaml"
 GESSO_FUZZ_CORPUS_DIR=$seeds meson test -C "$build" --no-rebuild --print-errorlogs \
-  safetensors config model-files cli
+  safetensors config model-files ldm-yaml cli
 
 status=0
-for target in safetensors config; do
+for target in safetensors config ldm_yaml; do
   exe=$build/tests/fuzz/fuzz-$target
   corpus=$build/fuzz-corpus/$target          # grows run over run; the seeds stay as they are
   log=$build/fuzz-$target.log

@@ -8,16 +8,27 @@
 
 #include "gesso.h"
 #include "io/ldm_yaml.h"
+#include "io-fixtures.h"
 
 static const char *const parameterization[] = { "model", "params", "parameterization", NULL };
 
 /* The scalar at model.params.parameterization of TEXT, asserting the parse succeeds. */
+/* Every text tested here also seeds fuzz-ldm_yaml (tools/fuzz-smoke.sh). */
+static void
+save_seed (const char *text)
+{
+  g_autofree char *name = g_compute_checksum_for_string (G_CHECKSUM_SHA1, text, -1);
+
+  fixture_save_seed ("ldm_yaml", name, text, strlen (text));
+}
+
 static char *
 lookup (const char *text)
 {
   g_autoptr (GError) error = NULL;
   char *value = NULL;
 
+  save_seed (text);
   g_assert_true (gesso_ldm_yaml_get_scalar_from_data (text, strlen (text), "test.yaml",
                                                       parameterization, &value, &error));
   g_assert_no_error (error);
@@ -95,6 +106,7 @@ assert_fails (const char *text, int code, const char *fragment)
   g_autoptr (GError) error = NULL;
   char *value = (char *) "untouched";
 
+  save_seed (text);
   g_assert_false (gesso_ldm_yaml_get_scalar_from_data (text, strlen (text), "bad.yaml",
                                                        parameterization, &value, &error));
   g_assert_null (value);
