@@ -229,19 +229,35 @@ parse_entry (const GessoSafetensors *st, size_t data_start, JsonNode *node,
                        dtype_name, shape, entry->numel, dsize);
       return FALSE;
     }
-  /* data_start <= size, and both offsets are < 2^63: the sums below cannot wrap */
-  if (end > st->size - data_start)
-    {
-      set_entry_error (error, st, name,
-                       "data ends at byte %" G_GUINT64_FORMAT " but the file has %" G_GSIZE_FORMAT
-                       " bytes; the file is truncated", (uint64_t) data_start + end,
-                       st->size);
-      return FALSE;
-    }
+  /* data_start <= size, and both offsets are < 2^63: the sum cannot wrap. Whether the data
+   * is inside the file is checked once every entry is read (check_in_file). */
   entry->nbytes = end - begin;
   entry->offset = data_start + begin;
-  entry->data = st->bytes + entry->offset;
   return TRUE;
+}
+
+/* Refuses a file whose data section is shorter than its header says. The message names the
+ * tensor reaching furthest, whatever order the header lists them in, so its end is the size
+ * the whole file should have. */
+static gboolean
+check_in_file (const GessoSafetensors *st, GError **error)
+{
+  const GessoSafetensorsEntry *furthest = NULL;
+
+  for (guint i = 0; i < st->n_entries; i++)
+    {
+      const GessoSafetensorsEntry *e = &st->entries[i];
+
+      if (furthest == NULL || e->offset + e->nbytes > furthest->offset + furthest->nbytes)
+        furthest = e;
+    }
+  if (furthest == NULL || furthest->offset + furthest->nbytes <= st->size)
+    return TRUE;
+  set_entry_error (error, st, furthest->name,
+                   "data ends at byte %" G_GUINT64_FORMAT " but the file has %" G_GSIZE_FORMAT
+                   " bytes; the file is truncated: download or copy it again",
+                   furthest->offset + furthest->nbytes, st->size);
+  return FALSE;
 }
 
 static gboolean
@@ -408,8 +424,8 @@ validate (GessoSafetensors *st, GError **error)
   if (header_length > st->size - 8)
     {
       set_header_error (error, st, "the header ends at byte %" G_GUINT64_FORMAT " but the file "
-                        "has %" G_GSIZE_FORMAT " bytes; the file is truncated",
-                        header_length + 8, st->size);
+                        "has %" G_GSIZE_FORMAT " bytes; the file is truncated: download or copy "
+                        "it again", header_length + 8, st->size);
       return FALSE;
     }
   data_start = 8 + (size_t) header_length;
@@ -435,10 +451,13 @@ validate (GessoSafetensors *st, GError **error)
       if (!parse_entry (st, data_start, node, entry, error))
         return FALSE;
     }
-  if (!sort_and_check_overlaps (st, error))
+  if (!check_in_file (st, error) || !sort_and_check_overlaps (st, error))
     return FALSE;
   for (guint i = 0; i < st->n_entries; i++)
-    g_hash_table_insert (st->by_name, (char *) st->entries[i].name, &st->entries[i]);
+    {
+      st->entries[i].data = st->bytes + st->entries[i].offset;
+      g_hash_table_insert (st->by_name, (char *) st->entries[i].name, &st->entries[i]);
+    }
   return TRUE;
 }
 
