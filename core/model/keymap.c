@@ -117,9 +117,21 @@ rename_with_index (const char *format, int a, int b, const char *rest, const Ren
 typedef struct
 {
   int max_input;                /* highest input_blocks index; -1 when none */
+  int max_output;               /* highest output_blocks index; -1 when none */
   int first_down;               /* lowest input block index holding a downsampler ("0.op") */
+  int first_up;                 /* lowest output block index holding an upsampler */
   GHashTable *downs;            /* input block indices holding a downsampler */
+  GHashTable *ups;              /* output block indices holding an upsampler */
 } UnetScan;
+
+/* Notes K in *FIRST (the lowest yet) and SET. */
+static void
+note_resampler (int k, int *first, GHashTable *set)
+{
+  g_hash_table_add (set, GINT_TO_POINTER (k));
+  if (*first < 0 || k < *first)
+    *first = k;
+}
 
 static void
 scan_unet_key (UnetScan *scan, const char *rest)
@@ -127,46 +139,73 @@ scan_unet_key (UnetScan *scan, const char *rest)
   const char *p = rest;
   int k;
 
-  if (!eat (&p, "input_blocks.") || !eat_index (&p, &k))
-    return;
-  scan->max_input = MAX (scan->max_input, k);
-  if (k > 0 && g_str_has_prefix (p, "0.op."))
+  if (eat (&p, "input_blocks.") && eat_index (&p, &k))
     {
-      g_hash_table_add (scan->downs, GINT_TO_POINTER (k));
-      if (scan->first_down < 0 || k < scan->first_down)
-        scan->first_down = k;
+      scan->max_input = MAX (scan->max_input, k);
+      if (k > 0 && g_str_has_prefix (p, "0.op."))
+        note_resampler (k, &scan->first_down, scan->downs);
+    }
+  else if (eat (&p, "output_blocks.") && eat_index (&p, &k))
+    {
+      scan->max_output = MAX (scan->max_output, k);
+      /* the upsampler follows the resnet ("1.conv.") or the resnet and attention ("2.conv.") */
+      if (g_str_has_prefix (p, "1.conv.") || g_str_has_prefix (p, "2.conv."))
+        note_resampler (k, &scan->first_up, scan->ups);
     }
 }
 
-/* Levels and layers_per_block from the downsampler positions: level i's downsampler is input
- * block (i+1)(lpb+1), the last level has none. A layout that does not fit (downsamplers out
- * of step, blocks past the end) leaves levels at 0, and every block key goes to OTHER. */
+/* LEVELS x LPB fits the scan: no block lies beyond that structure (fewer may be there: those
+ * are missing), and every resampler present sits where it has one (level i's downsampler is
+ * input block (i+1)(lpb+1), its upsampler output block i(lpb+1) + lpb counting from the
+ * deepest level; the last level has none). */
+static gboolean
+structure_fits (const UnetScan *scan, int levels, int lpb)
+{
+  int blocks = levels * (lpb + 1);
+  GHashTableIter iter;
+  gpointer key;
+
+  if (levels < 1 || lpb < 1 || scan->max_input > blocks - 1 || scan->max_output > blocks - 1)
+    return FALSE;
+  g_hash_table_iter_init (&iter, scan->downs);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (GPOINTER_TO_INT (key) % (lpb + 1) != 0 || GPOINTER_TO_INT (key) >= blocks)
+      return FALSE;
+  g_hash_table_iter_init (&iter, scan->ups);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (GPOINTER_TO_INT (key) % (lpb + 1) != lpb || GPOINTER_TO_INT (key) >= blocks - lpb - 1)
+      return FALSE;
+  return TRUE;
+}
+
+/* Levels and layers_per_block, read from the downsamplers and, separately, from the
+ * upsamplers (without any, from the last block: one level). A block missing from the file
+ * hides a level from one side only, and one present cannot be invented, so of the readings
+ * that fit, the one with more levels wins; the UNet then names the missing weights. A layout
+ * nothing fits leaves levels at 0, and every block key goes to OTHER. */
 static void
 finish_unet_scan (const UnetScan *scan, GessoKeymapLayout *layout)
 {
-  int lpb, levels;
+  int down_lpb = scan->first_down < 0 ? scan->max_input : scan->first_down - 1;
+  int down_levels = (int) g_hash_table_size (scan->downs) + 1;
+  int up_lpb = scan->first_up < 0 ? scan->max_output : scan->first_up;
+  int up_levels = (int) g_hash_table_size (scan->ups) + 1;
+  gboolean down_fits, up_fits;
 
   if (scan->max_input < 1)
     return;
-  if (scan->first_down < 0)
+  down_fits = structure_fits (scan, down_levels, down_lpb);
+  up_fits = structure_fits (scan, up_levels, up_lpb);
+  if (up_fits && (!down_fits || up_levels > down_levels))
     {
-      lpb = scan->max_input;
-      levels = 1;
+      layout->unet_levels = up_levels;
+      layout->unet_layers_per_block = up_lpb;
     }
-  else
+  else if (down_fits)
     {
-      lpb = scan->first_down - 1;
-      levels = (int) g_hash_table_size (scan->downs) + 1;
+      layout->unet_levels = down_levels;
+      layout->unet_layers_per_block = down_lpb;
     }
-  if (lpb < 1)
-    return;
-  for (int i = 1; i < levels; i++)
-    if (!g_hash_table_contains (scan->downs, GINT_TO_POINTER (i * (lpb + 1))))
-      return;
-  if (scan->max_input != levels * (lpb + 1) - 1)
-    return;
-  layout->unet_levels = levels;
-  layout->unet_layers_per_block = lpb;
 }
 
 static void
@@ -182,7 +221,8 @@ note_index_after (const char *key, const char *prefix, int *max_plus_one)
 static void
 scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *layout)
 {
-  UnetScan unet = { -1, -1, g_hash_table_new (NULL, NULL) };
+  UnetScan unet = { -1, -1, -1, -1, g_hash_table_new (NULL, NULL),
+                    g_hash_table_new (NULL, NULL) };
   gboolean hf = FALSE, openclip = FALSE;
 
   for (guint i = 0; i < n_keys; i++)
@@ -191,7 +231,9 @@ scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *l
 
       if (g_str_has_prefix (key, UNET_PREFIX))
         scan_unet_key (&unet, key + strlen (UNET_PREFIX));
+      /* both sides count levels: one missing from the decoder must not shift the others */
       note_index_after (key, VAE_PREFIX "decoder.up.", &layout->vae_levels);
+      note_index_after (key, VAE_PREFIX "encoder.down.", &layout->vae_levels);
       if (g_str_has_prefix (key, HF_TEXT_PREFIX))
         {
           hf = TRUE;
@@ -207,6 +249,7 @@ scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *l
     }
   finish_unet_scan (&unet, layout);
   g_hash_table_unref (unet.downs);
+  g_hash_table_unref (unet.ups);
   /* Both at once would be a merged file; transformers names are the ones diffusers loads. */
   layout->text_keys = hf ? GESSO_TEXT_KEYS_HF : openclip ? GESSO_TEXT_KEYS_OPENCLIP
                                                           : GESSO_TEXT_KEYS_NONE;
