@@ -100,7 +100,7 @@ read_json (JsonObject *json, GessoTextEncoderConfig *c, GError **error)
   return TRUE;
 }
 
-/* Dimension DIM of the text encoder weight NAME into *OUT when *OUT is still 0. */
+/* Dimension DIM of the 2-D text encoder weight NAME into *OUT when *OUT is still 0. */
 static gboolean
 dim_from_weight (const GessoWeights *weights, const char *name, int dim, int *out,
                  GError **error)
@@ -110,11 +110,15 @@ dim_from_weight (const GessoWeights *weights, const char *name, int dim, int *ou
 
   if (*out != 0)
     return TRUE;
-  if (!gesso_weights_shape (weights, TE, name, &ndim, shape) || ndim <= dim)
+  if (!gesso_weights_shape (weights, TE, name, &ndim, shape))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "text_encoder weight '%s' is missing from '%s'", name,
-                   gesso_weights_path (weights));
+      gesso_weights_set_missing_error (weights, TE, name, error);
+      return FALSE;
+    }
+  if (ndim != 2)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "text_encoder weight '%s' has %d dimensions, expected 2", name, ndim);
       return FALSE;
     }
   if (shape[dim] < 1 || shape[dim] > G_MAXINT)

@@ -73,7 +73,8 @@ gboolean gesso_unet_config_from_json (JsonObject *json, const char *name,
 
 /* Infers the structure from the UNet weights' shapes. What shapes cannot tell takes SD's
  * values: 32 norm groups, eps 1e-5, flip_sin_to_cos, freq_shift 0, heads as described at
- * heads_known. */
+ * heads_known. A weight the structure is counted by (a block's first conv, proj_in, attn1.to_q)
+ * that is absent while the rest of its block is there fails as MISSING, by name. */
 gboolean gesso_unet_config_infer (const GessoWeights *weights, GessoUnetConfig *config,
                                   GError **error);
 
@@ -82,7 +83,7 @@ gboolean gesso_unet_config_validate (const GessoUnetConfig *config, GError **err
 
 /* Compares a declared config (from CONFIG_NAME) with one inferred from weight shapes, field by
  * field for everything shapes determine (not heads, norms or the timestep embedding's
- * frequencies). On mismatch, one error listing every difference. */
+ * frequencies). On mismatch, one error listing every difference on one line. */
 gboolean gesso_unet_config_check (const GessoUnetConfig *config,
                                   const GessoUnetConfig *inferred, const char *config_name,
                                   GError **error);

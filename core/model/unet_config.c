@@ -451,9 +451,7 @@ shape_of (const GessoWeights *weights, int min_ndim, int *ndim, int64_t shape[8]
   va_end (args);
   if (!gesso_weights_shape (weights, GESSO_COMPONENT_UNET, key, &n, shape))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "the model has no UNet weight '%s'; is it a Stable Diffusion 1.x/2.x "
-                   "checkpoint?", key);
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_UNET, key, error);
       return FALSE;
     }
   if (n < min_ndim)
@@ -476,26 +474,46 @@ shape_of (const GessoWeights *weights, int min_ndim, int *ndim, int64_t shape[8]
   return TRUE;
 }
 
+/* How many UNet blocks STEM.0, STEM.1, ... there are (see gesso_weights_count_blocks: a hole
+ * in a block is MISSING by name). */
+static gboolean
+count_blocks (const GessoWeights *weights, const char *stem, int limit, const char *key,
+              int *count, GError **error)
+{
+  return gesso_weights_count_blocks (weights, GESSO_COMPONENT_UNET, stem, limit, key, count,
+                                     error);
+}
+
 /* The transformer blocks under PREFIX ("down_blocks.0.attentions.0"), 0 if it is absent;
  * sets *LINEAR and *CONTEXT_DIM from the first one found. */
 static gboolean
 infer_transformer (const GessoWeights *weights, const char *prefix, int *depth,
                    gboolean *found_any, gboolean *linear, int *context_dim, GError **error)
 {
+  g_autofree char *blocks = g_strdup_printf ("%s.transformer_blocks", prefix);
   int64_t shape[8];
-  int ndim, d = 0;
+  int ndim, d;
+  gboolean present;
 
   *depth = 0;
-  if (!has (weights, "%s.proj_in.weight", prefix))
+  if (!gesso_weights_probe (weights, GESSO_COMPONENT_UNET, prefix, "proj_in.weight", &present,
+                            error))
+    return FALSE;
+  if (!present)
     return TRUE;
-  while (d <= GESSO_UNET_MAX_DEPTH
-         && has (weights, "%s.transformer_blocks.%d.attn1.to_q.weight", prefix, d))
-    d++;
-  if (d == 0 || d > GESSO_UNET_MAX_DEPTH)
+  if (!count_blocks (weights, blocks, GESSO_UNET_MAX_DEPTH, "attn1.to_q.weight", &d, error))
+    return FALSE;
+  if (d == 0)
+    {
+      g_autofree char *first = g_strdup_printf ("%s.0.attn1.to_q.weight", blocks);
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_UNET, first, error);
+      return FALSE;
+    }
+  if (d > GESSO_UNET_MAX_DEPTH)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "UNet attention '%s' has %d transformer blocks; Gesso supports 1 to %d",
-                   prefix, d, GESSO_UNET_MAX_DEPTH);
+                   "UNet attention '%s' has more than %d transformer blocks; Gesso supports 1 "
+                   "to %d", prefix, GESSO_UNET_MAX_DEPTH, GESSO_UNET_MAX_DEPTH);
       return FALSE;
     }
   *depth = d;
@@ -529,10 +547,15 @@ gesso_unet_config_infer (const GessoWeights *weights, GessoUnetConfig *config,
   GessoUnetConfig c;
   int64_t shape[8];
   gboolean any_attention = FALSE;
-  int n, lpb;
+  int n, n_up, lpb;
 
   g_return_val_if_fail (weights != NULL && config != NULL, FALSE);
   config_defaults (&c);
+  if (gesso_weights_count (weights, GESSO_COMPONENT_UNET) == 0)
+    {
+      gesso_weights_set_absent_error (weights, "UNet", error);
+      return FALSE;
+    }
 
   if (!shape_of (weights, 4, NULL, shape, error, "conv_in.weight"))
     return FALSE;
@@ -547,20 +570,43 @@ gesso_unet_config_infer (const GessoWeights *weights, GessoUnetConfig *config,
   c.time_embed_dim = (int) shape[0];
   c.time_proj_dim = (int) shape[1];
 
-  for (n = 0; n <= GESSO_UNET_MAX_LEVELS; n++)
-    if (!has (weights, "down_blocks.%d.resnets.0.conv1.weight", n))
-      break;
-  if (n == 0 || n > GESSO_UNET_MAX_LEVELS)
+  /* A whole block missing would hide a level or a resnet from one side only: the structure
+   * is the most that either side shows, and the builder then names what the other lacks. */
+  if (!count_blocks (weights, "down_blocks", GESSO_UNET_MAX_LEVELS, "resnets.0.conv1.weight",
+                     &n, error)
+      || !count_blocks (weights, "up_blocks", GESSO_UNET_MAX_LEVELS, "resnets.0.conv1.weight",
+                        &n_up, error))
+    return FALSE;
+  n = MAX (n, n_up);
+  if (n == 0)
     {
-      g_set_error (error, GESSO_ERROR, n == 0 ? GESSO_ERROR_MISSING : GESSO_ERROR_UNSUPPORTED,
-                   "the UNet has %d down levels; Gesso supports 1 to %d", n,
-                   GESSO_UNET_MAX_LEVELS);
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_UNET,
+                                       "down_blocks.0.resnets.0.conv1.weight", error);
+      return FALSE;
+    }
+  if (n > GESSO_UNET_MAX_LEVELS)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the UNet has more than %d down levels; Gesso supports 1 to %d",
+                   GESSO_UNET_MAX_LEVELS, GESSO_UNET_MAX_LEVELS);
       return FALSE;
     }
   c.n_levels = n;
-  for (lpb = 0; lpb <= GESSO_UNET_MAX_LAYERS_PER_BLOCK; lpb++)
-    if (!has (weights, "down_blocks.0.resnets.%d.conv1.weight", lpb))
-      break;
+  /* down levels have layers_per_block resnets, up levels one more */
+  lpb = 0;
+  for (int l = 0; l < n; l++)
+    {
+      g_autofree char *down_stem = g_strdup_printf ("down_blocks.%d.resnets", l);
+      g_autofree char *up_stem = g_strdup_printf ("up_blocks.%d.resnets", l);
+      int n_down_resnets, n_up_resnets;
+
+      if (!count_blocks (weights, down_stem, GESSO_UNET_MAX_LAYERS_PER_BLOCK, "conv1.weight",
+                         &n_down_resnets, error)
+          || !count_blocks (weights, up_stem, GESSO_UNET_MAX_LAYERS_PER_BLOCK + 1,
+                            "conv1.weight", &n_up_resnets, error))
+        return FALSE;
+      lpb = MAX (lpb, MAX (n_down_resnets, n_up_resnets - 1));
+    }
   if (lpb > GESSO_UNET_MAX_LAYERS_PER_BLOCK)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
@@ -600,9 +646,8 @@ gesso_unet_config_infer (const GessoWeights *weights, GessoUnetConfig *config,
 
   if (!has (weights, "mid_block.resnets.0.conv1.weight"))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "the UNet has no middle block (mid_block.resnets.0); is it a Stable "
-                   "Diffusion 1.x/2.x checkpoint?");
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_UNET,
+                                       "mid_block.resnets.0.conv1.weight", error);
       return FALSE;
     }
   if (!infer_transformer (weights, "mid_block.attentions.0", &c.mid_transformer_depth,
@@ -758,12 +803,21 @@ bools_string (const gboolean *values, int n)
   return g_string_free (s, FALSE);
 }
 
+/* Starts the next item of a list of differences, which stays on one line. */
+static GString *
+next_item (GString *s)
+{
+  if (s->len > 0)
+    g_string_append (s, "; ");
+  return s;
+}
+
 static void
 differ_int (GString *s, const char *what, int declared, int found)
 {
   if (declared != found)
-    g_string_append_printf (s, "\n  %s: %d in the config, %d in the weights", what, declared,
-                            found);
+    g_string_append_printf (next_item (s), "%s: %d in the config, %d in the weights", what,
+                            declared, found);
 }
 
 gboolean
@@ -788,8 +842,8 @@ gesso_unet_config_check (const GessoUnetConfig *config, const GessoUnetConfig *i
     {
       g_autofree char *a = ints_string (config->block_out_channels, config->n_levels);
       g_autofree char *b = ints_string (inferred->block_out_channels, inferred->n_levels);
-      g_string_append_printf (s, "\n  block_out_channels: %s in the config, %s in the weights",
-                              a, b);
+      g_string_append_printf (next_item (s), "block_out_channels: %s in the config, %s in the "
+                              "weights", a, b);
     }
   else
     {
@@ -798,16 +852,16 @@ gesso_unet_config_check (const GessoUnetConfig *config, const GessoUnetConfig *i
         {
           g_autofree char *a = bools_string (config->down_cross_attention, n);
           g_autofree char *b = bools_string (inferred->down_cross_attention, n);
-          g_string_append_printf (s, "\n  cross-attention per down level: %s in the config, "
-                                  "%s in the weights", a, b);
+          g_string_append_printf (next_item (s), "cross-attention per down level: %s in the "
+                                  "config, %s in the weights", a, b);
         }
       if (memcmp (config->up_cross_attention, inferred->up_cross_attention,
                   (size_t) n * sizeof (gboolean)) != 0)
         {
           g_autofree char *a = bools_string (config->up_cross_attention, n);
           g_autofree char *b = bools_string (inferred->up_cross_attention, n);
-          g_string_append_printf (s, "\n  cross-attention per up level: %s in the config, "
-                                  "%s in the weights", a, b);
+          g_string_append_printf (next_item (s), "cross-attention per up level: %s in the "
+                                  "config, %s in the weights", a, b);
         }
       for (int l = 0; l < n; l++)
         {
@@ -832,15 +886,17 @@ gesso_unet_config_check (const GessoUnetConfig *config, const GessoUnetConfig *i
   differ_int (s, "cross_attention_dim (attn2.to_k input)", config->cross_attention_dim,
               inferred->cross_attention_dim);
   if (config->use_linear_projection != inferred->use_linear_projection)
-    g_string_append_printf (s, "\n  use_linear_projection: %s in the config, but proj_in is "
-                            "stored as a %s", config->use_linear_projection ? "true" : "false",
+    g_string_append_printf (next_item (s), "use_linear_projection: %s in the config, but "
+                            "proj_in is stored as a %s",
+                            config->use_linear_projection ? "true" : "false",
                             inferred->use_linear_projection ? "Linear [C, C] (SD2 style)"
                             : "1x1 conv [C, C, 1, 1] (SD1 style)");
   if (s->len > 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s does not describe this UNet's weights; is it the config of another "
-                   "model?%s", config_name ? config_name : "the UNet config", s->str);
+                   "%s does not describe this UNet's weights (%s); it may be the config of "
+                   "another model: use the one that came with these weights",
+                   config_name ? config_name : "the UNet config", s->str);
       return FALSE;
     }
   return TRUE;

@@ -326,7 +326,7 @@ gesso_vae_new (GessoWeights *weights, const GessoVaeConfig *config, GError **err
       || (vae->has_post_quant_conv
           && !load_conv (weights, "post_quant_conv", &vae->post_quant_conv, error)))
     {
-      g_prefix_error (error, "the VAE does not match its config: ");
+      g_prefix_error (error, "cannot build the VAE: ");
       return NULL;
     }
 

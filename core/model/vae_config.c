@@ -216,9 +216,7 @@ shape_of (const GessoWeights *weights, const char *name, int want_ndim, int64_t 
 
   if (!gesso_weights_shape (weights, GESSO_COMPONENT_VAE, name, &ndim, shape))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "the model has no VAE weight '%s'; is the VAE part of this checkpoint?",
-                   name);
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_VAE, name, error);
       return FALSE;
     }
   if (ndim != want_ndim)
@@ -250,57 +248,90 @@ channel_count (int64_t value, const char *name, int max, int *out, GError **erro
   return TRUE;
 }
 
+/* Whether SIDE ("encoder") has its middle attention, maybe under the names diffusers used
+ * before 0.14. */
+static gboolean
+probe_mid_attention (const GessoWeights *weights, const char *side, gboolean *present,
+                     GError **error)
+{
+  g_autofree char *block = g_strconcat (side, ".mid_block.attentions.0", NULL);
+  g_autofree char *legacy = g_strconcat (block, ".query.weight", NULL);
+
+  *present = has_weight (weights, legacy);
+  return *present
+         || gesso_weights_probe (weights, GESSO_COMPONENT_VAE, block, "to_q.weight", present,
+                                 error);
+}
+
 gboolean
 vae_config_infer_shapes (GessoVaeConfig *config, const GessoWeights *weights, GError **error)
 {
   GessoVaeConfig c;
   int64_t shape[8];
   char name[128];
-  int n_levels = 0, layers = 0, latent_x2 = 0;
+  int n_levels = 0, layers = 0, latent_x2 = 0, count;
+  gboolean decoder_attention;
 
   gesso_vae_config_init (&c);
-
-  /* levels: encoder.down_blocks.<i> exist for i < n_levels; each level's width is the
-   * output channel count of its first resnet's first conv */
-  for (;;)
+  if (gesso_weights_count (weights, GESSO_COMPONENT_VAE) == 0)
     {
-      g_snprintf (name, sizeof name, "encoder.down_blocks.%d.resnets.0.conv1.weight", n_levels);
-      if (!has_weight (weights, name))
-        break;
-      if (n_levels == GESSO_VAE_MAX_LEVELS)
-        {
-          g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "the VAE has more than %d levels; Gesso supports at most %d",
-                       GESSO_VAE_MAX_LEVELS, GESSO_VAE_MAX_LEVELS);
-          return FALSE;
-        }
-      if (!shape_of (weights, name, 4, shape, error)
-          || !channel_count (shape[0], name, MAX_CHANNELS, &c.block_out_channels[n_levels],
-                             error))
-        return FALSE;
-      n_levels++;
+      gesso_weights_set_absent_error (weights, "VAE", error);
+      return FALSE;
+    }
+
+  /* levels: encoder.down_blocks.<i> exist for i < n_levels (a block missing whole would hide
+   * a level from one side, so the decoder's count too); each level's width is the output
+   * channel count of its first resnet's first conv */
+  if (!gesso_weights_count_blocks (weights, GESSO_COMPONENT_VAE, "encoder.down_blocks",
+                                   GESSO_VAE_MAX_LEVELS, "resnets.0.conv1.weight", &n_levels,
+                                   error)
+      || !gesso_weights_count_blocks (weights, GESSO_COMPONENT_VAE, "decoder.up_blocks",
+                                      GESSO_VAE_MAX_LEVELS, "resnets.0.conv1.weight", &count,
+                                      error))
+    return FALSE;
+  n_levels = MAX (n_levels, count);
+  if (n_levels > GESSO_VAE_MAX_LEVELS)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the VAE has more than %d levels; Gesso supports at most %d",
+                   GESSO_VAE_MAX_LEVELS, GESSO_VAE_MAX_LEVELS);
+      return FALSE;
     }
   if (n_levels == 0)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "the model has no VAE encoder weights (encoder.down_blocks.0...); "
-                   "is the VAE part of this checkpoint?");
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_VAE,
+                                       "encoder.down_blocks.0.resnets.0.conv1.weight", error);
       return FALSE;
+    }
+  for (int l = 0; l < n_levels; l++)
+    {
+      g_snprintf (name, sizeof name, "encoder.down_blocks.%d.resnets.0.conv1.weight", l);
+      if (!shape_of (weights, name, 4, shape, error)
+          || !channel_count (shape[0], name, MAX_CHANNELS, &c.block_out_channels[l], error))
+        return FALSE;
     }
   c.n_levels = n_levels;
 
-  for (;;)
+  /* encoder levels have layers_per_block resnets, decoder levels one more */
+  for (int l = 0; l < n_levels; l++)
     {
-      g_snprintf (name, sizeof name, "encoder.down_blocks.0.resnets.%d.conv1.weight", layers);
-      if (!has_weight (weights, name))
-        break;
-      if (++layers > MAX_LAYERS)
-        {
-          g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "the VAE has more than %d resnets per level; Gesso supports at most %d",
-                       MAX_LAYERS, MAX_LAYERS);
-          return FALSE;
-        }
+      g_snprintf (name, sizeof name, "encoder.down_blocks.%d.resnets", l);
+      if (!gesso_weights_count_blocks (weights, GESSO_COMPONENT_VAE, name, MAX_LAYERS,
+                                       "conv1.weight", &count, error))
+        return FALSE;
+      layers = MAX (layers, count);
+      g_snprintf (name, sizeof name, "decoder.up_blocks.%d.resnets", l);
+      if (!gesso_weights_count_blocks (weights, GESSO_COMPONENT_VAE, name, MAX_LAYERS + 1,
+                                       "conv1.weight", &count, error))
+        return FALSE;
+      layers = MAX (layers, count - 1);
+    }
+  if (layers > MAX_LAYERS)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the VAE has more than %d resnets per level; Gesso supports at most %d",
+                   MAX_LAYERS, MAX_LAYERS);
+      return FALSE;
     }
   c.layers_per_block = layers;
 
@@ -327,10 +358,16 @@ vae_config_infer_shapes (GessoVaeConfig *config, const GessoWeights *weights, GE
       return FALSE;
     }
 
-  c.mid_attention = has_weight (weights, "encoder.mid_block.attentions.0.to_q.weight")
-                    || has_weight (weights, "encoder.mid_block.attentions.0.query.weight");
-  c.use_quant_conv = has_weight (weights, "quant_conv.weight");
-  c.use_post_quant_conv = has_weight (weights, "post_quant_conv.weight");
+  /* optional parts, each present or absent whole (a part with a hole is MISSING); the
+   * attention is in both halves or in neither, so one half's is enough to tell */
+  if (!probe_mid_attention (weights, "encoder", &c.mid_attention, error)
+      || !probe_mid_attention (weights, "decoder", &decoder_attention, error)
+      || !gesso_weights_probe (weights, GESSO_COMPONENT_VAE, "quant_conv", "weight",
+                               &c.use_quant_conv, error)
+      || !gesso_weights_probe (weights, GESSO_COMPONENT_VAE, "post_quant_conv", "weight",
+                               &c.use_post_quant_conv, error))
+    return FALSE;
+  c.mid_attention = c.mid_attention || decoder_attention;
   *config = c;
   return TRUE;
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/io-private.h"
 #include "model/keymap.h"
 #include "tensor/half.h"
 #include "tensor/tensor.h"
@@ -60,6 +61,48 @@ weight_free (gpointer data)
   g_free (w);
 }
 
+/* KEY, as stored in COMPONENT, is a tensor only SDXL has: SDXL files keep their two text
+ * encoders under "conditioner.embedders.N."; SDXL folders have a second text encoder
+ * (text_encoder_2/) and a UNet with add_embedding, its size and crop conditioning. Nothing of
+ * SD 1.x/2.x is named so. */
+static gboolean
+is_sdxl_key (GessoComponent component, const char *key)
+{
+  switch (component)
+    {
+    case GESSO_COMPONENT_TEXT_ENCODER:
+      return g_str_has_prefix (key, "conditioner.embedders.")
+             || g_str_has_prefix (key, "text_encoder_2/");
+    case GESSO_COMPONENT_UNET:
+      return g_str_has_prefix (key, "add_embedding.");
+    default:
+      return FALSE;
+    }
+}
+
+/* Refuses an SDXL model by name now: its keys would otherwise map to nothing, and the error
+ * would blame a missing text encoder or a config feature instead of the model family. */
+static gboolean
+check_family (GessoModelFiles *files, GError **error)
+{
+  for (guint i = 0; i < gesso_model_files_count (files); i++)
+    {
+      const GessoModelTensor *t = gesso_model_files_tensor (files, i);
+
+      if (is_sdxl_key (t->component, t->key))
+        {
+          g_autofree char *path = gesso_io_display (gesso_model_files_path (files));
+          g_autofree char *key = gesso_io_display (t->key);
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                       "'%s' is not supported yet: looks like SDXL (found %s tensor '%s'); "
+                       "Gesso runs Stable Diffusion 1.x and 2.x models", path,
+                       gesso_component_name (t->component), key);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 GessoWeights *
 gesso_weights_new (GessoModelFiles *files, GError **error)
 {
@@ -68,6 +111,8 @@ gesso_weights_new (GessoModelFiles *files, GError **error)
   GessoKeymapKey *keys;
 
   g_return_val_if_fail (files != NULL, NULL);
+  if (!check_family (files, error))
+    return NULL;
   n = gesso_model_files_count (files);
   keys = g_new0 (GessoKeymapKey, MAX (n, 1));
   for (guint i = 0; i < n; i++)
@@ -170,6 +215,57 @@ gesso_weights_has (const GessoWeights *weights, GessoComponent component, const 
   return lookup (weights, component, name) != NULL;
 }
 
+/* Some weight of COMPONENT is named PREFIX.something. */
+static gboolean
+has_block (const GessoWeights *weights, GessoComponent component, const char *prefix)
+{
+  const GPtrArray *list = weights->weights[component];
+  size_t n = strlen (prefix);
+
+  for (guint i = 0; i < list->len; i++)
+    {
+      const char *name = ((const Weight *) list->pdata[i])->name;
+
+      if (strncmp (name, prefix, n) == 0 && name[n] == '.')
+        return TRUE;
+    }
+  return FALSE;
+}
+
+gboolean
+gesso_weights_probe (const GessoWeights *weights, GessoComponent component, const char *prefix,
+                     const char *key, gboolean *present, GError **error)
+{
+  g_autofree char *name = g_strdup_printf ("%s.%s", prefix, key);
+
+  *present = gesso_weights_has (weights, component, name);
+  if (!*present && has_block (weights, component, prefix))
+    {
+      gesso_weights_set_missing_error (weights, component, name, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+gesso_weights_count_blocks (const GessoWeights *weights, GessoComponent component,
+                            const char *stem, int limit, const char *key, int *count,
+                            GError **error)
+{
+  gboolean present = TRUE;
+
+  for (*count = 0; *count <= limit; (*count)++)
+    {
+      g_autofree char *block = g_strdup_printf ("%s.%d", stem, *count);
+
+      if (!gesso_weights_probe (weights, component, block, key, &present, error))
+        return FALSE;
+      if (!present)
+        break;
+    }
+  return TRUE;
+}
+
 gboolean
 gesso_weights_shape (const GessoWeights *weights, GessoComponent component, const char *name,
                      int *ndim, int64_t shape[8])
@@ -206,6 +302,42 @@ shape_matches (const Weight *w, int ndim, const int64_t *shape)
   return TRUE;
 }
 
+/* Where COMPONENT's weights are stored, as a message shows it: its folder of a diffusers
+ * model, else the model's file. */
+static char *
+component_location (const GessoWeights *weights, GessoComponent component)
+{
+  g_autofree char *path = NULL;
+
+  if (gesso_weights_layout (weights) == GESSO_MODEL_LAYOUT_DIFFUSERS
+      && component != GESSO_COMPONENT_OTHER)
+    path = g_build_filename (gesso_weights_path (weights), gesso_component_name (component),
+                             NULL);
+  return gesso_io_display (path != NULL ? path : gesso_weights_path (weights));
+}
+
+void
+gesso_weights_set_missing_error (const GessoWeights *weights, GessoComponent component,
+                                 const char *name, GError **error)
+{
+  g_autofree char *where = component_location (weights, component);
+
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               "%s weight '%s' is missing from '%s'; the model is incomplete or not Stable "
+               "Diffusion 1.x/2.x: download or convert it again",
+               gesso_component_name (component), name, where);
+}
+
+void
+gesso_weights_set_absent_error (const GessoWeights *weights, const char *part, GError **error)
+{
+  g_autofree char *path = gesso_io_display (gesso_weights_path (weights));
+
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               "'%s' has no %s weights; Gesso needs the whole checkpoint (UNet, VAE and text "
+               "encoder)", path, part);
+}
+
 /* The weight NAME, checked to exist and to have SHAPE; NULL with a message otherwise. */
 static Weight *
 find_checked (GessoWeights *weights, GessoComponent component, const char *name, int ndim,
@@ -215,17 +347,18 @@ find_checked (GessoWeights *weights, GessoComponent component, const char *name,
 
   if (w == NULL)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING, "%s weight '%s' is missing from '%s'",
-                   gesso_component_name (component), name, gesso_weights_path (weights));
+      gesso_weights_set_missing_error (weights, component, name, error);
       return NULL;
     }
   if (!shape_matches (w, ndim, shape))
     {
       g_autofree char *have = gesso_tensor_shape_string (w->ndim, w->shape);
       g_autofree char *want = gesso_tensor_shape_string (ndim, shape);
+      g_autofree char *where = component_location (weights, component);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s weight '%s' has shape %s, expected %s", gesso_component_name (component),
-                   name, have, want);
+                   "%s weight '%s' has shape %s, expected %s; '%s' is damaged or does not "
+                   "belong to this model: download or convert it again",
+                   gesso_component_name (component), name, have, want, where);
       return NULL;
     }
   return w;
@@ -236,13 +369,17 @@ check_float_dtype (const GessoWeights *weights, GessoComponent component, const 
                    GError **error)
 {
   GessoDType dtype = w->entry->dtype;
+  g_autofree char *where = NULL;
 
   if (dtype == GESSO_DTYPE_F32 || dtype == GESSO_DTYPE_F16 || dtype == GESSO_DTYPE_BF16)
     return TRUE;
+  /* F64 and F8 are refused like the integer types, which would be quantized weights whose
+   * scales Gesso does not know: gesso.h promises F32, F16 and BF16 */
+  where = component_location (weights, component);
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-               "%s weight '%s' in '%s' is stored as %s; Gesso reads F32, F16 and BF16 weights",
-               gesso_component_name (component), w->name, gesso_weights_path (weights),
-               gesso_dtype_name (dtype));
+               "%s weight '%s' in '%s' is stored as %s; Gesso computes with F32, F16 and BF16 "
+               "weights: convert the model to F16 or F32", gesso_component_name (component),
+               w->name, where, gesso_dtype_name (dtype));
   return FALSE;
 }
 

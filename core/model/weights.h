@@ -32,8 +32,9 @@ typedef enum
 } GessoTextKeys;
 
 /* Borrows FILES, which must outlive the result. Maps single-file keys onto diffusers names
- * (core/model/keymap.h); reads no tensor data. Not thread-safe: weights are widened on first
- * use, so one job at a time uses a GessoWeights. */
+ * (core/model/keymap.h); reads no tensor data. An SDXL model is refused here, by its key
+ * names (UNSUPPORTED, "... looks like SDXL (found ...)"). Not thread-safe: weights are widened
+ * on first use, so one job at a time uses a GessoWeights. */
 GessoWeights *gesso_weights_new (GessoModelFiles *files, GError **error);
 void gesso_weights_free (GessoWeights *weights);
 
@@ -48,13 +49,34 @@ const char *gesso_weights_name (const GessoWeights *weights, GessoComponent comp
 
 gboolean gesso_weights_has (const GessoWeights *weights, GessoComponent component,
                             const char *name);
+/* The MISSING error gesso_weights_get sets for NAME, for callers that find a weight absent by
+ * other means (gesso_weights_has, gesso_weights_shape). */
+void gesso_weights_set_missing_error (const GessoWeights *weights, GessoComponent component,
+                                      const char *name, GError **error);
+/* The MISSING error for a model without a whole part: PART is "UNet", "VAE", "text encoder". */
+void gesso_weights_set_absent_error (const GessoWeights *weights, const char *part,
+                                     GError **error);
+/* Whether the block PREFIX ("down_blocks.1") of COMPONENT is in the model, as its weight
+ * PREFIX.KEY says. A structure is counted by such probes, so a probe absent from a block whose
+ * other weights are there is a hole in the file: a MISSING error naming it, not a smaller
+ * model that would then fail (or run) for a reason no message could give. */
+gboolean gesso_weights_probe (const GessoWeights *weights, GessoComponent component,
+                              const char *prefix, const char *key, gboolean *present,
+                              GError **error);
+/* How many of the blocks STEM.0, STEM.1, ... of COMPONENT are there, each probed by its weight
+ * KEY as above; LIMIT + 1 means more than LIMIT. */
+gboolean gesso_weights_count_blocks (const GessoWeights *weights, GessoComponent component,
+                                     const char *stem, int limit, const char *key, int *count,
+                                     GError **error);
 /* Number of dims and shape as the diffusers layout has them; FALSE when absent. */
 gboolean gesso_weights_shape (const GessoWeights *weights, GessoComponent component,
                               const char *name, int *ndim, int64_t shape[8]);
 /* Float32 data of NAME checked against the expected shape (NDIM dims of SHAPE; a stored
  * shape with the same element count that differs only by trailing 1s, such as a 1x1 conv
  * kernel for a linear layer, is accepted). On failure: "unet weight 'x' has shape [..], expected
- * [..]" (CORRUPT) or "unet weight 'x' is missing from 'path'" (MISSING). */
+ * [..]; ..." (CORRUPT), "unet weight 'x' is missing from 'path'; ..." (MISSING) or "... is
+ * stored as I32; ..." (UNSUPPORTED: only F32, F16 and BF16 are weights). PATH is the component's
+ * folder of a diffusers model, else the model's file. */
 const float *gesso_weights_get (GessoWeights *weights, GessoComponent component,
                                 const char *name, int ndim, const int64_t *shape,
                                 GError **error);

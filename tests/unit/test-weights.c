@@ -692,14 +692,17 @@ check_small_file (gboolean misaligned)
     g_assert_true (p == gesso_weights_get (weights, V, q, 4, conv4, &error));
     g_assert_null (gesso_weights_get (weights, V, q, 2, bad, &error));
     g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
-    g_assert_cmpstr (error->message, ==,
-                     "vae weight 'decoder.mid_block.attentions.0.to_q.weight' has shape "
-                     "[2, 2], expected [2, 3]");
+    g_autofree char *shape_msg = g_strdup_printf (
+      "vae weight 'decoder.mid_block.attentions.0.to_q.weight' has shape [2, 2], expected "
+      "[2, 3]; '%s' is damaged or does not belong to this model: download or convert it again",
+      path);
+    g_assert_cmpstr (error->message, ==, shape_msg);
     g_clear_error (&error);
     g_assert_null (gesso_weights_get (weights, V, "decoder.conv_in.weight", 2, lin, &error));
     g_assert_error (error, GESSO_ERROR, GESSO_ERROR_MISSING);
     g_autofree char *msg = g_strdup_printf (
-      "vae weight 'decoder.conv_in.weight' is missing from '%s'", path);
+      "vae weight 'decoder.conv_in.weight' is missing from '%s'; the model is incomplete or "
+      "not Stable Diffusion 1.x/2.x: download or convert it again", path);
     g_assert_cmpstr (error->message, ==, msg);
     g_clear_error (&error);
   }
