@@ -1,6 +1,7 @@
 #include "io-fixtures.h"
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 
 static guint
@@ -119,6 +120,80 @@ fixture_st_finish (FixtureSt *st)
   return bytes;
 }
 
+typedef struct
+{
+  const char *name;
+  JsonObject *entry;
+  guint64 begin;
+} StoredTensor;
+
+static int
+compare_stored (const void *a, const void *b)
+{
+  const StoredTensor *x = a, *y = b;
+
+  return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static guint64
+entry_offset (JsonObject *entry, guint i)
+{
+  return (guint64) json_array_get_int_element (json_object_get_array_member (entry,
+                                                                              "data_offsets"),
+                                               i);
+}
+
+void
+fixture_st_add_file (FixtureSt *st, const char *path, FixtureStCopyFunc func,
+                     gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GArray) tensors = g_array_new (FALSE, FALSE, sizeof (StoredTensor));
+  g_autofree char *contents = NULL;
+  JsonObjectIter iter;
+  JsonObject *header;
+  const char *name;
+  JsonNode *node;
+  guint64 header_len;
+  gsize size;
+
+  g_file_get_contents (path, &contents, &size, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (size, >=, 8);
+  memcpy (&header_len, contents, 8);
+  header_len = GUINT64_FROM_LE (header_len);
+  g_assert_cmpuint (header_len, <=, size - 8);
+  json_parser_load_from_data (parser, contents + 8, (gssize) header_len, &error);
+  g_assert_no_error (error);
+  header = json_node_get_object (json_parser_get_root (parser));
+
+  json_object_iter_init (&iter, header);
+  while (json_object_iter_next (&iter, &name, &node))
+    if (strcmp (name, "__metadata__") != 0)
+      {
+        StoredTensor t = { name, json_node_get_object (node), 0 };
+        t.begin = entry_offset (t.entry, 0);
+        g_assert_cmpuint (entry_offset (t.entry, 1), <=, size - 8 - header_len);
+        g_array_append_val (tensors, t);
+      }
+  g_array_sort (tensors, compare_stored);
+
+  for (guint i = 0; i < tensors->len; i++)
+    {
+      const StoredTensor *t = &g_array_index (tensors, StoredTensor, i);
+      const char *dtype = json_object_get_string_member (t->entry, "dtype");
+      g_autofree char *shape = json_to_string (json_object_get_member (t->entry, "shape"),
+                                               FALSE);
+      const char *values = contents + 8 + header_len + t->begin;
+
+      if (func != NULL)
+        func (st, t->name, dtype, shape, values, user_data);
+      else
+        fixture_st_add (st, t->name, dtype, shape, values);
+    }
+}
+
 GBytes *
 fixture_st_raw (const char *header, size_t data_len)
 {
@@ -162,6 +237,35 @@ fixture_remove_tree (const char *path)
       return;
     }
   g_unlink (path);
+}
+
+void
+fixture_copy_tree (const char *src, const char *dst)
+{
+  g_autoptr (GError) error = NULL;
+  GDir *dir = g_dir_open (src, 0, &error);
+  const char *name;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (g_mkdir_with_parents (dst, 0755), ==, 0);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *from = g_build_filename (src, name, NULL);
+      g_autofree char *to = g_build_filename (dst, name, NULL);
+      g_autofree char *contents = NULL;
+      gsize size;
+
+      if (g_file_test (from, G_FILE_TEST_IS_DIR))
+        {
+          fixture_copy_tree (from, to);
+          continue;
+        }
+      g_file_get_contents (from, &contents, &size, &error);
+      g_assert_no_error (error);
+      g_file_set_contents (to, contents, (gssize) size, &error);
+      g_assert_no_error (error);
+    }
+  g_dir_close (dir);
 }
 
 static char *

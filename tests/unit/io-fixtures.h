@@ -31,6 +31,16 @@ void fixture_st_add_data (FixtureSt *st, size_t n_bytes);
 /* The file; the builder is emptied. */
 GBytes *fixture_st_finish (FixtureSt *st);
 
+/* Receives one tensor of a file being copied into ST: adds it with fixture_st_add, changed or
+ * as it is, or leaves it out. VALUES are its stored bytes. */
+typedef void (*FixtureStCopyFunc) (FixtureSt *st, const char *name, const char *dtype,
+                                   const char *shape_json, const void *values,
+                                   gpointer user_data);
+/* Adds the tensors of the safetensors file PATH to ST in the order of their data, each through
+ * FUNC (NULL: as they are). The file is parsed here with json-glib, not with core/io. */
+void fixture_st_add_file (FixtureSt *st, const char *path, FixtureStCopyFunc func,
+                          gpointer user_data);
+
 /* An 8-byte length of HEADER, HEADER, then DATA_LEN pattern bytes. */
 GBytes *fixture_st_raw (const char *header, size_t data_len);
 /* The same with the length field set to CLAIMED_LENGTH whatever HEADER's size. */
@@ -39,6 +49,8 @@ GBytes *fixture_st_raw_claiming (uint64_t claimed_length, const char *header, si
 /* A new empty folder in the temporary directory; remove it with fixture_remove_tree(). */
 char *fixture_make_tmpdir (void);
 void fixture_remove_tree (const char *path);
+/* Copies the folder SRC, files and sub-folders, to DST (created). */
+void fixture_copy_tree (const char *src, const char *dst);
 /* Writes BYTES (or TEXT) to DIR/NAME, creating folders in NAME; returns the path. */
 char *fixture_write (const char *dir, const char *name, GBytes *bytes);
 char *fixture_write_text (const char *dir, const char *name, const char *text);
