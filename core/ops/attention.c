@@ -281,7 +281,6 @@ gesso_attention (const GessoAttentionShape *shape, const float *q, const float *
   work = gesso_arena_alloc (scratch, (size_t) n_threads * plan.thread_bytes);
   g_assert (work != NULL);
 
-  gesso_gemm_serial_begin ();
 #pragma omp parallel num_threads (n_threads) if (n_threads > 1)
   {
     float *mine = work + (size_t) omp_get_thread_num () * (plan.thread_bytes / sizeof (float));
@@ -298,7 +297,6 @@ gesso_attention (const GessoAttentionShape *shape, const float *q, const float *
                      MIN (plan.tile_q, shape->q_len - q0), mine);
       }
   }
-  gesso_gemm_serial_end ();
 
   gesso_arena_reset (scratch, mark);
   return TRUE;

@@ -24,13 +24,12 @@
  *   side by side into one wider product: 8x8x1280 ran at 98% of sgemm, 82% one image at a
  *   time; 16x16x1280 at 93% vs 88%.
  * - Threads: one OpenMP region per call, in which each thread runs single-threaded OpenBLAS
- *   products on its own work items. Threaded OpenBLAS between OpenMP copy loops would hand
- *   the cores from one pool to the other at every step, and both spin when idle (libgomp's
- *   worker burns ~4 ms of CPU after each region, OpenBLAS's 20-35 ms after each call): an
- *   sgemm started right after an OpenMP region took 13% longer. The items are a function of
- *   the shape and of the processor count, never of the thread count: OpenBLAS does not sum a
- *   slice of a product the way it sums the whole (its small-matrix kernel takes over on
- *   small slices), so slices that moved with the thread count would move bits. There are as
+ *   products on its own work items (OpenBLAS's own pool is off everywhere: see gemm.c; an
+ *   sgemm started right after an OpenMP region took 13% longer with it on). The items are a
+ *   function of the shape and of the processor count, never of the thread count: OpenBLAS
+ *   does not sum a slice of a product the way it sums the whole (its small-matrix kernel
+ *   takes over on small slices), so slices that moved with the thread count would move
+ *   bits. There are as
  *   few as there are processors, because OpenBLAS packs all of A for each column slice and
  *   all of B for each row slice (2 threads, 4 items instead of 2: 64x64 -4%, 32x32 -5%,
  *   16x16 -3 to -8%); the batch is split by image first, then the grid that packs least.
@@ -567,14 +566,10 @@ gesso_conv2d (const GessoConv2dShape *shape, const float *input, const float *we
       break;
     case METHOD_GEMM:
     case METHOD_IM2COL:
-      gesso_gemm_serial_begin ();
       conv_unfolded (shape, &plan, input, weight, bias, output, col, out_block);
-      gesso_gemm_serial_end ();
       break;
     case METHOD_SHIFTED:
-      gesso_gemm_serial_begin ();
       conv_shifted (shape, &plan, input, weight, bias, output, wr, xp, out_block);
-      gesso_gemm_serial_end ();
       break;
     }
 

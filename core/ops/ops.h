@@ -18,7 +18,8 @@ G_BEGIN_DECLS
 
 /* --- Threads ------------------------------------------------------------------------- */
 
-/* 0 = all cores. Applies to OpenMP regions and to the GEMM provider. */
+/* 0 = all cores. Applies to OpenMP regions, GEMMs included (the provider's own threading is
+ * off: see gemm.c). */
 void gesso_ops_set_threads (int n_threads);
 int gesso_ops_get_threads (void);
 
@@ -30,11 +31,9 @@ void gesso_gemm (gboolean trans_a, gboolean trans_b, int64_t m, int64_t n, int64
                  float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                  float beta, float *c, int64_t ldc);
 
-/* The same, single-threaded: for kernels that split work across OpenMP threads themselves
- * (attention tiles). Call it only between gesso_gemm_serial_begin() and _end(), which switch
- * the provider's own threading off and back on around the parallel region. */
-void gesso_gemm_serial_begin (void);
-void gesso_gemm_serial_end (void);
+/* The same on the calling thread only: for kernels that split work across OpenMP threads
+ * themselves (attention tiles, convolution blocks). gesso_gemm itself runs serially when
+ * called inside a parallel region. */
 void gesso_gemm_serial (gboolean trans_a, gboolean trans_b, int64_t m, int64_t n, int64_t k,
                         float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                         float beta, float *c, int64_t ldc);
