@@ -492,9 +492,7 @@ model_plan (const GessoModelParams *params, GError **error)
     return NULL;
   if (gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_NONE)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' has no text encoder weights; Gesso needs the whole checkpoint (UNet, "
-                   "VAE and text encoder)", params->path);
+      gesso_weights_set_absent_error (m->weights, "text encoder", error);
       return NULL;
     }
   m->tokenizer_dir = find_tokenizer_dir (m, error);
