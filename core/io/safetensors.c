@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -456,6 +457,7 @@ validate (GessoSafetensors *st, GError **error)
   for (guint i = 0; i < st->n_entries; i++)
     {
       st->entries[i].data = st->bytes + st->entries[i].offset;
+      st->entries[i].file_backed = st->mapping != NULL;
       g_hash_table_insert (st->by_name, (char *) st->entries[i].name, &st->entries[i]);
     }
   return TRUE;
@@ -544,6 +546,25 @@ gesso_safetensors_open (const char *path, GError **error)
       return NULL;
     }
   return st;
+}
+
+void
+gesso_safetensors_entry_release (const GessoSafetensorsEntry *entry, uint64_t first,
+                                 uint64_t count)
+{
+  uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+  uintptr_t start, end;
+
+  g_return_if_fail (entry != NULL && first <= entry->nbytes && count <= entry->nbytes - first);
+  if (!entry->file_backed || count == 0)
+    return;
+  /* only pages wholly inside: the neighbours' bytes may still be wanted */
+  start = ((uintptr_t) entry->data + first + page - 1) / page * page;
+  end = ((uintptr_t) entry->data + first + count) / page * page;
+  if (end > start)
+    /* a read-only private file mapping: dropped pages are read back from the file, so this
+     * cannot lose data, and a failure only means the pages stay */
+    (void) madvise ((void *) start, end - start, MADV_DONTNEED);
 }
 
 void

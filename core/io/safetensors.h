@@ -32,6 +32,7 @@ typedef struct
   const void *data;             /* into the mapping: unaligned, read-only */
   uint64_t nbytes;
   uint64_t offset;              /* of the data from the start of the file */
+  gboolean file_backed;         /* DATA is a mapped file, not bytes handed to us */
 } GessoSafetensorsEntry;
 
 typedef struct GessoSafetensors GessoSafetensors;
@@ -67,6 +68,13 @@ gboolean gesso_safetensors_entry_to_f32 (const GessoSafetensorsEntry *entry, flo
 /* Reads an integer entry (I64, I32, I16, I8, U8, U16, U32, BOOL) into DST (numel values). */
 gboolean gesso_safetensors_entry_to_i64 (const GessoSafetensorsEntry *entry, int64_t *dst,
                                          GError **error);
+
+/* Says that bytes [FIRST, FIRST + COUNT) of ENTRY's data will not be read again soon (they
+ * were widened into a copy): the pages wholly inside go back to the page cache, out of the
+ * process's resident set, and are read from the file again if ever touched. Nothing happens
+ * for data that is not file-backed. */
+void gesso_safetensors_entry_release (const GessoSafetensorsEntry *entry, uint64_t first,
+                                      uint64_t count);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoSafetensors, gesso_safetensors_free)
 

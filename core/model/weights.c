@@ -410,7 +410,7 @@ static const float *
 weight_data (const GessoWeights *weights, GessoComponent component, Weight *w, GError **error)
 {
   static const float empty[1];
-  size_t bytes;
+  size_t bytes, esize;
 
   if (w->owned != NULL)
     return w->owned;
@@ -436,6 +436,11 @@ weight_data (const GessoWeights *weights, GessoComponent component, Weight *w, G
       return NULL;
     }
   widen (w, 0, w->numel, w->owned);
+  /* the file's copy is not read again: keeping both would hold this weight twice in memory
+   * (for SD 1.5 in F16, 2.1 GB of mapped pages on top of 4.3 GB of float32) */
+  esize = gesso_dtype_size (w->entry->dtype);
+  gesso_safetensors_entry_release (w->entry, (uint64_t) w->offset * esize,
+                                   (uint64_t) w->numel * esize);
   return w->owned;
 }
 
