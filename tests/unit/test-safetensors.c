@@ -261,6 +261,49 @@ test_open_file (void)
   fixture_remove_tree (dir);
 }
 
+/* Released pages of a mapped file read back as they were; bytes handed over in memory are
+ * never touched (dropping anonymous pages would zero them). */
+static void
+test_release (void)
+{
+  const size_t n = 3 * 4096;    /* F16 values: 24 KiB, several pages whatever the page size */
+  g_autofree char *dir = fixture_make_tmpdir ();
+  g_autofree guint16 *values = g_new (guint16, n);
+  g_autofree char *path = NULL;
+  g_autoptr (GBytes) file = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GessoSafetensors) mapped = NULL;
+  g_autoptr (GessoSafetensors) in_memory = NULL;
+  g_autofree void *copy = NULL;
+  const GessoSafetensorsEntry *entry;
+  FixtureSt b;
+
+  for (size_t i = 0; i < n; i++)
+    values[i] = (guint16) (0x3c00 + i % 1024);  /* 1.0 .. 2.0 in f16, never zero */
+  fixture_st_init (&b);
+  fixture_st_add (&b, "w", "F16", "[3, 4096]", values);
+  file = fixture_st_finish (&b);
+  path = fixture_write (dir, "model.safetensors", file);
+
+  mapped = gesso_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  entry = gesso_safetensors_lookup (mapped, "w");
+  g_assert_true (entry->file_backed);
+  gesso_safetensors_entry_release (entry, 0, entry->nbytes);
+  g_assert_cmpmem (entry->data, n * 2, values, n * 2);
+  gesso_safetensors_entry_release (entry, 100, 9000);
+  g_assert_cmpmem (entry->data, n * 2, values, n * 2);
+
+  copy = g_memdup2 (g_bytes_get_data (file, NULL), g_bytes_get_size (file));
+  in_memory = gesso_safetensors_new_from_bytes (copy, g_bytes_get_size (file), "mem", &error);
+  g_assert_no_error (error);
+  entry = gesso_safetensors_lookup (in_memory, "w");
+  g_assert_false (entry->file_backed);
+  gesso_safetensors_entry_release (entry, 0, entry->nbytes);
+  g_assert_cmpmem (entry->data, n * 2, values, n * 2);
+  fixture_remove_tree (dir);
+}
+
 /* --- broken files ------------------------------------------------------------------------ */
 
 static void
@@ -466,6 +509,7 @@ main (int argc, char **argv)
   g_test_add_func ("/core/io/safetensors/integers", test_integers);
   g_test_add_func ("/core/io/safetensors/order-and-metadata", test_order_and_metadata);
   g_test_add_func ("/core/io/safetensors/open-file", test_open_file);
+  g_test_add_func ("/core/io/safetensors/release", test_release);
   g_test_add_func ("/core/io/safetensors/refuse/short-files", test_short_files);
   g_test_add_func ("/core/io/safetensors/refuse/truncated", test_truncated);
   g_test_add_func ("/core/io/safetensors/refuse/header-length", test_header_length);
