@@ -8,12 +8,12 @@
 #include "gesso-config.h"
 
 #include <glib.h>
-#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "gesso.h"
+#include "io-fixtures.h"
 
 typedef struct
 {
@@ -210,41 +210,70 @@ test_conformance_models (void)
   g_assert_cmpuint (checked, >, 0);
 }
 
-/* A single file alone in its folder has no tokenizer: the probe fails as opening does, with
- * the same one-line message naming the places looked at. */
-static void
-test_single_file_without_tokenizer (void)
+/* tiny-sd1's single file linked as model.safetensors into a new temporary folder, with
+ * tiny-sd1's vocab.json and merges.txt beside it when WITH_TOKENIZER; NULL (the test
+ * skipped) without the conformance models. */
+static char *
+lone_single_file (gboolean with_tokenizer, char **tmp)
 {
+  static const char *const tokenizer_files[] = { "vocab.json", "merges.txt" };
   g_autofree char *models = conformance_models_dir ();
-  g_autofree char *source = g_build_filename (models, "tiny-sd1", "tiny-sd1.safetensors", NULL);
-  g_autofree char *tmp = NULL;
-  g_autofree char *alone = NULL;
-  g_autoptr (GError) probe_error = NULL;
-  g_autoptr (GError) open_error = NULL;
-  GessoModelParams params;
+  g_autofree char *model_dir = g_build_filename (models, "tiny-sd1", NULL);
+  g_autofree char *source = g_build_filename (model_dir, "tiny-sd1.safetensors", NULL);
+  char *file;
 
   if (!g_file_test (source, G_FILE_TEST_IS_REGULAR))
     {
       g_test_skip ("no conformance models (../shared/conformance)");
-      return;
+      return NULL;
     }
-  tmp = g_dir_make_tmp ("gesso-probe-XXXXXX", NULL);
-  g_assert_nonnull (tmp);
-  alone = g_build_filename (tmp, "model.safetensors", NULL);
-  g_assert_cmpint (symlink (source, alone), ==, 0);
+  *tmp = fixture_make_tmpdir ();
+  file = g_build_filename (*tmp, "model.safetensors", NULL);
+  g_assert_cmpint (symlink (source, file), ==, 0);
+  for (guint i = 0; with_tokenizer && i < G_N_ELEMENTS (tokenizer_files); i++)
+    {
+      g_autofree char *from = g_build_filename (model_dir, "diffusers", "tokenizer",
+                                                tokenizer_files[i], NULL);
+      g_autofree char *to = g_build_filename (*tmp, tokenizer_files[i], NULL);
+
+      g_assert_cmpint (symlink (from, to), ==, 0);
+    }
+  return file;
+}
+
+/* PATH fails to probe and to open with the same one-line error, of CODE; returns it. */
+static GError *
+assert_probe_fails_like_open (const char *path, int code)
+{
+  g_autoptr (GError) open_error = NULL;
+  GError *probe_error = NULL;
+  GessoModelParams params;
 
   gesso_model_params_init (&params);
-  params.path = alone;
+  params.path = path;
   g_assert_null (gesso_model_probe (&params, &probe_error));
   g_assert_null (gesso_model_open (&params, &open_error));
-  g_assert_error (probe_error, GESSO_ERROR, GESSO_ERROR_MISSING);
+  g_assert_error (probe_error, GESSO_ERROR, code);
   g_assert_cmpstr (probe_error->message, ==, open_error->message);
   g_assert_null (strchr (probe_error->message, '\n'));
-  g_assert_nonnull (strstr (probe_error->message, "vocab.json"));
-  g_assert_nonnull (strstr (probe_error->message, tmp));
+  return probe_error;
+}
 
-  g_assert_cmpint (g_unlink (alone), ==, 0);
-  g_assert_cmpint (g_rmdir (tmp), ==, 0);
+/* A single file alone in its folder has no tokenizer: the message names the places looked
+ * at. */
+static void
+test_single_file_without_tokenizer (void)
+{
+  g_autofree char *tmp = NULL;
+  g_autofree char *file = lone_single_file (FALSE, &tmp);
+  g_autoptr (GError) error = NULL;
+
+  if (file == NULL)
+    return;
+  error = assert_probe_fails_like_open (file, GESSO_ERROR_MISSING);
+  g_assert_nonnull (strstr (error->message, "vocab.json"));
+  g_assert_nonnull (strstr (error->message, tmp));
+  fixture_remove_tree (tmp);
 }
 
 /* A single file with the LDM .yaml named like it: "parameterization: v" makes it a
@@ -253,38 +282,16 @@ test_single_file_without_tokenizer (void)
 static void
 test_single_file_with_ldm_yaml (void)
 {
-  static const char *const tokenizer_files[] = { "vocab.json", "merges.txt" };
-  g_autofree char *models = conformance_models_dir ();
-  g_autofree char *model_dir = g_build_filename (models, "tiny-sd1", NULL);
-  g_autofree char *source = g_build_filename (model_dir, "tiny-sd1.safetensors", NULL);
   g_autofree char *tmp = NULL;
-  g_autofree char *file = NULL;
+  g_autofree char *file = lone_single_file (TRUE, &tmp);
   g_autofree char *yaml = NULL;
   g_autoptr (GessoModelProbe) v = NULL;
   g_autoptr (GessoModelProbe) asked = NULL;
-  g_autoptr (GError) probe_error = NULL;
-  g_autoptr (GError) open_error = NULL;
-  GessoModelParams params;
+  g_autoptr (GError) error = NULL;
 
-  if (!g_file_test (source, G_FILE_TEST_IS_REGULAR))
-    {
-      g_test_skip ("no conformance models (../shared/conformance)");
-      return;
-    }
-  tmp = g_dir_make_tmp ("gesso-probe-XXXXXX", NULL);
-  g_assert_nonnull (tmp);
-  file = g_build_filename (tmp, "model.safetensors", NULL);
+  if (file == NULL)
+    return;
   yaml = g_build_filename (tmp, "model.yaml", NULL);
-  g_assert_cmpint (symlink (source, file), ==, 0);
-  for (guint i = 0; i < G_N_ELEMENTS (tokenizer_files); i++)
-    {
-      g_autofree char *from = g_build_filename (model_dir, "diffusers", "tokenizer",
-                                                tokenizer_files[i], NULL);
-      g_autofree char *to = g_build_filename (tmp, tokenizer_files[i], NULL);
-
-      g_assert_cmpint (symlink (from, to), ==, 0);
-    }
-
   g_assert_true (g_file_set_contents (yaml, "model:\n  params:\n    parameterization: \"v\"\n",
                                       -1, NULL));
   v = probe_path (file, GESSO_PREDICTION_TYPE_AUTO);
@@ -296,23 +303,9 @@ test_single_file_with_ldm_yaml (void)
   g_assert_null (asked->prediction_source);
 
   g_assert_true (g_file_set_contents (yaml, "model: [params\n", -1, NULL));
-  gesso_model_params_init (&params);
-  params.path = file;
-  g_assert_null (gesso_model_probe (&params, &probe_error));
-  g_assert_null (gesso_model_open (&params, &open_error));
-  g_assert_error (probe_error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
-  g_assert_cmpstr (probe_error->message, ==, open_error->message);
-  g_assert_nonnull (strstr (probe_error->message, yaml));
-
-  for (guint i = 0; i < G_N_ELEMENTS (tokenizer_files); i++)
-    {
-      g_autofree char *link = g_build_filename (tmp, tokenizer_files[i], NULL);
-
-      g_assert_cmpint (g_unlink (link), ==, 0);
-    }
-  g_assert_cmpint (g_unlink (yaml), ==, 0);
-  g_assert_cmpint (g_unlink (file), ==, 0);
-  g_assert_cmpint (g_rmdir (tmp), ==, 0);
+  error = assert_probe_fails_like_open (file, GESSO_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, yaml));
+  fixture_remove_tree (tmp);
 }
 
 int
