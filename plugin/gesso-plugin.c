@@ -12,8 +12,9 @@
  * write the result as a new layer above the drawable inside one undo group, with the recipe
  * that made it attached. GIMP cancels a plug-in by killing its process, so an image touched
  * only at the very end is left exactly as it was by a cancelled run. Non-interactive runs and
- * Filters ▸ Repeat never touch GTK. The dialog (ui/) and this file share nothing but the
- * procedure's config.
+ * Filters ▸ Repeat never touch GTK. The dialog (ui/) and this file share the procedure's
+ * config and the lookups that need no GTK: which model a "model" value names
+ * (gesso_ui_resolve_model) and which engine sampler a choice nick names.
  */
 #include "gesso-config.h"
 
@@ -152,8 +153,9 @@ gesso_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name, gchar **gettex
   return FALSE;
 }
 
-/* The samplers a method offers. Nicks are the engine's sampler names with dashes; "auto" lets
- * the engine choose (RePaint when inpainting with an ordinary model, DPM++ 2M otherwise). */
+/* The samplers a method offers. Nicks are the engine's sampler names with dashes for its
+ * underscores (gesso_ui_sampler_engine_name() turns them back); "auto" lets the engine choose
+ * (RePaint when inpainting with an ordinary model, DPM++ 2M otherwise). */
 static GimpChoice *
 sampler_choice_new (GessoEditKind kind)
 {
@@ -416,52 +418,6 @@ run_args_read (GimpProcedureConfig *config, GessoEditKind kind, RunArgs *args)
   get_double (config, "guidance-rescale", &args->guidance_rescale);
 }
 
-/* The engine's name for a sampler nick ("dpmpp-2m-karras" -> "dpmpp_2m_karras"); NULL for
- * "auto" (the engine picks). Owned string. */
-static gchar *
-engine_sampler_name (const gchar *nick)
-{
-  if (nick == NULL || nick[0] == '\0' || strcmp (nick, "auto") == 0)
-    return NULL;
-  return g_strdelimit (g_strdup (nick), "-", '_');
-}
-
-/* --- the model ---------------------------------------------------------------------------- */
-
-/* REQUESTED as a path, else as the name of a model in Gesso's model folders; empty: the
- * default model. Owned path, or NULL with ERROR set. */
-static gchar *
-resolve_model (const gchar *requested, GError **error)
-{
-  g_auto (GStrv) models = NULL;
-  g_autofree gchar *user_dir = NULL;
-
-  if (requested == NULL || requested[0] == '\0')
-    return gesso_ui_get_default_model (error);
-  if (g_file_test (requested, G_FILE_TEST_EXISTS))
-    return g_strdup (requested);
-  if (strchr (requested, G_DIR_SEPARATOR) == NULL)
-    {
-      g_autofree gchar *with_ext = g_strconcat (requested, ".safetensors", NULL);
-
-      models = gesso_ui_models_find ();
-      for (gint i = 0; models != NULL && models[i] != NULL; i++)
-        {
-          g_autofree gchar *base = g_path_get_basename (models[i]);
-
-          if (strcmp (base, requested) == 0 || strcmp (base, with_ext) == 0)
-            return g_strdup (models[i]);
-        }
-    }
-  user_dir = g_build_filename (gimp_directory (), "gesso", "models", NULL);
-  g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
-               _("The model “%s” was not found. Give the path of a .safetensors file or a "
-                 "diffusers folder, the name of a model in %s, or leave Model empty to use the "
-                 "default model."),
-               requested, user_dir);
-  return NULL;
-}
-
 /* --- the run ------------------------------------------------------------------------------ */
 
 static gboolean
@@ -623,7 +579,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
     }
 
   run_args_read (config, kind, &args);
-  model_path = resolve_model (args.model, &error);
+  model_path = gesso_ui_resolve_model (args.model, &error);
   if (model_path == NULL)
     goto out;
 
@@ -665,7 +621,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
     }
 
   gimp_progress_set_text (progress_text (kind));
-  sampler = engine_sampler_name (args.sampler);
+  sampler = gesso_ui_sampler_engine_name (args.sampler);
   gesso_edit_params_init (&params, kind);
   params.prompt = args.prompt;
   params.negative_prompt = args.negative_prompt;

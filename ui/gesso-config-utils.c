@@ -7,7 +7,9 @@
 #include "gesso-config.h"
 
 #include <math.h>
+#include <string.h>
 
+#include "gesso-dialog.h"
 #include "gesso-ui-private.h"
 
 static GParamSpec *
@@ -84,4 +86,14 @@ gesso_ui_config_get_string (GimpProcedureConfig *config, const gchar *property)
     return NULL;
   g_object_get (config, property, &s, NULL);
   return s != NULL ? s : g_strdup ("");
+}
+
+gchar *
+gesso_ui_sampler_engine_name (const gchar *nick)
+{
+  /* the procedures spell the engine's '_' as '-', the way GIMP's own choice nicks (and all
+   * argument names) are written */
+  if (nick == NULL || nick[0] == '\0' || strcmp (nick, "auto") == 0)
+    return NULL;
+  return g_strdelimit (g_strdup (nick), "-", '_');
 }

@@ -18,9 +18,10 @@
  *   "strength"         double   strokes, restyle (and inpaint if declared)
  *   "seed"             int      used when "random-seed" is FALSE
  *   "random-seed"      boolean  pick a new seed on every run
- *   "sampler"          choice   GimpChoice nicks: the engine's sampler names with '-' or
- *                               '_' ("ddim", "euler-a", "dpmpp-2m", ...); "auto" or "default"
- *                               lets the engine choose
+ *   "sampler"          choice   GimpChoice nicks: the engine's sampler names with '-' where
+ *                               the engine has '_' ("ddim", "euler-a", "dpmpp-2m-karras",
+ *                               ...); "auto" lets the engine choose. Turned back into the
+ *                               engine's name by gesso_ui_sampler_engine_name()
  *   "eta"              double
  *   "jump-length"      int      inpaint (RePaint j)
  *   "resample-count"   int      inpaint (RePaint r)
@@ -66,6 +67,10 @@ const gchar *gesso_ui_get_locale_dir (void);
 gboolean gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config,
                            GimpImage *image, GimpDrawable *drawable, GessoEditKind kind);
 
+/* The engine's name for a "sampler" choice nick ("dpmpp-2m-karras" -> "dpmpp_2m_karras"), or
+ * NULL for "auto" and "" (the engine picks the method's own). Owned string. Touches no GTK. */
+gchar *gesso_ui_sampler_engine_name (const gchar *nick);
+
 /* --- Models ---------------------------------------------------------------------------- */
 
 /* Folders searched for models, in order: the bundled models (<datadir>/gesso/models), the
@@ -82,6 +87,13 @@ gchar **gesso_ui_models_find (void);
 /* The model a run uses when "model" is empty: the first model found in the bundled folder,
  * else the first found anywhere, else NULL with ERROR set to a message a user can act on. */
 gchar *gesso_ui_get_default_model (GError **error);
+
+/* The path a "model" value stands for, for the plug-in's run and the dialog's preview and
+ * model line alike: an existing path as it is; else the name of a model in the model folders
+ * (its name in the chooser, e.g. "sd15/diffusers", or its file or folder name, with or without
+ * ".safetensors"); "" or NULL the default model. NULL with ERROR set to a message a user can act
+ * on when nothing matches. Touches no GTK, so non-interactive runs may call it. */
+gchar *gesso_ui_resolve_model (const gchar *model, GError **error);
 
 /* A one-line description, e.g. "Stable Diffusion 1.x · 1.07 B parameters · F16", read from
  * the file headers only (gesso_model_summary_new). NULL with ERROR set when it cannot be read. */

@@ -266,26 +266,32 @@ gchar *
 gesso_ui_resolve_model (const gchar *model, GError **error)
 {
   g_auto (GStrv) models = NULL;
+  g_autofree gchar *with_ext = NULL;
+  g_autofree gchar *user_dir = NULL;
 
   if (model == NULL || model[0] == '\0')
     return gesso_ui_get_default_model (error);
   if (g_file_test (model, G_FILE_TEST_EXISTS))
     return g_strdup (model);
 
+  /* what the chooser shows ("sd15/diffusers"), or the file or folder name with or without
+   * ".safetensors", which is what a script is likely to pass */
+  with_ext = g_strconcat (model, ".safetensors", NULL);
   models = gesso_ui_models_find ();
   for (gchar **m = models; *m != NULL; m++)
     {
       g_autofree gchar *name = gesso_ui_model_display_name (*m);
       g_autofree gchar *base = g_path_get_basename (*m);
-      g_autofree gchar *with_ext = g_strconcat (model, ".safetensors", NULL);
 
       if (g_strcmp0 (name, model) == 0 || g_strcmp0 (base, model) == 0
           || g_strcmp0 (base, with_ext) == 0)
         return g_strdup (*m);
     }
+  user_dir = g_build_filename (gimp_directory (), "gesso", "models", NULL);
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-               _("The model “%s” was not found: it is neither a file or folder nor the name "
-                 "of a model in Gesso's model folders."),
-               model);
+               _("The model “%s” was not found. Give the path of a .safetensors file or a "
+                 "diffusers folder, the name of a model in %s, or leave Model empty to use the "
+                 "default model."),
+               model, gimp_filename_to_utf8 (user_dir));
   return NULL;
 }

@@ -253,12 +253,63 @@ test_models_find (void)
   g_assert_cmpstr (name, ==, "sd15/sd15");
   g_assert_true (gesso_ui_is_model_path (models[1]));
   g_assert_false (gesso_ui_is_model_path (one));
-  g_free (name);
-  name = gesso_ui_resolve_model ("z", NULL);
-  g_assert_cmpstr (name, ==, models[3]);
-  g_free (name);
-  name = gesso_ui_resolve_model ("no such model", NULL);
-  g_assert_null (name);
+}
+
+/* The one resolver the plug-in's runs and the dialog share. */
+static void
+test_models_resolve (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("gesso-ui-XXXXXX", NULL);
+  g_autofree gchar *one = g_build_filename (root, "one", NULL);
+  g_autofree gchar *profile = g_build_filename (root, "profile", NULL);
+  g_autofree gchar *file = g_build_filename (one, "z.safetensors", NULL);
+  g_autofree gchar *nested = g_build_filename (one, "sd15", "sd15.safetensors", NULL);
+  g_autofree gchar *folder = g_build_filename (one, "diffusers-model", NULL);
+  g_autoptr (GError) error = NULL;
+  const struct
+  {
+    const gchar *request;
+    const gchar *want;
+  } cases[] = {
+    { "z", file },                       /* a file's name without ".safetensors" */
+    { "z.safetensors", file },           /* ... and with it */
+    { "sd15/sd15", nested },             /* the name the chooser shows */
+    { "sd15.safetensors", nested },
+    { "diffusers-model", folder },       /* a diffusers folder's name */
+    { file, file },                      /* a path, as it is */
+  };
+
+  touch (one, "z.safetensors");
+  touch (one, "sd15/sd15.safetensors");
+  touch (one, "diffusers-model/model_index.json");
+  g_setenv ("GIMP3_DIRECTORY", profile, TRUE);
+  g_setenv ("GESSO_MODEL_PATH", one, TRUE);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree gchar *got = gesso_ui_resolve_model (cases[i].request, NULL);
+
+      g_assert_cmpstr (got, ==, cases[i].want);
+    }
+  g_assert_null (gesso_ui_resolve_model ("no such model", &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_MISSING);
+  g_assert_nonnull (strstr (error->message, "no such model"));
+  /* where a user puts models (gimp_directory() is cached from the test before) */
+  g_assert_nonnull (strstr (error->message, G_DIR_SEPARATOR_S "gesso" G_DIR_SEPARATOR_S
+                                            "models"));
+}
+
+static void
+test_sampler_names (void)
+{
+  g_autofree gchar *karras = gesso_ui_sampler_engine_name ("dpmpp-2m-karras");
+  g_autofree gchar *ddim = gesso_ui_sampler_engine_name ("ddim");
+
+  g_assert_cmpstr (karras, ==, "dpmpp_2m_karras");
+  g_assert_cmpstr (ddim, ==, "ddim");
+  g_assert_null (gesso_ui_sampler_engine_name ("auto"));
+  g_assert_null (gesso_ui_sampler_engine_name (""));
+  g_assert_null (gesso_ui_sampler_engine_name (NULL));
 }
 
 int
@@ -269,5 +320,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/recipe/locale", test_recipe_locale);
   g_test_add_func ("/ui/recipe/other-forms", test_recipe_other_forms);
   g_test_add_func ("/ui/models/find", test_models_find);
+  g_test_add_func ("/ui/models/resolve", test_models_resolve);
+  g_test_add_func ("/ui/samplers/engine-names", test_sampler_names);
   return g_test_run ();
 }
