@@ -37,7 +37,7 @@ struct GessoModel
   char *tokenizer_dir;          /* where vocab.json and merges.txt were found */
   GessoUnetConfig unet_config;  /* as checked against the weight shapes */
   GessoVaeConfig vae_config;
-  int sample_size;              /* the training resolution in latent cells */
+  int sample_size;              /* the UNet config's training resolution (cells); 0: none */
   GessoPrediction prediction;
   char *prediction_source;      /* the file that said it; NULL: the caller, or the default */
   char *architecture;

@@ -310,8 +310,8 @@ plan_unet (GessoModel *m, GError **error)
     }
   if (!gesso_unet_config_for_model (m->files, m->weights, sidecar, &m->unet_config, error))
     return FALSE;
-  /* the training resolution in latent cells; SD's 64 when no config says */
-  m->sample_size = 64;
+  /* the training resolution in latent cells; 0 until known (see native_sample_size) */
+  m->sample_size = 0;
   if (json != NULL && json_object_has_member (json, "sample_size")
       && !json_object_get_null_member (json, "sample_size"))
     {
@@ -432,14 +432,30 @@ plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
   return TRUE;
 }
 
+static gboolean
+is_sd2 (const GessoModel *m)
+{
+  const GessoUnetConfig *u = &m->unet_config;
+
+  return u->cross_attention_dim == 1024 || u->use_linear_projection
+         || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
+}
+
+/* The training resolution in latent cells when no UNet config says: the weights do not
+ * tell, but Stability's SD 2.x v-prediction models (2.0-v, 2.1-v) were trained at 768 px and
+ * every other SD 1.x/2.x model at 512. */
+static int
+native_sample_size (const GessoModel *m)
+{
+  if (m->sample_size > 0)
+    return m->sample_size;
+  return is_sd2 (m) && m->prediction == GESSO_PREDICTION_V ? 96 : 64;
+}
+
 static char *
 describe_architecture (const GessoModel *m)
 {
-  const GessoUnetConfig *u = &m->unet_config;
-  gboolean sd2 = u->cross_attention_dim == 1024 || u->use_linear_projection
-                 || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
-
-  return g_strdup_printf ("Stable Diffusion %s%s%s", sd2 ? "2.x" : "1.x",
+  return g_strdup_printf ("Stable Diffusion %s%s%s", is_sd2 (m) ? "2.x" : "1.x",
                           configs_say_inpainting (m) ? " inpainting" : "",
                           m->prediction == GESSO_PREDICTION_V ? " (v-prediction)" : "");
 }
@@ -503,7 +519,7 @@ model_plan (const GessoModelParams *params, GError **error)
   if (m->tokenizer == NULL || !plan_unet (m, error) || !plan_vae (m, error)
       || !plan_scheduler (m, params, error))
     return NULL;
-  m->native_size = m->sample_size * gesso_vae_config_latent_factor (&m->vae_config);
+  m->native_size = native_sample_size (m) * gesso_vae_config_latent_factor (&m->vae_config);
   m->architecture = describe_architecture (m);
   return g_steal_pointer (&m);
 }

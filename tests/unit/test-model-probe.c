@@ -210,16 +210,17 @@ test_conformance_models (void)
   g_assert_cmpuint (checked, >, 0);
 }
 
-/* tiny-sd1's single file linked as model.safetensors into a new temporary folder, with
- * tiny-sd1's vocab.json and merges.txt beside it when WITH_TOKENIZER; NULL (the test
- * skipped) without the conformance models. */
+/* The conformance MODEL's single file FILE linked as model.safetensors into a new temporary
+ * folder, with the model's vocab.json and merges.txt beside it when WITH_TOKENIZER; NULL (the
+ * test skipped) without the conformance models. */
 static char *
-lone_single_file (gboolean with_tokenizer, char **tmp)
+lone_single_file (const char *model, const char *file_name, gboolean with_tokenizer,
+                  char **tmp)
 {
   static const char *const tokenizer_files[] = { "vocab.json", "merges.txt" };
   g_autofree char *models = conformance_models_dir ();
-  g_autofree char *model_dir = g_build_filename (models, "tiny-sd1", NULL);
-  g_autofree char *source = g_build_filename (model_dir, "tiny-sd1.safetensors", NULL);
+  g_autofree char *model_dir = g_build_filename (models, model, NULL);
+  g_autofree char *source = g_build_filename (model_dir, file_name, NULL);
   char *file;
 
   if (!g_file_test (source, G_FILE_TEST_IS_REGULAR))
@@ -265,7 +266,7 @@ static void
 test_single_file_without_tokenizer (void)
 {
   g_autofree char *tmp = NULL;
-  g_autofree char *file = lone_single_file (FALSE, &tmp);
+  g_autofree char *file = lone_single_file ("tiny-sd1", "tiny-sd1.safetensors", FALSE, &tmp);
   g_autoptr (GError) error = NULL;
 
   if (file == NULL)
@@ -283,7 +284,7 @@ static void
 test_single_file_with_ldm_yaml (void)
 {
   g_autofree char *tmp = NULL;
-  g_autofree char *file = lone_single_file (TRUE, &tmp);
+  g_autofree char *file = lone_single_file ("tiny-sd1", "tiny-sd1.safetensors", TRUE, &tmp);
   g_autofree char *yaml = NULL;
   g_autoptr (GessoModelProbe) v = NULL;
   g_autoptr (GessoModelProbe) asked = NULL;
@@ -308,6 +309,27 @@ test_single_file_with_ldm_yaml (void)
   fixture_remove_tree (tmp);
 }
 
+/* With no config to say, the native size is 512 px (64 cells) except for SD 2.x
+ * v-prediction models, Stability's 768-v: 96 cells. */
+static void
+test_native_size_without_config (void)
+{
+  g_autofree char *tmp = NULL;
+  g_autofree char *file = lone_single_file ("tiny-sd2", "tiny-sd2-fp16.safetensors", TRUE,
+                                            &tmp);
+  g_autoptr (GessoModelProbe) epsilon = NULL;
+  g_autoptr (GessoModelProbe) v = NULL;
+
+  if (file == NULL)
+    return;
+  epsilon = probe_path (file, GESSO_PREDICTION_TYPE_EPSILON);
+  v = probe_path (file, GESSO_PREDICTION_TYPE_V);
+  g_assert_cmpstr (v->architecture, ==, "Stable Diffusion 2.x (v-prediction)");
+  g_assert_cmpint (epsilon->native_size, ==, 64 * epsilon->latent_factor);
+  g_assert_cmpint (v->native_size, ==, 96 * v->latent_factor);
+  fixture_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -318,5 +340,6 @@ main (int argc, char **argv)
   g_test_add_func ("/model-probe/single-file-without-tokenizer",
                    test_single_file_without_tokenizer);
   g_test_add_func ("/model-probe/single-file-with-ldm-yaml", test_single_file_with_ldm_yaml);
+  g_test_add_func ("/model-probe/native-size-without-config", test_native_size_without_config);
   return g_test_run ();
 }
