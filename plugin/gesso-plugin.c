@@ -186,6 +186,13 @@ sampler_choice_new (GessoEditKind kind)
   return choice;
 }
 
+/* Mnemonics: GIMP wants each label of a dialog to have its own, distinct from the dialog's
+ * buttons (_Help, _Reset, _Cancel, _OK, _Load Saved Settings, _Save Settings), and the dialog
+ * adds _Prompt, Pre_view and "Use recipe of this la_yer". Inpaint's fifteen settings then use
+ * up the alphabet, hence the letters chosen here and the dialog's labels that have none
+ * (Negative prompt, Browse…, Advanced). The dialog shows the prompts and the model in widgets
+ * of its own, so their labels here need none. tests/gimp/check.py checks every dialog in
+ * every language. */
 static void
 add_arguments (GimpProcedure *procedure, GessoEditKind kind)
 {
@@ -194,18 +201,20 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
 
   gesso_edit_params_init (&d, kind);
 
+  /* TRANSLATORS: no two labels of one dialog may share a mnemonic, nor one of GIMP's buttons
+   * as GIMP translates them; tests/gimp/check.py lists the labels of each dialog. */
   gimp_procedure_add_string_argument (procedure, "prompt", _("_Prompt"),
                                       kind == GESSO_EDIT_RESTYLE
                                       ? _("What the image should become")
                                       : _("What to paint"),
                                       "", G_PARAM_READWRITE);
-  gimp_procedure_add_string_argument (procedure, "negative-prompt", _("_Negative prompt"),
+  gimp_procedure_add_string_argument (procedure, "negative-prompt", _("Negative prompt"),
                                       _("What to keep out of the picture"), "",
                                       G_PARAM_READWRITE);
   if (kind == GESSO_EDIT_RESTYLE)
-    gimp_procedure_add_string_argument (procedure, "source-prompt", _("_Source prompt"),
+    gimp_procedure_add_string_argument (procedure, "source-prompt", _("Source prompt"),
                                         _("What the image shows now"), "", G_PARAM_READWRITE);
-  gimp_procedure_add_string_argument (procedure, "model", _("_Model"),
+  gimp_procedure_add_string_argument (procedure, "model", _("Model"),
                                       _("A .safetensors file or diffusers folder, or the name "
                                         "of one in Gesso's model folders; empty: the default "
                                         "model"),
@@ -218,7 +227,7 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                         "guidance scale; 1 = off)"),
                                       0.0, 30.0, d.guidance, G_PARAM_READWRITE);
   if (masked)
-    gimp_procedure_add_double_argument (procedure, "strength", _("St_rength"),
+    gimp_procedure_add_double_argument (procedure, "strength", _("Stre_ngth"),
                                         _("How much may change: 0 keeps the image, 1 "
                                           "repaints from pure noise"),
                                         0.0, 1.0, d.strength, G_PARAM_READWRITE);
@@ -226,7 +235,7 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                    _("Starting noise; the same seed and settings give the same "
                                      "result"),
                                    0, G_MAXINT, 0, G_PARAM_READWRITE);
-  gimp_procedure_add_boolean_argument (procedure, "random-seed", _("R_andom seed"),
+  gimp_procedure_add_boolean_argument (procedure, "random-seed", _("Randomi_ze seed"),
                                        _("Pick a new seed on every run (the seed used is kept "
                                          "in the layer's recipe)"),
                                        TRUE, G_PARAM_READWRITE);
@@ -240,14 +249,14 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
       gimp_procedure_add_int_argument (procedure, "jump-length", _("_Jump length"),
                                        _("RePaint: steps between resampling jumps"), 1, 100,
                                        d.jump_length, G_PARAM_READWRITE);
-      gimp_procedure_add_int_argument (procedure, "resample-count", _("Resample _count"),
+      gimp_procedure_add_int_argument (procedure, "resample-count", _("Resample co_unt"),
                                        _("RePaint: passes over each jump (1 = no "
                                          "resampling)"),
                                        1, 20, d.resample_count, G_PARAM_READWRITE);
     }
   if (masked)
     {
-      gimp_procedure_add_double_argument (procedure, "mask-grow", _("Mask g_row"),
+      gimp_procedure_add_double_argument (procedure, "mask-grow", _("Mask gro_w"),
                                           _("Pixels the mask is grown by"), 0.0, 512.0,
                                           d.mask_grow, G_PARAM_READWRITE);
       gimp_procedure_add_double_argument (procedure, "mask-feather", _("Mask _feather"),
@@ -258,14 +267,14 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                        d.context_margin, G_PARAM_READWRITE);
     }
   if (kind == GESSO_EDIT_SDEDIT)
-    gimp_procedure_add_boolean_argument (procedure, "hide-strokes", _("_Hide strokes"),
+    gimp_procedure_add_boolean_argument (procedure, "hide-strokes", _("H_ide strokes"),
                                          _("Hide the stroke layer once it is realised"), TRUE,
                                          G_PARAM_READWRITE);
   if (kind == GESSO_EDIT_RESTYLE)
     gimp_procedure_add_boolean_argument (procedure, "full-inversion", _("F_ull inversion"),
                                          _("Invert all the way to noise (ignores strength)"),
                                          FALSE, G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument (procedure, "clip-skip", _("C_LIP skip"),
+  gimp_procedure_add_int_argument (procedure, "clip-skip", _("CLIP s_kip"),
                                    _("Text encoder layers to skip from the end (1 = "
                                      "penultimate layer)"),
                                    0, 11, d.clip_skip, G_PARAM_READWRITE);
@@ -273,11 +282,11 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                       _("Fresh noise per step for DDIM and RePaint (0 = "
                                         "deterministic)"),
                                       0.0, 1.0, d.eta, G_PARAM_READWRITE);
-  gimp_procedure_add_double_argument (procedure, "guidance-rescale", _("Guidance resca_le"),
+  gimp_procedure_add_double_argument (procedure, "guidance-rescale", _("Gui_dance rescale"),
                                       _("Tames over-saturated colours at high guidance (0 = "
                                         "off)"),
                                       0.0, 1.0, d.guidance_rescale, G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument (procedure, "pixel-budget", _("Pi_xel budget"),
+  gimp_procedure_add_int_argument (procedure, "pixel-budget", _("Pixel _budget"),
                                    _("Working size in pixels the model runs at (0 = the "
                                      "model's native size)"),
                                    0, 4096 * 4096, d.pixel_budget, G_PARAM_READWRITE);

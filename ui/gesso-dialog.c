@@ -204,7 +204,9 @@ prompts_section (DialogState *s)
     }
   else if ((child = prompt_box (s, "prompt", _("_Prompt"), 4)) != NULL)
     gtk_box_pack_start (GTK_BOX (box), child, TRUE, TRUE, 0);
-  if ((child = prompt_box (s, "negative-prompt", _("_Negative prompt"), 2)) != NULL)
+  /* TRANSLATORS: no mnemonic in English because Inpaint's settings use up the letters (see
+   * add_arguments in plugin/gesso-plugin.c); give it one if a letter is free in each dialog */
+  if ((child = prompt_box (s, "negative-prompt", _("Negative prompt"), 2)) != NULL)
     gtk_box_pack_start (GTK_BOX (box), child, TRUE, TRUE, 0);
   gtk_widget_show (box);
   return box;
@@ -397,7 +399,8 @@ model_section (DialogState *s)
     gtk_widget_set_tooltip_text (s->model_combo, g_param_spec_get_blurb (pspec));
   gtk_box_pack_start (GTK_BOX (row), s->model_combo, TRUE, TRUE, 0);
 
-  button = gtk_button_new_with_mnemonic (_("_Browse…"));
+  /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
+  button = gtk_button_new_with_mnemonic (_("Browse…"));
   gtk_widget_set_tooltip_text (button, _("Choose a .safetensors file or a diffusers folder"));
   gtk_box_pack_start (GTK_BOX (row), button, FALSE, FALSE, 0);
   g_signal_connect (button, "clicked", G_CALLBACK (browse_clicked), s);
@@ -524,7 +527,8 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
   box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-advanced-box", names);
   gtk_box_set_spacing (GTK_BOX (box), 4);
   gtk_widget_set_margin_top (box, 4);
-  expander = gtk_expander_new_with_mnemonic (_("A_dvanced"));
+  /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
+  expander = gtk_expander_new_with_mnemonic (_("Advanced"));
   gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
   gtk_container_add (GTK_CONTAINER (expander), box);
   gtk_widget_show (box);

@@ -374,6 +374,57 @@ ARGS = {
 }
 
 
+# The labels the dialogs (ui/) add to the generated ones, as msgids; "Stop" has no mnemonic.
+OWN_LABELS = ["_Prompt", "Negative prompt", "Pre_view", "Stop", "Browse…", "Advanced",
+              "Use recipe of this la_yer"]
+RESTYLE_OWN_LABELS = ["Source prompt (what the _image shows)",
+                      "Target _prompt (what it should become)"] + OWN_LABELS[1:]
+# Arguments whose labels no dialog shows: the dialogs give the prompts and the model widgets
+# of their own (listed above, the model without a mnemonic).
+NOT_SHOWN = {"run-mode", "image", "drawables", "prompt", "negative-prompt", "source-prompt",
+             "model"}
+
+
+def mnemonic(label):
+    """The key of LABEL's mnemonic, lower-cased as GTK matches it ("__" is an underscore)."""
+    i = 0
+    while i < len(label) - 1:
+        if label[i] == "_":
+            if label[i + 1] != "_":
+                return label[i + 1].lower()
+            i += 1
+        i += 1
+    return None
+
+
+def check_mnemonics(name, listing, proc, repo, lang):
+    """Every label of PROC's dialog in LANG has a mnemonic of its own: the generated ones must
+    (GIMP warns otherwise), and none may clash with another or with a dialog button."""
+    info = listing[proc]
+    own = RESTYLE_OWN_LABELS if proc == "plug-in-gesso-restyle" else OWN_LABELS
+    labels = [(b, "button") for b in listing.get("buttons", [])]
+    labels += [(nick, "argument " + arg) for arg, nick in info.get("nicks", {}).items()
+               if arg not in NOT_SHOWN]
+    problems = []
+    for msgid in own:
+        text = msgid if lang == "C" else po_translation(repo, lang, msgid)
+        if text is None:
+            problems.append(f"po/{lang}.po has no translation of {msgid!r}")
+            continue
+        labels.append((text, "dialog"))
+    keys = {}
+    for label, what in labels:
+        key = mnemonic(label)
+        if key is None:
+            if what.startswith("argument"):
+                problems.append(f"{label!r} ({what}) has no mnemonic")
+            continue
+        keys.setdefault(key, []).append(f"{label!r} ({what})")
+    problems += [f"'{k}' is the mnemonic of " + " and ".join(v)
+                 for k, v in sorted(keys.items()) if len(v) > 1]
+    check(name, not problems and "buttons" in listing, "; ".join(problems) or "no button labels")
+
+
 def case_labels(d, repo):
     try:
         en = json.load(open(os.path.join(d, "labels-C.json"), encoding="utf-8"))
@@ -395,18 +446,25 @@ def case_labels(d, repo):
         check(f"labels/{proc}/arguments", not missing and
               info["args"][:3] == ["run-mode", "image", "drawables"],
               f"missing {missing}; arguments are {info['args']}")
-    expected = po_translation(repo, "de", PROCS["plug-in-gesso-inpaint"])
-    if expected is None:
-        report("SKIP", "labels/de", "po/de.po has no translation of the Inpaint menu label")
-        return
-    try:
-        de = json.load(open(os.path.join(d, "labels-de.json"), encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        report("FAIL", "labels/de", f"no procedure listing from GIMP under LANG=de_DE: {e}")
-        return
-    got = (de.get("plug-in-gesso-inpaint") or {}).get("label")
-    check("labels/de", got == expected,
-          f"under LANG=de_DE.UTF-8 the Inpaint label is {got!r}, expected {expected!r}")
+        check_mnemonics(f"labels/{proc}/mnemonics", en, proc, repo, "C")
+    for lang, locale in (("de", "de_DE"), ("fr", "fr_FR")):
+        if po_translation(repo, lang, PROCS["plug-in-gesso-inpaint"]) is None:
+            report("SKIP", f"labels/{lang}",
+                   f"po/{lang}.po has no translation of the Inpaint menu label")
+            continue
+        try:
+            listing = json.load(open(os.path.join(d, f"labels-{lang}.json"), encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            report("FAIL", f"labels/{lang}",
+                   f"no procedure listing from GIMP under LANG={locale}.UTF-8: {e}")
+            continue
+        for proc in PROCS:
+            expected = po_translation(repo, lang, PROCS[proc])
+            got = (listing.get(proc) or {}).get("label")
+            check(f"labels/{lang}/{proc}", got == expected,
+                  f"under LANG={locale}.UTF-8 the menu label is {got!r}, expected {expected!r}")
+            if listing.get(proc) is not None:
+                check_mnemonics(f"labels/{lang}/{proc}/mnemonics", listing, proc, repo, lang)
 
 
 def main(argv):

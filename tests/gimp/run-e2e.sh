@@ -14,7 +14,8 @@
 #    cases in tests/gimp/e2e.scm, one GIMP per case, and the batch example
 #    data/scripts/gesso-batch-inpaint.scm; tests/gimp/check.py judges what they leave behind;
 # 4. asks GIMP for the procedures' labels and arguments (Python-Fu, the only batch
-#    interpreter that can read a procedure's menu label) under LANG=C.UTF-8 and de_DE.UTF-8.
+#    interpreter that can read a procedure's menu label) under LANG=C.UTF-8, de_DE.UTF-8 and
+#    fr_FR.UTF-8, and checks that no two labels of a dialog share a mnemonic.
 #
 # Model: $GESSO_E2E_MODEL, else ../shared/conformance/models/tiny-sd1/diffusers, else the
 # first model in data/models/; with none, every case is skipped (SKIP lines, exit 0).
@@ -90,7 +91,8 @@ install_profile() {   # install_profile DIR: a GIMP config home with Gesso in it
     msgfmt -o "$plug/locale/$lang/LC_MESSAGES/gesso.mo" "$po" || return 1
   done
 }
-if install_profile "$work/config" && install_profile "$work/config-de"; then
+if install_profile "$work/config" && install_profile "$work/config-de" &&
+   install_profile "$work/config-fr"; then
   n_mo=$(ls "$work/config/GIMP/3.0/plug-ins/gesso/locale" 2>/dev/null | wc -l)
   emit PASS install "plug-ins/gesso/gesso and $n_mo catalog(s) in a temporary XDG_CONFIG_HOME"
 else
@@ -144,14 +146,18 @@ scm() {   # scm CASE ARGS...: Scheme that loads the cases and runs (e2e-CASE ARG
 }
 q() { printf '"%s"' "$1"; }
 
-# --- 4. labels and arguments (C and German) ----------------------------------------------------
+# --- 4. labels and arguments (C, German, French) -----------------------------------------------
+# GIMP keeps the labels a plug-in registered in the language it was queried in, so each
+# language gets a profile of its own.
 mkdir -p "$work/labels"
 py="exec(open('$here/labels.py').read())"
 gimp_run labels-C python-fu-eval "$py" LANG=C.UTF-8 "GESSO_E2E_OUT=$work/labels/labels-C.json"
 [ "$rc" = 0 ] || emit FAIL labels/run "$(run_error labels-C)"
-gimp_run labels-de python-fu-eval "$py" LANG=de_DE.UTF-8 LANGUAGE=de \
-  "XDG_CONFIG_HOME=$work/config-de" "GESSO_E2E_OUT=$work/labels/labels-de.json"
-[ "$rc" = 0 ] || emit FAIL labels/run-de "$(run_error labels-de)"
+for lang in de fr; do
+  gimp_run "labels-$lang" python-fu-eval "$py" "LANG=${lang}_${lang^^}.UTF-8" "LANGUAGE=$lang" \
+    "XDG_CONFIG_HOME=$work/config-$lang" "GESSO_E2E_OUT=$work/labels/labels-$lang.json"
+  [ "$rc" = 0 ] || emit FAIL "labels/run-$lang" "$(run_error "labels-$lang")"
+done
 judge labels "$work/labels" "$repo"
 
 # --- 5. the procedures -------------------------------------------------------------------------
