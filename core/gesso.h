@@ -192,9 +192,13 @@ typedef enum
   GESSO_EDIT_RESTYLE,                 /* DDIM inversion under one prompt, sampling under another */
 } GessoEditKind;
 
-/* Called after every denoising step (STEP of TOTAL, 1-based). PREVIEW, when not NULL, is a
- * cheap low-resolution decode of the current estimate, valid during the call only. Return
- * FALSE to stop the job: it then fails with GESSO_ERROR_CANCELLED and leaves nothing behind. */
+/* Called after every denoising step (STEP of TOTAL, 1-based). PREVIEW is NULL unless the
+ * params ask for previews (preview_size); then it is the sampler's current estimate of the
+ * clean image, decoded cheaply (a per-model linear map of the latent, no VAE decoder) and
+ * shown as the result would be: generate's output, or the whole input with the estimate laid
+ * into the edited region through the blend mask, at preview_size pixels on the longest side,
+ * RGBA (alpha the input's, or 1). Valid during the call only. Return FALSE to stop the job:
+ * it then fails with GESSO_ERROR_CANCELLED and leaves nothing behind. */
 typedef gboolean (*GessoProgressFunc) (int step, int total, const GessoImage *preview,
                                        gpointer user_data);
 
@@ -223,6 +227,7 @@ typedef struct
   gboolean full_inversion;            /* restyle: invert all the way (strength 1) */
   GessoProgressFunc progress;
   gpointer progress_data;
+  int preview_size;                   /* 0: no previews; else their longest side in pixels */
 } GessoEditParams;
 
 /* The method's friendly defaults (steps, guidance, strength, sampler, ...). */

@@ -8,13 +8,26 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
+float *
+gesso_job_progress_estimate (GessoJobProgress *p)
+{
+  if (p == NULL || p->previewer == NULL)
+    return NULL;
+  return gesso_previewer_latent (p->previewer, NULL);
+}
+
 gboolean
 gesso_job_progress_step (GessoJobProgress *p, GError **error)
 {
+  const GessoImage *preview;
+
   if (p == NULL)
     return TRUE;
   p->done++;
-  if (p->func != NULL && !p->func (p->done, p->total, NULL, p->data))
+  if (p->func == NULL)
+    return TRUE;
+  preview = p->previewer != NULL ? gesso_previewer_render (p->previewer) : NULL;
+  if (!p->func (p->done, p->total, preview, p->data))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CANCELLED, "cancelled after step %d of %d",
                    p->done, p->total);
@@ -179,12 +192,25 @@ impose_known (GessoDenoise *d, guint i, guint n, double next_t, float *x, GError
   return TRUE;
 }
 
+/* The preview's estimate where the step held cells: the original, where the run keeps them. */
+static void
+estimate_known (const GessoDenoise *d, float *estimate)
+{
+  if (d->original == NULL || d->change == NULL)
+    return;
+  for (size_t e = 0; e < d->numel; e++)
+    if (d->keep[e % d->plane] != 0)
+      estimate[e] = d->original[e];
+}
+
 static gboolean
 generic_step (GessoDenoise *d, guint i, guint n, const double *ts, float *x, GError **error)
 {
   GessoTensor xt = latent_view (d, x);
   GessoTensor scaled = latent_view (d, d->scaled);
   GessoTensor pred = latent_view (d, d->prediction_buf);
+  float *estimate = gesso_job_progress_estimate (d->progress);
+  GessoTensor x0 = latent_view (d, estimate);
   GessoTensor noise;
   double t = ts[i];
   guint n_noise = gesso_sampler_step_noise_count (d->sampler, t);
@@ -202,10 +228,13 @@ generic_step (GessoDenoise *d, guint i, guint n, const double *ts, float *x, GEr
     noise = gesso_tensor_view (d->noise_buf, n_noise > 1 ? 5 : 4,
                                n_noise > 1 ? shape : shape + 1);
   }
-  if (!gesso_sampler_step (d->sampler, &pred, t, &xt, n_noise > 0 ? &noise : NULL, &xt, NULL,
-                           error))
+  if (!gesso_sampler_step (d->sampler, &pred, t, &xt, n_noise > 0 ? &noise : NULL, &xt,
+                           estimate != NULL ? &x0 : NULL, error)
+      || !impose_known (d, i, n, i + 1 < n ? ts[i + 1] : 0, x, error))
     return FALSE;
-  return impose_known (d, i, n, i + 1 < n ? ts[i + 1] : 0, x, error);
+  if (estimate != NULL)
+    estimate_known (d, estimate);
+  return TRUE;
 }
 
 /* diffusers' RePaint step reads epsilon; other predictions are converted at the point x:
@@ -237,6 +266,8 @@ repaint_step (GessoDenoise *d, double t, int levels, float *x, GError **error)
   GessoTensor noise = latent_view (d, d->noise_buf);
   int64_t mask_shape[4] = { 1, 1, d->guider->height, d->guider->width };
   GessoTensor keep = gesso_tensor_view (d->keep, 4, mask_shape);
+  float *estimate = gesso_job_progress_estimate (d->progress);
+  GessoTensor x0 = latent_view (d, estimate);
   int level = (int) (t / repaint_scale (d));
 
   if (!gesso_sampler_scale_model_input (d->sampler, &xt, t, &scaled, error)
@@ -247,8 +278,12 @@ repaint_step (GessoDenoise *d, double t, int levels, float *x, GError **error)
   hold_mask (d, (double) (level + 1) / (double) levels);
   if (!gesso_noise_source_draw (d->noise, d->noise_buf, d->numel, error))
     return FALSE;
-  return gesso_sampler_repaint_step (d->sampler, &pred, t, &xt, &orig, &keep, &noise, &xt, NULL,
-                                     error);
+  if (!gesso_sampler_repaint_step (d->sampler, &pred, t, &xt, &orig, &keep, &noise, &xt,
+                                   estimate != NULL ? &x0 : NULL, error))
+    return FALSE;
+  if (estimate != NULL)
+    estimate_known (d, estimate);
+  return TRUE;
 }
 
 static gboolean

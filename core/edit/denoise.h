@@ -14,6 +14,11 @@
  * cell that is held is replaced by ORIGINAL forward-noised to the level the step reached
  * (ORIGINAL itself after the last step); RePaint steps do the same inside the sampler.
  *
+ * Previews: when the job's progress has a previewer, each model-evaluating step hands it the
+ * sampler's predicted x_0 (the "denoised" sample for LCM) with the cells held at that step
+ * set to ORIGINAL, so the preview looks like the composite the run is heading for. The x_0
+ * is the one the sampler computes anyway; without a previewer none is kept.
+ *
  * Soft masks, "differential diffusion" (Levin & Fried 2023, "Differential Diffusion: Giving
  * Each Pixel Its Strength"): a run of K noise levels gives its j-th step (j = 0, 1, ..., K-1,
  * from the noisiest) the remaining noise fraction rho_j = (K - j) / K. A cell with change
@@ -41,21 +46,29 @@
 
 #include "edit/guidance.h"
 #include "edit/noise.h"
+#include "edit/preview.h"
 #include "gesso.h"
 #include "sampling/sampler.h"
 
 G_BEGIN_DECLS
 
-/* A job's progress: DONE of TOTAL model-evaluating steps, reported through FUNC. */
+/* A job's progress: DONE of TOTAL model-evaluating steps, reported through FUNC; with a
+ * PREVIEWER, each step's estimate of the clean latent goes with it as a preview. */
 typedef struct
 {
   GessoProgressFunc func;
   gpointer data;
   int done;
   int total;
+  GessoPreviewer *previewer;    /* borrowed; NULL: no previews */
 } GessoJobProgress;
 
-/* Counts one step and calls FUNC; FALSE with GESSO_ERROR_CANCELLED when it says stop. */
+/* Where the loop puts a step's estimate of the clean latent for the preview; NULL when no
+ * preview is wanted, so a loop without previews computes none. */
+float *gesso_job_progress_estimate (GessoJobProgress *progress);
+
+/* Counts one step and calls FUNC, with the preview of the estimate when there is a
+ * previewer; FALSE with GESSO_ERROR_CANCELLED when FUNC says stop. */
 gboolean gesso_job_progress_step (GessoJobProgress *progress, GError **error);
 
 /* Sees the latents after every op (tests compare them with reference runs). PHASE names the

@@ -27,6 +27,7 @@
 #include "edit/mask.h"
 #include "edit/model-private.h"
 #include "edit/pipeline.h"
+#include "edit/preview.h"
 #include "edit/region.h"
 #include "edit/resample.h"
 
@@ -34,6 +35,7 @@
 #define MAX_MASK_RADIUS 4096.0f
 #define MAX_CONTEXT_MARGIN 65536
 #define MAX_SIDE 65536
+#define MAX_PREVIEW_SIDE 4096
 
 void
 gesso_edit_params_init (GessoEditParams *params, GessoEditKind kind)
@@ -51,6 +53,7 @@ gesso_edit_params_init (GessoEditParams *params, GessoEditKind kind)
   params->context_margin = 64;
   params->mask_grow = 4.0f;
   params->mask_feather = 8.0f;
+  params->preview_size = 0;
   switch (kind)
     {
     case GESSO_EDIT_GENERATE:
@@ -150,6 +153,9 @@ check_params (const GessoEditParams *p, GError **error)
   if (p->pixel_budget < 0)
     return invalid (error, "pixel budget is %d; it must be 0 (the model's native area) or a "
                     "positive pixel count", p->pixel_budget);
+  if (p->preview_size < 0 || p->preview_size > MAX_PREVIEW_SIDE)
+    return invalid (error, "preview size is %d; it must be 0 (no previews) or up to %d pixels",
+                    p->preview_size, MAX_PREVIEW_SIDE);
   return TRUE;
 }
 
@@ -233,6 +239,7 @@ typedef struct
   float *latents;
   float *decoded;
   GessoImage crop;
+  GessoPreviewer *previewer;    /* NULL: no previews asked for */
 } EditJob;
 
 static void
@@ -246,6 +253,7 @@ edit_job_clear (EditJob *job)
   g_free (job->latent_mask);
   g_free (job->latents);
   g_free (job->decoded);
+  gesso_previewer_free (job->previewer);
 }
 
 static int
@@ -314,7 +322,8 @@ plan (GessoModel *model, const GessoEditParams *p, const GessoImage *input,
 }
 
 static gboolean
-run_pipeline (GessoModel *model, const GessoEditParams *p, EditJob *job, GError **error)
+run_pipeline (GessoModel *model, const GessoEditParams *p, const GessoImage *input,
+              EditJob *job, GError **error)
 {
   GessoPipelineParams pp = { 0 };
   GessoPipelineInput in = { 0 };
@@ -342,6 +351,17 @@ run_pipeline (GessoModel *model, const GessoEditParams *p, EditJob *job, GError 
   pp.noise = &noise;
   pp.progress = p->progress;
   pp.progress_data = p->progress_data;
+  /* previews only for someone who reads them */
+  if (p->preview_size > 0 && p->progress != NULL)
+    {
+      job->previewer = gesso_previewer_new (model, p->preview_size, &job->region,
+                                            p->kind == GESSO_EDIT_GENERATE ? NULL : input,
+                                            job->blend.values != NULL ? &job->blend : NULL,
+                                            error);
+      if (job->previewer == NULL)
+        return FALSE;
+    }
+  pp.previewer = job->previewer;
 
   in.height = job->region.work_height;
   in.width = job->region.work_width;
@@ -436,7 +456,7 @@ gesso_edit_run (GessoModel *model, const GessoEditParams *params, const GessoIma
   memset (&job, 0, sizeof job);
   ok = check_params (params, error) && check_inputs (params, input, mask, error)
        && plan (model, params, input, mask, &job, error)
-       && run_pipeline (model, params, &job, error)
+       && run_pipeline (model, params, input, &job, error)
        && finish (params, input, &job, result, error);
   edit_job_clear (&job);
   return ok;

@@ -43,6 +43,7 @@ struct GessoModel
   char *architecture;
   int native_size;
   int n_threads;
+  float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
 };
 
 /* The sampler configuration for KIND on this model: diffusers' defaults for the class, then

@@ -67,6 +67,7 @@ gesso_model_free (GessoModel *model)
   g_free (model->config_dir);
   g_free (model->tokenizer_dir);
   g_free (model->architecture);
+  g_free (model->preview_map);
   g_free (model);
 }
 

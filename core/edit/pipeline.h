@@ -66,6 +66,8 @@ typedef struct
   GessoNoiseSource *noise;
   GessoProgressFunc progress;
   gpointer progress_data;
+  GessoPreviewer *previewer;    /* per-step previews for PROGRESS (its latent the job's size);
+                                 * NULL: none */
   GessoLatentObserver observe;  /* phases "z0", "inversion", "denoise" */
   gpointer observe_data;
 } GessoPipelineParams;

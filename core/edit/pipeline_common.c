@@ -140,6 +140,13 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
   job->latent_h = in->height / factor;
   job->latent_w = in->width / factor;
   job->numel = (size_t) (gesso_vae_latent_channels (m->vae) * job->latent_h * job->latent_w);
+  if (p->previewer != NULL)
+    {
+      size_t numel;
+
+      gesso_previewer_latent (p->previewer, &numel);
+      g_return_val_if_fail (numel == job->numel, FALSE);
+    }
   gesso_model_apply_threads (m);
 
   job->sampler = gesso_sampler_new (config, error);
@@ -159,6 +166,7 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
     goto err_clear;
   job->progress.func = p->progress;
   job->progress.data = p->progress_data;
+  job->progress.previewer = p->previewer;
   job->denoise.progress = &job->progress;
   job->denoise.observe = p->observe;
   job->denoise.observe_data = p->observe_data;
