@@ -84,7 +84,7 @@ typedef struct
   PreviewJob *job;
   int step;
   int total;
-  GdkPixbuf *estimate;          /* generate only: the current estimate */
+  GdkPixbuf *estimate;          /* the engine's per-step preview, or NULL */
 } ProgressUpdate;
 
 /* --- jobs ------------------------------------------------------------------------------- */
@@ -376,6 +376,7 @@ job_prepare (GessoPreview *p, PreviewJob *job, GError **error)
   params->context_margin = (int) lround (gesso_ui_config_get_number (config, "context-margin",
                                                                      params->context_margin) * s);
   params->pixel_budget = GESSO_PREVIEW_BUDGET;
+  params->preview_size = GESSO_PREVIEW_SIZE;
 
   if (p->kind == GESSO_EDIT_GENERATE)
     {
@@ -460,7 +461,7 @@ job_progress (int step, int total, const GessoImage *estimate, gpointer data)
   update->job = job_ref (job);
   update->step = step;
   update->total = total;
-  if (estimate != NULL && estimate->pixels != NULL && job->params.kind == GESSO_EDIT_GENERATE)
+  if (estimate != NULL && estimate->pixels != NULL)
     update->estimate = pixbuf_from_image (estimate, NULL);
   g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, progress_idle, update, progress_update_free);
   return !g_atomic_int_get (&job->cancel);
@@ -578,9 +579,13 @@ progress_idle (gpointer data)
   /* TRANSLATORS: progress of a preview, e.g. "Step 2 of 4" */
   text = g_strdup_printf (_("Step %d of %d"), update->step, update->total);
   gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->progress), text);
-  if (update->estimate != NULL)
+  /* the engine's preview covers generate's output, or the whole input with the edit in it */
+  if (update->estimate != NULL && job->params.kind == GESSO_EDIT_GENERATE)
     show_overlay (p, update->estimate, job->out_x, job->out_y, job->params.width,
                   job->params.height);
+  else if (update->estimate != NULL)
+    show_overlay (p, update->estimate, job->out_x, job->out_y, job->input.width,
+                  job->input.height);
   return G_SOURCE_REMOVE;
 }
 
