@@ -310,22 +310,13 @@ read_strokes (GimpImage *image, GimpDrawable *drawable, int w, int h, gdouble sc
 
 /* --- preparing a job (main thread) ------------------------------------------------------- */
 
-static const gchar *
-engine_sampler (const gchar *nick)
-{
-  /* the dialog's "default" choice (any spelling of it) leaves the pick to the engine */
-  if (nick == NULL || nick[0] == '\0' || g_strcmp0 (nick, "default") == 0
-      || g_strcmp0 (nick, "auto") == 0)
-    return NULL;
-  return nick;
-}
-
 static gboolean
 job_prepare (GessoPreview *p, PreviewJob *job, GError **error)
 {
   GimpProcedureConfig *config = p->config;
   GessoEditParams *params = &job->params;
   g_autofree gchar *model = gesso_ui_config_get_string (config, "model");
+  g_autofree gchar *nick = NULL;
   gdouble s = p->scale;
   int steps;
 
@@ -345,13 +336,12 @@ job_prepare (GessoPreview *p, PreviewJob *job, GError **error)
   job->prompt = gesso_ui_config_get_string (config, "prompt");
   job->negative_prompt = gesso_ui_config_get_string (config, "negative-prompt");
   job->source_prompt = gesso_ui_config_get_string (config, "source-prompt");
-  job->sampler = gesso_ui_config_get_string (config, "sampler");
-  if (job->sampler != NULL)
-    g_strdelimit (job->sampler, "-", '_');      /* choice nicks use '-', the engine '_' */
+  nick = gesso_ui_config_get_string (config, "sampler");
+  job->sampler = gesso_ui_sampler_engine_name (nick);
   params->prompt = job->prompt != NULL ? job->prompt : "";
   params->negative_prompt = job->negative_prompt;
   params->source_prompt = job->source_prompt != NULL ? job->source_prompt : "";
-  params->sampler = engine_sampler (job->sampler);
+  params->sampler = job->sampler;
 
   steps = (int) gesso_ui_config_get_number (config, "steps", params->steps);
   params->steps = CLAMP (steps, 1, GESSO_PREVIEW_STEPS);
