@@ -2,7 +2,8 @@
 """Judges the evidence tests/gimp/e2e.scm left behind, one PASS/FAIL/SKIP line per check.
 
     check.py CASE DIR        CASE: inpaint, generate, strokes, restyle, last-vals, batch,
-                             labels (then: check.py labels DIR REPO)
+                             labels (then: check.py labels DIR REPO), install (DIR holds
+                             what `meson install --destdir` wrote, see case_install)
     check.py dump PNG        prints a PNG's size, channels and pixels (debugging)
 
 DIR holds facts.txt (key=value lines written by the Scheme side) and PNG exports. Pixels are
@@ -467,6 +468,44 @@ def case_labels(d, repo):
                 check_mnemonics(f"labels/{lang}/{proc}/mnemonics", listing, proc, repo, lang)
 
 
+def case_install(d):
+    """D: destdir/ (what `meson install --destdir` wrote), installed.json and options.json
+    (`meson introspect --installed`, `--buildoptions`), plugin-dir.txt (GIMP's plug-in folder
+    the build was configured for) and config.h (the build's gesso-config.h). GIMP 3 loads
+    <plug-ins>/gesso/gesso; the plug-in looks for its catalogs in locale/ beside itself and for
+    the bundled models in the GESSO_DATADIR it was compiled with."""
+    installed = json.load(open(os.path.join(d, "installed.json"), encoding="utf-8"))
+    opts = {o["name"]: o["value"]
+            for o in json.load(open(os.path.join(d, "options.json"), encoding="utf-8"))}
+    plugin_dir = open(os.path.join(d, "plugin-dir.txt"), encoding="utf-8").read().strip()
+    config = open(os.path.join(d, "config.h"), encoding="utf-8").read()
+    dest = os.path.join(d, "destdir")
+
+    def at(path):
+        return os.path.join(dest, path.lstrip("/"))
+
+    prefix = opts["prefix"]
+    localedir = os.path.join(prefix, opts["localedir"])
+    datadir = os.path.join(prefix, opts["datadir"], "gesso")
+    exe = os.path.join(plugin_dir, "gesso", "gesso")
+    check("install/plug-in", os.access(at(exe), os.X_OK) and
+          any(k.endswith("/plugin/gesso") and v == exe for k, v in installed.items()),
+          f"expected the plug-in at {exe}; installed: {installed}")
+    link = at(os.path.join(plugin_dir, "gesso", "locale"))
+    check("install/locale-link", os.path.islink(link) and os.readlink(link) == localedir,
+          f"{link} should link to {localedir}")
+    mos = [v for k, v in installed.items() if k.endswith("/gesso.mo")]
+    check("install/catalogs", mos and all(
+        os.path.isfile(at(m)) and os.path.dirname(os.path.dirname(os.path.dirname(m)))
+        == localedir for m in mos), f"catalogs {mos}, expected under {localedir}")
+    model = os.path.join(datadir, "models", "gesso-emoji-64", "model_index.json")
+    check("install/demo-model", os.path.isfile(at(model)), f"no {model} in the install")
+    check("install/compiled-paths",
+          f'#define GESSO_DATADIR "{datadir}"' in config and
+          f'#define GESSO_LOCALEDIR "{localedir}"' in config,
+          f"gesso-config.h does not name {datadir} and {localedir}")
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "dump":
         p = Png(argv[2])
@@ -482,7 +521,8 @@ def main(argv):
         case_labels(d, argv[3] if len(argv) > 3 else ".")
     else:
         {"inpaint": case_inpaint, "generate": case_generate, "strokes": case_strokes,
-         "restyle": case_restyle, "last-vals": case_last_vals, "batch": case_batch}[case](d)
+         "restyle": case_restyle, "last-vals": case_last_vals, "batch": case_batch,
+         "install": case_install}[case](d)
     return 1 if "FAIL" in results else 0
 
 

@@ -9,7 +9,9 @@
 # 1. builds the plug-in with meson (build dir $GESSO_GIMP_BUILD_DIR, default build-gimp/);
 # 2. installs it, and the translations compiled from po/*.po, into a throw-away
 #    $XDG_CONFIG_HOME/GIMP/3.0/plug-ins/gesso/ (GIMP 3 loads a plug-in only from a folder
-#    named like its executable), so nothing outside a temporary folder is touched;
+#    named like its executable), so nothing outside a temporary folder is touched; checks
+#    that `meson install --destdir` puts the plug-in, its catalogs and the demo model where
+#    GIMP and the plug-in look for them;
 # 3. runs gimp-console-3.0 headless (-n -d -f, always with --quit and inside `timeout`) on the
 #    cases in tests/gimp/e2e.scm, one GIMP per case, and the batch example
 #    data/scripts/gesso-batch-inpaint.scm; tests/gimp/check.py judges what they leave behind;
@@ -98,6 +100,29 @@ if install_profile "$work/config" && install_profile "$work/config-de" &&
 else
   emit FAIL install "could not install the plug-in into $work/config"
   finish
+fi
+# What `meson install` does for a user: files where GIMP 3 and the plug-in look for them.
+mkdir -p "$work/install"
+meson introspect "$bd" --installed >"$work/install/installed.json" &&
+  meson introspect "$bd" --buildoptions >"$work/install/options.json" &&
+  cp "$bd/gesso-config.h" "$work/install/config.h"
+plugin_dir=$(python3 -c 'import json, sys
+print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "gimp_plugin_dir"))' \
+  <"$work/install/options.json")
+[ -n "$plugin_dir" ] || plugin_dir="$(pkg-config --variable=gimplibdir gimp-3.0)/plug-ins"
+echo "$plugin_dir" >"$work/install/plugin-dir.txt"
+# only what is installed is built (not every test and benchmark)
+install_targets=$(python3 -c 'import json, os, sys
+bd = os.path.realpath(sys.argv[2])
+for path in json.load(open(sys.argv[1])):
+    if path.startswith(bd + "/"):
+        print(os.path.relpath(path, bd))' "$work/install/installed.json" "$bd")
+if ninja -C "$bd" $install_targets >"$work/install.log" 2>&1 &&
+   meson install -C "$bd" --no-rebuild --destdir "$work/install/destdir" \
+     >>"$work/install.log" 2>&1; then
+  judge install "$work/install"
+else
+  emit FAIL install/meson "meson install --destdir failed; see $work/install.log"
 fi
 export XDG_CONFIG_HOME="$work/config" XDG_CACHE_HOME="$work/cache" XDG_DATA_HOME="$work/data"
 unset GESSO_MODEL_PATH
