@@ -585,6 +585,47 @@ test_lcm_sdedit_timesteps (void)
   gesso_image_clear (&image);
 }
 
+/* The 9-channel inpainting pipeline takes LCM's strength the same way: the same four
+ * timesteps at strength 0.5. */
+static void
+test_lcm_inpaint_9ch_timesteps (void)
+{
+  static const double expected[] = { 499, 379, 259, 139 };
+  g_autoptr (GessoModel) m = open_model ("tiny-sd1-inpaint", "diffusers", 0);
+  g_autoptr (GError) error = NULL;
+  g_autofree float *rgb = NULL, *latents = NULL, *pixel_mask = NULL;
+  GessoImage image = { 0 };
+  GessoPipelineParams p;
+  GessoPipelineInput in = { 0 };
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+
+  if (m == NULL)
+    return;
+  make_image (&image, 64, 64);
+  rgb = model_rgb (&image);
+  pixel_mask = g_new0 (float, 64 * 64);
+  for (int i = 0; i < 64 * 32; i++)
+    pixel_mask[i] = 1.0f;
+  latents = g_new (float, 4 * 32 * 32);
+  in.width = in.height = 64;
+  in.image = rgb;
+  in.pixel_mask = pixel_mask;
+  kept_init (&kept, &noise, 22);
+  trace_init (&trace, &kept);
+  pipeline_params (&p, m, GESSO_SAMPLER_LCM, 4, &noise, &trace);
+  p.strength = 0.5f;
+  g_assert_true (gesso_pipeline_inpaint (&p, &in, latents, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (trace.t->len, ==, G_N_ELEMENTS (expected));
+  for (guint i = 0; i < trace.t->len; i++)
+    g_assert_cmpfloat (g_array_index (trace.t, double, i), ==, expected[i]);
+  trace_clear (&trace);
+  g_ptr_array_unref (kept.draws);
+  gesso_image_clear (&image);
+}
+
 typedef struct
 {
   int calls;
@@ -1603,6 +1644,7 @@ main (int argc, char **argv)
   g_test_add_func ("/edit/params/invalid", test_params_invalid);
   g_test_add_func ("/edit/sdedit/strength-zero", test_sdedit_strength_zero);
   g_test_add_func ("/edit/lcm/sdedit-timesteps", test_lcm_sdedit_timesteps);
+  g_test_add_func ("/edit/lcm/inpaint-9ch-timesteps", test_lcm_inpaint_9ch_timesteps);
   g_test_add_func ("/edit/lcm/edits", test_lcm_edits);
   g_test_add_func ("/edit/soft-mask/sdedit", test_soft_mask_sdedit);
   g_test_add_func ("/edit/soft-mask/repaint", test_soft_mask_repaint);
