@@ -95,8 +95,10 @@ gchar *gesso_ui_get_default_model (GError **error);
  * on when nothing matches. Touches no GTK, so non-interactive runs may call it. */
 gchar *gesso_ui_resolve_model (const gchar *model, GError **error);
 
-/* A one-line description, e.g. "Stable Diffusion 1.x · 1.07 B parameters · F16", read from
- * the file headers only (gesso_model_summary_new). NULL with ERROR set when it cannot be read. */
+/* A one-line description, e.g. "Stable Diffusion 2.x (v-prediction) · 768 px · 1.3 B
+ * parameters · F16", from the file headers and configs without loading any weight
+ * (gesso_model_summary_new, gesso_model_probe). NULL with ERROR set when the model cannot be
+ * read or used: the message says why (no tokenizer beside a single file, SDXL, ...). */
 gchar *gesso_ui_model_describe (const gchar *path, GError **error);
 
 /* --- Recipes --------------------------------------------------------------------------- */

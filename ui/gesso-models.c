@@ -244,22 +244,29 @@ gchar *
 gesso_ui_model_describe (const gchar *path, GError **error)
 {
   g_autoptr (GessoModelSummary) s = NULL;
+  g_autoptr (GessoModelProbe) probe = NULL;
   g_autofree gchar *params = NULL;
   g_autofree gchar *dtypes = NULL;
-  const gchar *arch;
+  g_autofree gchar *size = NULL;
+  GessoModelParams model_params;
 
   g_return_val_if_fail (path != NULL, NULL);
 
   s = gesso_model_summary_new (path, error);
   if (s == NULL)
     return NULL;
+  /* what a run would use (and whether it can run at all), without loading the weights */
+  gesso_model_params_init (&model_params);
+  model_params.path = path;
+  probe = gesso_model_probe (&model_params, error);
+  if (probe == NULL)
+    return NULL;
   params = format_params (s->n_params);
   dtypes = format_dtypes (s);
-  arch = s->architecture != NULL && s->architecture[0] != '\0' ? s->architecture
-                                                               : _("Unknown architecture");
+  size = g_strdup_printf (_("%d px"), probe->native_size);
   if (dtypes[0] == '\0')
-    return g_strdup_printf ("%s · %s", arch, params);
-  return g_strdup_printf ("%s · %s · %s", arch, params, dtypes);
+    return g_strdup_printf ("%s · %s · %s", probe->architecture, size, params);
+  return g_strdup_printf ("%s · %s · %s · %s", probe->architecture, size, params, dtypes);
 }
 
 gchar *
