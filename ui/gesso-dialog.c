@@ -133,6 +133,28 @@ spin_scale (DialogState *s, const gchar *property, gdouble lower, gdouble upper)
     }
 }
 
+/* Gives the labels of the generated widgets of FIRST and SECOND one width, so that their
+ * fields line up; a property the procedure does not have is skipped. */
+static void
+align_labels (DialogState *s, const gchar *first, const gchar *second)
+{
+  const gchar *const names[] = { first, second };
+  GtkSizeGroup *group = gtk_size_group_new (GTK_SIZE_GROUP_HORIZONTAL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      GtkWidget *widget;
+
+      if (!gesso_ui_config_has (s->config, names[i]))
+        continue;
+      widget = gimp_procedure_dialog_get_widget (s->dialog, names[i], G_TYPE_NONE);
+      if (GIMP_IS_LABELED (widget))
+        gtk_size_group_add_widget (group, gimp_labeled_get_label (GIMP_LABELED (widget)));
+    }
+  /* each widget in a size group holds a reference to it */
+  g_object_unref (group);
+}
+
 /* --- prompt boxes ------------------------------------------------------------------------ */
 
 static GtkWidget *
@@ -476,6 +498,9 @@ settings_section (DialogState *s)
 
   box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-settings-box", names);
   gtk_box_set_spacing (GTK_BOX (box), 4);
+  /* GimpProcedureDialog sizes labels alike only within one box, and the seed has a box of its
+   * own: without this its field would start left of the sampler menu under it */
+  align_labels (s, "seed", "sampler");
   return section_frame (_("Settings"), box);
 }
 
@@ -502,6 +527,7 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
   GParamSpec **arguments;
   gint n_arguments = 0;
   GtkWidget *box;
+  GtkWidget *frame;
   GtkWidget *expander;
 
   /* arguments this dialog does not know, so that a new one is never unreachable */
@@ -523,15 +549,21 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
   spin_scale (s, "context-margin", 0, 256);
   spin_scale (s, "eta", 0, 1);
   spin_scale (s, "guidance-rescale", 0, 1);
+  /* sliders like the rest of the section; budgets past a megapixel are typed in */
+  spin_scale (s, "clip-skip", 0, 11);
+  spin_scale (s, "pixel-budget", 0, 1024 * 1024);
 
   box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-advanced-box", names);
   gtk_box_set_spacing (GTK_BOX (box), 4);
-  gtk_widget_set_margin_top (box, 4);
+  /* GIMP's frame for expanders indents the settings as far as the other sections' */
+  frame = gimp_frame_new ("<expander>");
+  gtk_container_add (GTK_CONTAINER (frame), box);
+  gtk_widget_show (box);
   /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
   expander = gtk_expander_new_with_mnemonic (_("Advanced"));
   gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
-  gtk_container_add (GTK_CONTAINER (expander), box);
-  gtk_widget_show (box);
+  gtk_container_add (GTK_CONTAINER (expander), frame);
+  gtk_widget_show (frame);
   gtk_widget_show (expander);
   return expander;
 }
