@@ -15,8 +15,8 @@
 # captures the dialog window by its title with ImageMagick's `import`, and the dialog cancels
 # itself ten seconds later (GESSO_UI_AUTOCLOSE) so that the batch moves on. GIMP is killed at
 # the end; every wait has a timeout. Models come from $GESSO_MODEL_PATH, by default data/models
-# (the demo model) and ../shared/conformance/models (tiny models with random weights, whose
-# previews are noise).
+# alone, so that the dialogs show the bundled demo model as the default, as an installed
+# Gesso does, and its previews (the conformance models have random weights: noise).
 #
 # Environment: GESSO_SCREENSHOT_BUILD_DIR (default build-screenshots), GESSO_GIMP_TIMEOUT
 # (seconds for GIMP to start and show the first dialog, default 400), GESSO_PREVIEW_TIMEOUT
@@ -96,11 +96,7 @@ cat >"$GIMP3_DIRECTORY/gimprc" <<'EOF'
 (restore-session no)
 EOF
 
-models=""
-[ -d "$repo/data/models" ] && models="$repo/data/models"
-[ -d "$repo/../shared/conformance/models" ] &&
-  models="${models:+$models:}$(cd "$repo/../shared/conformance/models" && pwd -P)"
-export GESSO_MODEL_PATH="${GESSO_MODEL_PATH:-$models}"
+export GESSO_MODEL_PATH="${GESSO_MODEL_PATH:-$repo/data/models}"
 export GESSO_UI_AUTOPREVIEW=1 GESSO_UI_AUTOCLOSE="${GESSO_UI_AUTOCLOSE:-10}" G_MESSAGES_DEBUG=Gesso
 export LANG="$locale" LC_ALL="$locale" LANGUAGE="$lang" NO_AT_BRIDGE=1
 say "models: ${GESSO_MODEL_PATH:-none}; language: $lang ($locale); output: $out"
@@ -208,6 +204,9 @@ failures=0 k=0 t_start=$SECONDS
 for method in "${methods[@]}"; do
   k=$((k + 1))
   title=$(title_of "$method")
+  # import matches the raw WM_NAME, which GTK writes in ISO-8859-1 when the title fits in it
+  # ("Générer depuis un prompt"), so a UTF-8 title with accents would match nothing
+  wm_name=$(printf '%s' "$title" | iconv -f UTF-8 -t ISO-8859-1 2>/dev/null) || wm_name=$title
   png="$out/$method.png"
   limit=$preview_timeout
   [ "$k" = 1 ] && limit=$((gimp_timeout + preview_timeout))
@@ -219,7 +218,7 @@ for method in "${methods[@]}"; do
   fi
   result=$(grep -o 'preview finished.*' "$log" | sed -n "${k}p")
   say "$method: $result (after $((SECONDS - t_start)) s)"
-  if timeout 20 import -window "$title" "$png"; then
+  if timeout 20 import -window "$wm_name" "$png"; then
     say "$method: wrote $png ($(magick identify -format '%wx%h' "$png"))"
   else
     say "$method: no window named \"$title\"; capture failed"
@@ -236,7 +235,8 @@ sleep 2
 kill -KILL -- "-$gimp_pid" 2>/dev/null || true
 wait "$gimp_pid" 2>/dev/null || true
 gimp_pid=""
-grep -iE 'critical|warning|error' "$log" | grep -v 'resource name is invalid' |
+# GIMP reports clashing or missing mnemonics of a dialog's labels on stderr, unprefixed
+grep -iE 'critical|warning|error|mnemonic' "$log" | grep -v 'resource name is invalid' |
   sed 's/^/    | /' | head -n 30 >&2 || true
 if [ -n "$keep" ]; then cp "$log" "$keep/"; fi
 
