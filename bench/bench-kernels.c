@@ -142,14 +142,31 @@ run_conv (gpointer data)
     g_error ("conv2d: %s", error->message);
 }
 
+/* The baseline is OpenBLAS threading itself, as it comes. Gesso keeps OpenBLAS
+ * single-threaded and runs the threads around it (core/ops/gemm.c), so each baseline call
+ * turns OpenBLAS's own threads on for itself and off again. */
+static void
+baseline_begin (void)
+{
+  openblas_set_num_threads (gesso_ops_get_threads ());
+}
+
+static void
+baseline_end (void)
+{
+  openblas_set_num_threads (1);
+}
+
 static void
 run_conv_sgemm (gpointer data)
 {
   ConvBench *b = data;
 
+  baseline_begin ();
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint) b->m, (blasint) b->n,
                (blasint) b->k, 1.0f, b->weight, (blasint) b->k, b->col, (blasint) b->n, 0.0f,
                b->c, (blasint) b->n);
+  baseline_end ();
 }
 
 /* One GEMM per image, each with its own [K, H*W] operand, as a per-image im2col would call
@@ -160,10 +177,12 @@ run_conv_sgemm_per_image (gpointer data)
   ConvBench *b = data;
   int64_t n = b->n / b->shape.batch;
 
+  baseline_begin ();
   for (int64_t i = 0; i < b->shape.batch; i++)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint) b->m, (blasint) n,
                  (blasint) b->k, 1.0f, b->weight, (blasint) b->k, b->col + i * b->k * n,
                  (blasint) n, 0.0f, b->c + i * b->m * n, (blasint) n);
+  baseline_end ();
 }
 
 static gboolean
@@ -236,10 +255,12 @@ run_linear_sgemm (gpointer data)
 {
   LinearBench *b = data;
 
+  baseline_begin ();
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, (blasint) b->rows,
                (blasint) b->out_features, (blasint) b->in_features, 1.0f, b->x,
                (blasint) b->in_features, b->weight, (blasint) b->in_features, 0.0f, b->out,
                (blasint) b->out_features);
+  baseline_end ();
 }
 
 static void
