@@ -216,6 +216,83 @@ pipeline_params (GessoPipelineParams *p, GessoModel *m, GessoSamplerKind kind, i
   p->observe_data = trace;
 }
 
+/* A pipeline test's picture (as the pipeline reads it, and as the input), room for the
+ * result, and per run the kept noise, the trace and the params, so that a test sets only
+ * what is particular to it. */
+typedef struct
+{
+  GessoModel *model;
+  GessoImage image;
+  float *rgb;
+  float *latents;
+  size_t numel;                 /* of latents */
+  GessoPipelineInput input;
+  GessoNoiseSource noise;
+  KeptNoise kept;
+  Trace trace;
+  GessoPipelineParams params;
+} Pipe;
+
+/* Takes MODEL, NULL where open_model skipped the test (then FALSE, and nothing to clear),
+ * and makes a WIDTH x HEIGHT picture. */
+static gboolean
+pipe_init (Pipe *f, GessoModel *model, int width, int height)
+{
+  int factor;
+
+  memset (f, 0, sizeof *f);
+  if (model == NULL)
+    return FALSE;
+  f->model = model;
+  factor = gesso_model_get_latent_factor (model);
+  make_image (&f->image, width, height);
+  f->rgb = model_rgb (&f->image);
+  f->numel = (size_t) (4 * (width / factor) * (height / factor));
+  f->latents = g_new (float, f->numel);
+  f->input.width = width;
+  f->input.height = height;
+  f->input.image = f->rgb;
+  return TRUE;
+}
+
+/* Fresh noise from SEED, an empty trace and the default params for KIND and STEPS. */
+static void
+pipe_start (Pipe *f, GessoSamplerKind kind, int steps, guint64 seed)
+{
+  kept_init (&f->kept, &f->noise, seed);
+  trace_init (&f->trace, &f->kept);
+  pipeline_params (&f->params, f->model, kind, steps, &f->noise, &f->trace);
+}
+
+static void
+pipe_finish (Pipe *f)
+{
+  trace_clear (&f->trace);
+  g_clear_pointer (&f->kept.draws, g_ptr_array_unref);
+}
+
+/* Everything, a run still started included. */
+static void
+pipe_clear (Pipe *f)
+{
+  if (f->kept.draws != NULL)
+    pipe_finish (f);
+  g_free (f->latents);
+  g_free (f->rgb);
+  gesso_image_clear (&f->image);
+  g_clear_pointer (&f->model, gesso_model_free);
+}
+
+/* A mask of WIDTH x HEIGHT, 1 on [X0, X1) x [Y0, Y1) and 0 elsewhere. */
+static void
+make_mask (GessoMask *mask, int width, int height, int x0, int y0, int x1, int y1)
+{
+  g_assert_true (gesso_mask_init (mask, width, height, NULL));
+  for (int y = y0; y < y1; y++)
+    for (int x = x0; x < x1; x++)
+      mask->values[y * width + x] = 1.0f;
+}
+
 /* --- model --------------------------------------------------------------------------------- */
 
 static void
@@ -489,33 +566,19 @@ test_params_invalid (void)
 static void
 test_sdedit_strength_zero (void)
 {
-  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
   g_autoptr (GError) error = NULL;
-  g_autofree float *rgb = NULL, *latents = NULL;
-  GessoImage image = { 0 };
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  Pipe f;
 
-  if (m == NULL)
+  if (!pipe_init (&f, open_model ("tiny-sd1", "diffusers", 0), 64, 48))
     return;
-  make_image (&image, 64, 48);
-  rgb = model_rgb (&image);
-  kept_init (&kept, &noise, 7);
-  trace_init (&trace, &kept);
-  pipeline_params (&p, m, GESSO_SAMPLER_DDIM, 10, &noise, &trace);
-  p.strength = 0.0f;
-  in.width = 64;
-  in.height = 48;
-  in.image = rgb;
-  latents = g_new (float, 4 * 32 * 24);
-  g_assert_true (gesso_pipeline_img2img (&p, &in, latents, &error));
+  pipe_start (&f, GESSO_SAMPLER_DDIM, 10, 7);
+  f.params.strength = 0.0f;
+  g_assert_true (gesso_pipeline_img2img (&f.params, &f.input, f.latents, &error));
   g_assert_no_error (error);
-  g_assert_nonnull (trace.z0);
-  g_assert_cmpmem (latents, trace.numel * sizeof (float), trace.z0, trace.numel * sizeof (float));
-  g_assert_cmpuint (trace.latents->len, ==, 0);
+  g_assert_nonnull (f.trace.z0);
+  g_assert_cmpmem (f.latents, f.trace.numel * sizeof (float), f.trace.z0,
+                   f.trace.numel * sizeof (float));
+  g_assert_cmpuint (f.trace.latents->len, ==, 0);
   /* the strength rule: int(steps * strength) as Python computes it on the decimal value */
   g_assert_cmpint (gesso_pipeline_strength_steps (10, 0.7f), ==, 7);
   g_assert_cmpint (gesso_pipeline_strength_steps (10, 0.6f), ==, 6);
@@ -523,9 +586,7 @@ test_sdedit_strength_zero (void)
   g_assert_cmpint (gesso_pipeline_strength_steps (7, 1.0f), ==, 7);
   g_assert_cmpint (gesso_pipeline_strength_steps (7, 0.0f), ==, 0);
   g_assert_cmpint (gesso_pipeline_strength_steps (3, 0.3f), ==, 0);
-  trace_clear (&trace);
-  g_ptr_array_unref (kept.draws);
-  gesso_image_clear (&image);
+  pipe_clear (&f);
 }
 
 /* --- LCM with a strength ------------------------------------------------------------------ */
@@ -539,50 +600,35 @@ static void
 test_lcm_sdedit_timesteps (void)
 {
   static const double expected[] = { 499, 379, 259, 139 };
-  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
   g_autoptr (GError) error = NULL;
-  g_autofree float *rgb = NULL, *latents = NULL;
-  GessoImage image = { 0 };
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  Pipe f;
 
-  if (m == NULL)
+  if (!pipe_init (&f, open_model ("tiny-sd1", "diffusers", 0), 64, 64))
     return;
-  make_image (&image, 64, 64);
-  rgb = model_rgb (&image);
-  latents = g_new (float, 4 * 32 * 32);
-  in.width = in.height = 64;
-  in.image = rgb;
   for (int pass = 0; pass < 2; pass++)
     {
-      kept_init (&kept, &noise, 21);
-      trace_init (&trace, &kept);
-      pipeline_params (&p, m, GESSO_SAMPLER_LCM, 4, &noise, &trace);
-      p.guidance = 1.0f;
-      p.strength = pass == 0 ? 0.5f : 0.0f;
-      g_assert_true (gesso_pipeline_img2img (&p, &in, latents, &error));
+      pipe_start (&f, GESSO_SAMPLER_LCM, 4, 21);
+      f.params.guidance = 1.0f;
+      f.params.strength = pass == 0 ? 0.5f : 0.0f;
+      g_assert_true (gesso_pipeline_img2img (&f.params, &f.input, f.latents, &error));
       g_assert_no_error (error);
       if (pass == 0)
         {
-          g_assert_cmpuint (trace.t->len, ==, G_N_ELEMENTS (expected));
-          for (guint i = 0; i < trace.t->len; i++)
-            g_assert_cmpfloat (g_array_index (trace.t, double, i), ==, expected[i]);
+          g_assert_cmpuint (f.trace.t->len, ==, G_N_ELEMENTS (expected));
+          for (guint i = 0; i < f.trace.t->len; i++)
+            g_assert_cmpfloat (g_array_index (f.trace.t, double, i), ==, expected[i]);
           /* the posterior sample, the start noise, one re-noising per step but the last */
-          g_assert_cmpuint (kept.draws->len, ==, 2 + 3);
+          g_assert_cmpuint (f.kept.draws->len, ==, 2 + 3);
         }
       else
         {
-          g_assert_cmpuint (trace.t->len, ==, 0);
-          g_assert_cmpmem (latents, trace.numel * sizeof (float), trace.z0,
-                           trace.numel * sizeof (float));
+          g_assert_cmpuint (f.trace.t->len, ==, 0);
+          g_assert_cmpmem (f.latents, f.trace.numel * sizeof (float), f.trace.z0,
+                           f.trace.numel * sizeof (float));
         }
-      trace_clear (&trace);
-      g_ptr_array_unref (kept.draws);
+      pipe_finish (&f);
     }
-  gesso_image_clear (&image);
+  pipe_clear (&f);
 }
 
 /* The 9-channel inpainting pipeline takes LCM's strength the same way: the same four
@@ -591,39 +637,24 @@ static void
 test_lcm_inpaint_9ch_timesteps (void)
 {
   static const double expected[] = { 499, 379, 259, 139 };
-  g_autoptr (GessoModel) m = open_model ("tiny-sd1-inpaint", "diffusers", 0);
   g_autoptr (GError) error = NULL;
-  g_autofree float *rgb = NULL, *latents = NULL, *pixel_mask = NULL;
-  GessoImage image = { 0 };
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  g_autofree float *pixel_mask = NULL;
+  Pipe f;
 
-  if (m == NULL)
+  if (!pipe_init (&f, open_model ("tiny-sd1-inpaint", "diffusers", 0), 64, 64))
     return;
-  make_image (&image, 64, 64);
-  rgb = model_rgb (&image);
   pixel_mask = g_new0 (float, 64 * 64);
   for (int i = 0; i < 64 * 32; i++)
     pixel_mask[i] = 1.0f;
-  latents = g_new (float, 4 * 32 * 32);
-  in.width = in.height = 64;
-  in.image = rgb;
-  in.pixel_mask = pixel_mask;
-  kept_init (&kept, &noise, 22);
-  trace_init (&trace, &kept);
-  pipeline_params (&p, m, GESSO_SAMPLER_LCM, 4, &noise, &trace);
-  p.strength = 0.5f;
-  g_assert_true (gesso_pipeline_inpaint (&p, &in, latents, &error));
+  f.input.pixel_mask = pixel_mask;
+  pipe_start (&f, GESSO_SAMPLER_LCM, 4, 22);
+  f.params.strength = 0.5f;
+  g_assert_true (gesso_pipeline_inpaint (&f.params, &f.input, f.latents, &error));
   g_assert_no_error (error);
-  g_assert_cmpuint (trace.t->len, ==, G_N_ELEMENTS (expected));
-  for (guint i = 0; i < trace.t->len; i++)
-    g_assert_cmpfloat (g_array_index (trace.t, double, i), ==, expected[i]);
-  trace_clear (&trace);
-  g_ptr_array_unref (kept.draws);
-  gesso_image_clear (&image);
+  g_assert_cmpuint (f.trace.t->len, ==, G_N_ELEMENTS (expected));
+  for (guint i = 0; i < f.trace.t->len; i++)
+    g_assert_cmpfloat (g_array_index (f.trace.t, double, i), ==, expected[i]);
+  pipe_clear (&f);
 }
 
 typedef struct
@@ -654,10 +685,7 @@ test_lcm_edits (void)
   GessoMask mask = { 0 };
 
   make_image (&image, 64, 64);
-  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
-  for (int y = 16; y < 48; y++)
-    for (int x = 16; x < 48; x++)
-      mask.values[y * 64 + x] = 1.0f;
+  make_mask (&mask, 64, 64, 16, 16, 48, 48);
   for (size_t i = 0; i < G_N_ELEMENTS (kinds); i++)
     {
       g_autoptr (GError) error = NULL;
@@ -715,59 +743,46 @@ column_mask (int w, int h)
 static void
 test_soft_mask_sdedit (void)
 {
-  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
   g_autoptr (GError) error = NULL;
   g_autoptr (GessoSampler) ref = NULL;
-  g_autofree float *rgb = NULL, *latents = NULL, *mask = NULL, *known = NULL;
+  g_autofree float *mask = NULL, *known = NULL;
   const int lw = 32, lh = 32, K = 8;
   const size_t plane = (size_t) (lw * lh), numel = 4 * plane;
-  GessoImage image = { 0 };
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  Pipe f;
   guint held = 0, free_cells = 0;
 
-  if (m == NULL)
+  if (!pipe_init (&f, open_model ("tiny-sd1", "diffusers", 0), 64, 64))
     return;
-  make_image (&image, 64, 64);
-  rgb = model_rgb (&image);
   mask = column_mask (lw, lh);
-  kept_init (&kept, &noise, 11);
-  trace_init (&trace, &kept);
-  pipeline_params (&p, m, GESSO_SAMPLER_DDIM, K, &noise, &trace);
-  in.width = in.height = 64;
-  in.image = rgb;
-  in.latent_mask = mask;
-  latents = g_new (float, numel);
-  g_assert_true (gesso_pipeline_img2img (&p, &in, latents, &error));
+  pipe_start (&f, GESSO_SAMPLER_DDIM, K, 11);
+  f.input.latent_mask = mask;
+  g_assert_true (gesso_pipeline_img2img (&f.params, &f.input, f.latents, &error));
   g_assert_no_error (error);
-  g_assert_cmpuint (trace.latents->len, ==, (guint) K);
+  g_assert_cmpuint (f.trace.latents->len, ==, (guint) K);
 
-  ref = gesso_sampler_new (&p.sampler, &error);
+  ref = gesso_sampler_new (&f.params.sampler, &error);
   g_assert_no_error (error);
   g_assert_true (gesso_sampler_set_timesteps (ref, K, NULL));
   known = g_new (float, numel);
   for (int j = 0; j < K; j++)
     {
-      const float *x = trace.latents->pdata[j];
+      const float *x = f.trace.latents->pdata[j];
       double rho = (double) (K - j) / K;
 
       if (j + 1 < K)
         {
           /* the step's known-region draw is the last one made before the observer ran */
-          guint d = g_array_index (trace.n_draws, guint, j) - 1;
+          guint d = g_array_index (f.trace.n_draws, guint, j) - 1;
           const double *ts = gesso_sampler_get_timesteps (ref, NULL);
           int64_t shape[4] = { 1, 4, lh, lw };
-          GessoTensor z0 = gesso_tensor_view (trace.z0, 4, shape);
-          GessoTensor z = gesso_tensor_view (kept.draws->pdata[d], 4, shape);
+          GessoTensor z0 = gesso_tensor_view (f.trace.z0, 4, shape);
+          GessoTensor z = gesso_tensor_view (f.kept.draws->pdata[d], 4, shape);
           GessoTensor out = gesso_tensor_view (known, 4, shape);
 
           g_assert_true (gesso_sampler_add_noise (ref, &z0, &z, ts[j + 1], &out, NULL));
         }
       else
-        memcpy (known, trace.z0, numel * sizeof (float));
+        memcpy (known, f.trace.z0, numel * sizeof (float));
       for (size_t e = 0; e < numel; e++)
         {
           gboolean hold = rho > (double) mask[e % plane];
@@ -788,12 +803,10 @@ test_soft_mask_sdedit (void)
   /* m = 0 ends exactly at z_0; m = 1 does not */
   for (size_t e = 0; e < numel; e++)
     if (mask[e % plane] == 0.0f)
-      g_assert_cmpfloat (latents[e], ==, trace.z0[e]);
+      g_assert_cmpfloat (f.latents[e], ==, f.trace.z0[e]);
     else if (mask[e % plane] == 1.0f)
-      g_assert_cmpfloat (latents[e], !=, trace.z0[e]);
-  trace_clear (&trace);
-  g_ptr_array_unref (kept.draws);
-  gesso_image_clear (&image);
+      g_assert_cmpfloat (f.latents[e], !=, f.trace.z0[e]);
+  pipe_clear (&f);
 }
 
 /* RePaint with the same soft mask (8 steps, jump length 2, 2 resamplings): at every reverse
@@ -802,48 +815,35 @@ test_soft_mask_sdedit (void)
 static void
 test_soft_mask_repaint (void)
 {
-  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
   g_autoptr (GError) error = NULL;
-  g_autofree float *rgb = NULL, *latents = NULL, *mask = NULL;
+  g_autofree float *mask = NULL;
   const int lw = 32, lh = 32, K = 8;
   const size_t plane = (size_t) (lw * lh), numel = 4 * plane;
   const float *abar;
-  GessoImage image = { 0 };
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  Pipe f;
   double t_last;
   guint steps = 0, n_free = 0, n_near = 0;
 
-  if (m == NULL)
+  if (!pipe_init (&f, open_model ("tiny-sd1", "diffusers", 0), 64, 64))
     return;
-  make_image (&image, 64, 64);
-  rgb = model_rgb (&image);
   mask = column_mask (lw, lh);
-  kept_init (&kept, &noise, 5);
-  trace_init (&trace, &kept);
-  pipeline_params (&p, m, GESSO_SAMPLER_REPAINT, K, &noise, &trace);
-  p.sampler.jump_length = 2;
-  p.sampler.jump_n_sample = 2;
-  in.width = in.height = 64;
-  in.image = rgb;
-  in.latent_mask = mask;
-  latents = g_new (float, numel);
-  g_assert_true (gesso_pipeline_inpaint (&p, &in, latents, &error));
+  pipe_start (&f, GESSO_SAMPLER_REPAINT, K, 5);
+  f.params.sampler.jump_length = 2;
+  f.params.sampler.jump_n_sample = 2;
+  f.input.latent_mask = mask;
+  g_assert_true (gesso_pipeline_inpaint (&f.params, &f.input, f.latents, &error));
   g_assert_no_error (error);
   {
-    g_autoptr (GessoSampler) s = gesso_sampler_new (&p.sampler, NULL);
+    g_autoptr (GessoSampler) s = gesso_sampler_new (&f.params.sampler, NULL);
     abar = g_memdup2 (gesso_sampler_get_schedule (s)->alphas_cumprod, 1000 * sizeof (float));
   }
 
-  t_last = g_array_index (trace.t, double, 0) + 1;
-  for (guint i = 0; i < trace.latents->len; i++)
+  t_last = g_array_index (f.trace.t, double, 0) + 1;
+  for (guint i = 0; i < f.trace.latents->len; i++)
     {
-      double t = g_array_index (trace.t, double, i);
-      const float *x = trace.latents->pdata[i];
-      const float *z = kept.draws->pdata[g_array_index (trace.n_draws, guint, i) - 1];
+      double t = g_array_index (f.trace.t, double, i);
+      const float *x = f.trace.latents->pdata[i];
+      const float *z = f.kept.draws->pdata[g_array_index (f.trace.n_draws, guint, i) - 1];
       int level = (int) t / (1000 / K), prev = (int) t - 1000 / K;
       double rho = (double) (level + 1) / K;
       double a_prev = prev >= 0 ? abar[prev] : 1.0;
@@ -853,7 +853,7 @@ test_soft_mask_repaint (void)
           steps++;
           for (size_t e = 0; e < numel; e++)
             {
-              double known = sqrt (a_prev) * trace.z0[e] + sqrt (1 - a_prev) * z[e];
+              double known = sqrt (a_prev) * f.trace.z0[e] + sqrt (1 - a_prev) * z[e];
               double diff = fabs ((double) x[e] - known);
 
               /* the sampler's own rounding (float32 or double) is within a few ulps */
@@ -873,11 +873,9 @@ test_soft_mask_repaint (void)
   g_assert_cmpuint (n_near, <=, n_free / 100);
   for (size_t e = 0; e < numel; e++)
     if (mask[e % plane] == 0.0f)
-      g_assert_cmpfloat (latents[e], ==, trace.z0[e]);
+      g_assert_cmpfloat (f.latents[e], ==, f.trace.z0[e]);
   g_free ((gpointer) abar);
-  trace_clear (&trace);
-  g_ptr_array_unref (kept.draws);
-  gesso_image_clear (&image);
+  pipe_clear (&f);
 }
 
 /* --- RePaint through the whole edit -------------------------------------------------------- */
@@ -897,10 +895,7 @@ test_repaint_hard_mask_pixels (void)
   if (m == NULL)
     return;
   make_image (&image, 80, 56);
-  g_assert_true (gesso_mask_init (&mask, 80, 56, NULL));
-  for (int y = 20; y < 36; y++)
-    for (int x = 30; x < 50; x++)
-      mask.values[y * 80 + x] = 1.0f;
+  make_mask (&mask, 80, 56, 30, 20, 50, 36);
   gesso_edit_params_init (&p, GESSO_EDIT_INPAINT);
   p.prompt = "a window";
   p.steps = 8;
@@ -962,42 +957,32 @@ test_repaint_hard_mask_pixels (void)
  * multiplies the mismatch by sqrt((1 - abar) / abar) (~15), so their errors are large and
  * fall slowly; the table shows them for two strengths, and the test asserts the trend. */
 static double
-round_trip_error (GessoModel *m, const float *rgb, int steps, float strength, double *max_abs,
-                  double *rms0)
+round_trip_error (Pipe *f, int steps, float strength, double *max_abs, double *rms0)
 {
-  g_autofree float *latents = g_new (float, 4 * 32 * 32);
   g_autoptr (GError) error = NULL;
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  GessoPipelineParams *p = &f->params;
   double ss = 0, ss0 = 0;
 
-  kept_init (&kept, &noise, 1);
-  trace_init (&trace, &kept);
-  pipeline_params (&p, m, GESSO_SAMPLER_DDIM, steps, &noise, &trace);
-  g_assert_true (gesso_model_sampler_config (m, GESSO_SAMPLER_DDIM_INVERSE, &p.inverse, NULL));
-  p.guidance = 1.0f;
-  p.strength = strength;
-  p.source_prompt = p.prompt;
-  in.width = in.height = 64;
-  in.image = rgb;
-  g_assert_true (gesso_pipeline_restyle (&p, &in, latents, &error));
+  pipe_start (f, GESSO_SAMPLER_DDIM, steps, 1);
+  g_assert_true (gesso_model_sampler_config (f->model, GESSO_SAMPLER_DDIM_INVERSE, &p->inverse,
+                                             NULL));
+  p->guidance = 1.0f;
+  p->strength = strength;
+  p->source_prompt = p->prompt;
+  g_assert_true (gesso_pipeline_restyle (p, &f->input, f->latents, &error));
   g_assert_no_error (error);
-  g_assert_cmpuint (kept.draws->len, ==, 0);
+  g_assert_cmpuint (f->kept.draws->len, ==, 0);
   *max_abs = 0;
-  for (size_t e = 0; e < trace.numel; e++)
+  for (size_t e = 0; e < f->trace.numel; e++)
     {
-      double d = (double) latents[e] - trace.z0[e];
+      double d = (double) f->latents[e] - f->trace.z0[e];
       *max_abs = MAX (*max_abs, fabs (d));
       ss += d * d;
-      ss0 += (double) trace.z0[e] * trace.z0[e];
+      ss0 += (double) f->trace.z0[e] * f->trace.z0[e];
     }
-  *rms0 = sqrt (ss0 / (double) trace.numel);
-  trace_clear (&trace);
-  g_ptr_array_unref (kept.draws);
-  return sqrt (ss / (double) (4 * 32 * 32));
+  *rms0 = sqrt (ss0 / (double) f->trace.numel);
+  pipe_finish (f);
+  return sqrt (ss / (double) f->numel);
 }
 
 static void
@@ -1005,15 +990,11 @@ test_restyle_reconstruction (void)
 {
   static const int step_counts[] = { 5, 10, 20, 50, 100 };
   static const float strengths[] = { 0.3f, 1.0f };
-  g_autoptr (GessoModel) m = open_model ("tiny-sd1", "diffusers", 0);
-  g_autofree float *rgb = NULL;
   double errors[G_N_ELEMENTS (strengths)][G_N_ELEMENTS (step_counts)];
-  GessoImage image = { 0 };
+  Pipe f;
 
-  if (m == NULL)
+  if (!pipe_init (&f, open_model ("tiny-sd1", "diffusers", 0), 64, 64))
     return;
-  make_image (&image, 64, 64);
-  rgb = model_rgb (&image);
   g_test_message ("DDIM inversion + DDIM sampling, same prompt, guidance 1 (tiny-sd1):");
   g_test_message ("  strength  steps   max |z - z0|   rms (z - z0)   rms z0");
   for (size_t k = 0; k < G_N_ELEMENTS (strengths); k++)
@@ -1021,7 +1002,7 @@ test_restyle_reconstruction (void)
       {
         double max_abs, rms0;
 
-        errors[k][s] = round_trip_error (m, rgb, step_counts[s], strengths[k], &max_abs, &rms0);
+        errors[k][s] = round_trip_error (&f, step_counts[s], strengths[k], &max_abs, &rms0);
         g_test_message ("  %8.1f  %5d   %12.3e   %12.3e   %.3f", strengths[k], step_counts[s],
                         max_abs, errors[k][s], rms0);
       }
@@ -1030,7 +1011,7 @@ test_restyle_reconstruction (void)
   g_assert_cmpfloat (errors[0][0], <, 1e-2);
   for (size_t k = 0; k < G_N_ELEMENTS (strengths); k++)
     g_assert_cmpfloat (errors[k][G_N_ELEMENTS (step_counts) - 1], <, errors[k][1] / 1.4);
-  gesso_image_clear (&image);
+  pipe_clear (&f);
 }
 
 /* --- determinism --------------------------------------------------------------------------- */
@@ -1080,9 +1061,7 @@ test_same_seed (void)
   if (m == NULL)
     return;
   make_image (&image, 64, 64);
-  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
-  for (int i = 0; i < 64 * 32; i++)
-    mask.values[i] = 1.0f;
+  make_mask (&mask, 64, 64, 0, 0, 64, 32);
   for (int kind = GESSO_EDIT_GENERATE; kind <= GESSO_EDIT_RESTYLE; kind++)
     {
       g_assert_true (edit_once (m, kind, 42, &image, &mask, &a));
@@ -1114,9 +1093,7 @@ test_threads (void)
     return;
   two = open_model ("tiny-sd1", "diffusers", 2);
   make_image (&image, 64, 64);
-  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
-  for (int i = 0; i < 64 * 64; i++)
-    mask.values[i] = (i % 64) < 40 ? 1.0f : 0.0f;
+  make_mask (&mask, 64, 64, 0, 0, 40, 64);
   for (int kind = GESSO_EDIT_GENERATE; kind <= GESSO_EDIT_RESTYLE; kind++)
     {
       g_assert_true (edit_once (one, kind, 9, &image, &mask, &a));
@@ -1398,10 +1375,7 @@ test_preview_edits (void)
   GessoMask mask = { 0 };
 
   make_image (&image, 80, 64);
-  g_assert_true (gesso_mask_init (&mask, 80, 64, NULL));
-  for (int y = 12; y < 44; y++)
-    for (int x = 30; x < 62; x++)
-      mask.values[y * 80 + x] = 1.0f;
+  make_mask (&mask, 80, 64, 30, 12, 62, 44);
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       const GessoMask *mk = cases[i].masked ? &mask : NULL;
@@ -1465,64 +1439,55 @@ test_preview_edits (void)
 static void
 test_preview_estimate (void)
 {
-  g_autoptr (GessoModel) m = open_demo_model ();
   g_autoptr (GError) error = NULL;
-  g_autofree float *rgb = NULL, *latents = NULL, *mask = NULL;
-  const int side = 64, lside = side / gesso_model_get_latent_factor (m);
-  const size_t numel = (size_t) (4 * lside * lside);
+  g_autofree float *mask = NULL;
+  const int side = 64;
   GessoRegion region = { 0, 0, side, side, side, side };
-  GessoImage image = { 0 };
-  GessoPipelineParams p;
-  GessoPipelineInput in = { 0 };
-  GessoNoiseSource noise;
-  KeptNoise kept;
-  Trace trace;
+  Pipe f;
+  size_t plane;
 
-  make_image (&image, side, side);
-  rgb = model_rgb (&image);
-  mask = g_new0 (float, (size_t) (lside * lside));
-  for (int i = 0; i < lside * lside / 2; i++)
+  pipe_init (&f, open_demo_model (), side, side);
+  plane = f.numel / 4;
+  mask = g_new0 (float, plane);
+  for (size_t i = 0; i < plane / 2; i++)
     mask[i] = 1.0f;
-  latents = g_new (float, numel);
-  in.width = in.height = side;
   for (int masked = 0; masked < 2; masked++)
     {
-      g_autoptr (GessoPreviewer) pv = gesso_previewer_new (m, 32, &region, NULL, NULL, &error);
+      g_autoptr (GessoPreviewer) pv = gesso_previewer_new (f.model, 32, &region, NULL, NULL,
+                                                           &error);
+      GessoPipelineParams *p = &f.params;
       PreviewLog log = { 0 };
       const float *estimate;
       size_t n;
       double worst = 0;
 
       g_assert_no_error (error);
-      kept_init (&kept, &noise, 31);
-      trace_init (&trace, &kept);
-      pipeline_params (&p, m, GESSO_SAMPLER_EULER, 6, &noise, &trace);
-      p.previewer = pv;
-      p.progress = on_preview;
-      p.progress_data = &log;
+      pipe_start (&f, GESSO_SAMPLER_EULER, 6, 31);
+      p->previewer = pv;
+      p->progress = on_preview;
+      p->progress_data = &log;
       log.expect_w = log.expect_h = 32;
-      in.image = masked ? rgb : NULL;
-      in.latent_mask = masked ? mask : NULL;
-      g_assert_true (masked ? gesso_pipeline_img2img (&p, &in, latents, &error)
-                            : gesso_pipeline_txt2img (&p, &in, latents, &error));
+      f.input.image = masked ? f.rgb : NULL;
+      f.input.latent_mask = masked ? mask : NULL;
+      g_assert_true (masked ? gesso_pipeline_img2img (p, &f.input, f.latents, &error)
+                            : gesso_pipeline_txt2img (p, &f.input, f.latents, &error));
       g_assert_no_error (error);
       g_assert_cmpint (log.calls, ==, 6);
       estimate = gesso_previewer_latent (pv, &n);
-      g_assert_cmpuint (n, ==, numel);
-      for (size_t e = 0; e < numel; e++)
+      g_assert_cmpuint (n, ==, f.numel);
+      for (size_t e = 0; e < f.numel; e++)
         {
-          worst = MAX (worst, fabs ((double) estimate[e] - latents[e]));
-          if (masked && mask[e % (size_t) (lside * lside)] == 0.0f)
-            g_assert_cmpfloat (estimate[e], ==, trace.z0[e]);
+          worst = MAX (worst, fabs ((double) estimate[e] - f.latents[e]));
+          if (masked && mask[e % plane] == 0.0f)
+            g_assert_cmpfloat (estimate[e], ==, f.trace.z0[e]);
         }
       g_test_message ("%s: last estimate vs final latent: max |diff| %.3g",
                       masked ? "img2img, half masked" : "txt2img", worst);
       g_assert_cmpfloat (worst, <, 1e-5);
       gesso_image_clear (&log.last);
-      trace_clear (&trace);
-      g_ptr_array_unref (kept.draws);
+      pipe_finish (&f);
     }
-  gesso_image_clear (&image);
+  pipe_clear (&f);
 }
 
 /* Previews on the tiny conformance models (random weights, so only the form is checked):
@@ -1544,10 +1509,7 @@ test_preview_other_models (void)
   GessoMask mask = { 0 };
 
   make_image (&image, 64, 48);
-  g_assert_true (gesso_mask_init (&mask, 64, 48, NULL));
-  for (int y = 8; y < 40; y++)
-    for (int x = 8; x < 40; x++)
-      mask.values[y * 64 + x] = 1.0f;
+  make_mask (&mask, 64, 48, 8, 8, 40, 40);
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autoptr (GessoModel) m = open_model (cases[i].model, "diffusers", 0);
@@ -1603,10 +1565,7 @@ test_other_models (void)
   GessoMask mask = { 0 };
 
   make_image (&image, 64, 64);
-  g_assert_true (gesso_mask_init (&mask, 64, 64, NULL));
-  for (int y = 16; y < 40; y++)
-    for (int x = 8; x < 30; x++)
-      mask.values[y * 64 + x] = 1.0f;
+  make_mask (&mask, 64, 64, 8, 16, 30, 40);
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autoptr (GessoModel) m = open_model (cases[i].model, cases[i].file, 0);
