@@ -29,6 +29,7 @@
 
 #include "edit/model-private.h"
 #include "io/config.h"
+#include "io/io-private.h"
 #include "io/ldm_yaml.h"
 #include "ops/ops.h"
 
@@ -373,8 +374,12 @@ prediction_from_ldm_yaml (GessoModel *m, gboolean *found, GError **error)
     m->prediction = GESSO_PREDICTION_EPSILON;
   else
     {
+      g_autofree char *shown_path = gesso_io_display (path);
+      g_autofree char *shown_value = gesso_io_display (value);
+
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s says parameterization '%s'; Gesso runs eps and v models", path, value);
+                   "%s says parameterization '%s'; Gesso runs eps and v models", shown_path,
+                   shown_value);
       return FALSE;
     }
   m->prediction_source = g_steal_pointer (&path);

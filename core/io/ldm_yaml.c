@@ -9,11 +9,11 @@
 
 #include "io/ldm_yaml.h"
 
-#include <glib/gstdio.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "gesso.h"
+#include "io/io-private.h"
 
 /* Deeper than any config; deeper documents are refused rather than recursed into. */
 #define MAX_DEPTH 64
@@ -123,6 +123,7 @@ gboolean
 gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char *name,
                                      const char *const *key_path, char **out, GError **error)
 {
+  g_autofree char *shown = NULL;
   yaml_parser_t parser;
   yaml_event_t event;
   Walk w = { .key_path = key_path, .path_length = g_strv_length ((char **) key_path) };
@@ -130,6 +131,7 @@ gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char 
 
   g_return_val_if_fail (data != NULL && name != NULL && key_path != NULL && out != NULL, FALSE);
   *out = NULL;
+  shown = gesso_io_display (name);
   if (!yaml_parser_initialize (&parser))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, "cannot start a YAML parser");
@@ -141,7 +143,7 @@ gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char 
       if (!yaml_parser_parse (&parser, &event))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s is not valid YAML: %s at line %zu; fix or remove the file", name,
+                       "%s is not valid YAML: %s at line %zu; fix or remove the file", shown,
                        parser.problem ? parser.problem : "unreadable",
                        parser.problem_mark.line + 1);
           ok = FALSE;
@@ -161,7 +163,7 @@ gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char 
             {
               g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
                            "%s nests deeper than %d levels; it is not an LDM model config",
-                           name, MAX_DEPTH);
+                           shown, MAX_DEPTH);
               ok = FALSE;
             }
           break;
@@ -194,26 +196,13 @@ gboolean
 gesso_ldm_yaml_get_scalar (const char *path, const char *const *key_path, char **out,
                            GError **error)
 {
-  g_autoptr (GError) read_error = NULL;
   g_autofree char *data = NULL;
-  gsize length = 0;
-  GStatBuf st;
+  size_t length = 0;
 
   g_return_val_if_fail (path != NULL && out != NULL, FALSE);
   *out = NULL;
-  /* checked before reading, so a huge file named .yaml costs nothing */
-  if (g_stat (path, &st) == 0 && st.st_size > GESSO_LDM_YAML_MAX_BYTES)
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s is %" G_GINT64_FORMAT " bytes; an LDM model config is a few KiB, so "
-                   "this is not one: rename or remove it", path, (gint64) st.st_size);
-      return FALSE;
-    }
-  if (!g_file_get_contents (path, &data, &length, &read_error))
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read %s: %s", path,
-                   read_error->message);
-      return FALSE;
-    }
+  data = gesso_io_read_file (path, GESSO_LDM_YAML_MAX_BYTES, &length, error);
+  if (data == NULL)
+    return FALSE;
   return gesso_ldm_yaml_get_scalar_from_data (data, length, path, key_path, out, error);
 }

@@ -154,8 +154,9 @@ test_files (void)
   g_clear_pointer (&value, g_free);
 
   g_assert_false (gesso_ldm_yaml_get_scalar (huge, parameterization, &value, &error));
-  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED);
-  g_assert_nonnull (strstr (error->message, "not one"));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, huge));
+  g_assert_nonnull (strstr (error->message, "at most 1048576"));
   g_clear_error (&error);
 
   g_assert_false (gesso_ldm_yaml_get_scalar (missing, parameterization, &value, &error));

@@ -306,6 +306,13 @@ test_single_file_with_ldm_yaml (void)
   g_assert_true (g_file_set_contents (yaml, "model: [params\n", -1, NULL));
   error = assert_probe_fails_like_open (file, GESSO_ERROR_CORRUPT);
   g_assert_nonnull (strstr (error->message, yaml));
+  g_clear_error (&error);
+
+  /* a value from the file is shown, control characters escaped, on the one line */
+  g_assert_true (g_file_set_contents (yaml, "model: {params: {parameterization: \"x0\\nv\"}}\n",
+                                      -1, NULL));
+  error = assert_probe_fails_like_open (file, GESSO_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "parameterization 'x0"));
   fixture_remove_tree (tmp);
 }
 
