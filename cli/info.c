@@ -104,6 +104,8 @@ print_probe (const GessoModelProbe *probe, GessoModelLayout layout, GessoPredict
   print_field (_("prediction"), prediction);
   print_field (_("resolution"), resolution);
   print_field (_("configs"), configs);
+  if (probe->tokenizer_bundled)
+    print_field (_("tokenizer"), _("none with the model: the CLIP vocabulary Gesso ships"));
   for (guint i = 0; probe->tokenizer_files[i] != NULL; i++)
     if (i == 0)
       print_field (_("tokenizer"), probe->tokenizer_files[i]);

@@ -148,7 +148,9 @@ typedef struct
   gboolean inpainting;                /* a 9-channel inpainting UNet */
   char *config_dir;                   /* single file: the diffusers folder its configs come
                                        * from; NULL: inferred from the weights (or a folder) */
-  char **tokenizer_files;             /* the tokenizer files read, NULL-terminated */
+  char **tokenizer_files;             /* the tokenizer files read, NULL-terminated; empty
+                                       * when TOKENIZER_BUNDLED */
+  gboolean tokenizer_bundled;         /* the model brings none: the CLIP table Gesso ships */
 } GessoModelProbe;
 
 /* Fails where gesso_model_open would, except for what only fetching every weight finds (a

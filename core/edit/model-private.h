@@ -34,7 +34,8 @@ struct GessoModel
   JsonObject *scheduler_json;   /* the model's scheduler_config.json; NULL when none */
   char *scheduler_json_name;    /* its path, for messages */
   char *config_dir;             /* where a single file's configs came from; NULL if none */
-  char *tokenizer_dir;          /* where vocab.json and merges.txt were found */
+  char *tokenizer_dir;          /* where vocab.json and merges.txt were found; NULL: the
+                                 * bundled CLIP table */
   GessoUnetConfig unet_config;  /* as checked against the weight shapes */
   GessoVaeConfig vae_config;
   int sample_size;              /* the UNet config's training resolution (cells); 0: none */

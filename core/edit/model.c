@@ -10,8 +10,9 @@
  *   3. nothing: the UNet and VAE are inferred from the weights' shapes, the text encoder from
  *      its key layout, and the scheduler is Stable Diffusion's.
  * The tokenizer of a single file is the config folder's tokenizer/, else vocab.json and
- * merges.txt beside the file or in a tokenizer/ folder beside it; when none is found the
- * error names every place looked at.
+ * merges.txt beside the file or in a tokenizer/ folder beside it; when none is found (the
+ * usual case for a downloaded checkpoint, and for a diffusers folder without tokenizer/) the
+ * CLIP table Gesso ships, with the padding of the text encoder's family (model/clip_vocab.h).
  *
  * Opening plans first (files mapped, configs chosen and checked against the weight shapes,
  * tokenizer loaded; no weight read), then builds the components. gesso_model_probe stops
@@ -252,46 +253,83 @@ tokenizer_from_folder (const char *dir, gboolean openclip, GError **error)
   return gesso_tokenizer_new_from_files (vocab, merges, &tc, error);
 }
 
+/* Whether DIR holds one of the two tokenizer files without the other: someone meant to give a
+ * tokenizer there, and falling back to the bundled one would hide the mistake. */
+static gboolean
+has_half_tokenizer (const char *dir)
+{
+  g_autofree char *vocab = g_build_filename (dir, "vocab.json", NULL);
+  g_autofree char *merges = g_build_filename (dir, "merges.txt", NULL);
+
+  return g_file_test (vocab, G_FILE_TEST_IS_REGULAR) != g_file_test (merges,
+                                                                     G_FILE_TEST_IS_REGULAR);
+}
+
 /* Where the tokenizer's files are: a diffusers folder's tokenizer/; for a single file the
- * config folder's tokenizer/, else beside the file, else a tokenizer/ folder beside it. When
- * none has both vocab.json and merges.txt, the error names every place looked at. */
-static char *
-find_tokenizer_dir (const GessoModel *m, GError **error)
+ * config folder's tokenizer/, else beside the file, else a tokenizer/ folder beside it. NULL
+ * without an error when none of those holds either file: the model then uses the CLIP table
+ * Gesso ships, as A1111, ComfyUI and stable-diffusion.cpp do. A place with only one of
+ * vocab.json and merges.txt is an error naming every place looked at. */
+static gboolean
+find_tokenizer_dir (const GessoModel *m, char **out, GError **error)
 {
   const char *dir = gesso_model_files_dir (m->files);
   g_autoptr (GString) looked = g_string_new (NULL);
   g_autofree char *sub = g_build_filename (dir, "tokenizer", NULL);
   g_autofree char *from_config = NULL;
   const char *places[3] = { NULL, NULL, NULL };
+  gboolean half = FALSE;
 
+  *out = NULL;
   if (gesso_model_files_layout (m->files) == GESSO_MODEL_LAYOUT_DIFFUSERS)
+    places[0] = sub;
+  else
     {
-      if (has_tokenizer_files (sub))
-        return g_steal_pointer (&sub);
-      describe_missing (looked, sub);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "the model has no usable tokenizer: %s; copy the model's tokenizer/ "
-                   "folder (vocab.json, merges.txt) there", looked->str);
-      return NULL;
+      if (m->config_dir != NULL)
+        from_config = g_build_filename (m->config_dir, "tokenizer", NULL);
+      places[0] = from_config;
+      places[1] = dir;
+      places[2] = sub;
     }
-
-  if (m->config_dir != NULL)
-    from_config = g_build_filename (m->config_dir, "tokenizer", NULL);
-  places[0] = from_config;
-  places[1] = dir;
-  places[2] = sub;
   for (guint i = 0; i < G_N_ELEMENTS (places); i++)
     if (places[i] != NULL && has_tokenizer_files (places[i]))
-      return g_strdup (places[i]);
+      {
+        *out = g_strdup (places[i]);
+        return TRUE;
+      }
+  for (guint i = 0; i < G_N_ELEMENTS (places); i++)
+    half = half || (places[i] != NULL && has_half_tokenizer (places[i]));
+  if (!half)
+    return TRUE;
   for (guint i = 0; i < G_N_ELEMENTS (places); i++)
     if (places[i] != NULL)
       describe_missing (looked, places[i]);
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-               "no tokenizer for '%s': a single .safetensors file carries none, and %s. "
-               "Put the model's CLIP vocab.json and merges.txt beside the file, or name "
-               "the model's diffusers folder as its config folder",
+               "incomplete tokenizer for '%s': %s. Put both of the model's vocab.json and "
+               "merges.txt there, or remove the one to use the CLIP vocabulary Gesso ships",
                gesso_model_files_path (m->files), looked->str);
-  return NULL;
+  return FALSE;
+}
+
+/* The bundled table has CLIP's 49408 ids; a text encoder with a smaller embedding table (the
+ * demo model's, any custom one) was trained with a vocabulary of its own, which only its
+ * files can give. */
+static gboolean
+check_bundled_fits (const GessoModel *m, GError **error)
+{
+  int64_t shape[8];
+  int ndim;
+
+  if (!gesso_weights_shape (m->weights, GESSO_COMPONENT_TEXT_ENCODER,
+                            "text_model.embeddings.token_embedding.weight", &ndim, shape)
+      || ndim != 2 || shape[0] >= GESSO_CLIP_VOCAB_SIZE)
+    return TRUE;
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               "no tokenizer for '%s': its text encoder knows %" G_GINT64_FORMAT " tokens, not "
+               "CLIP's %d, so it needs its own; put the model's vocab.json and merges.txt "
+               "beside the file", gesso_model_files_path (m->files), shape[0],
+               GESSO_CLIP_VOCAB_SIZE);
+  return FALSE;
 }
 
 /* --- planning: what the configs and weight names say, before any weight is read --------- */
@@ -498,6 +536,7 @@ static GessoModel *
 model_plan (const GessoModelParams *params, GError **error)
 {
   g_autoptr (GessoModel) m = NULL;
+  gboolean openclip;
 
   if (!check_params (params, error))
     return NULL;
@@ -517,11 +556,14 @@ model_plan (const GessoModelParams *params, GError **error)
       gesso_weights_set_absent_error (m->weights, "text encoder", error);
       return NULL;
     }
-  m->tokenizer_dir = find_tokenizer_dir (m, error);
-  if (m->tokenizer_dir == NULL)
+  if (!find_tokenizer_dir (m, &m->tokenizer_dir, error))
     return NULL;
-  m->tokenizer = tokenizer_from_folder (m->tokenizer_dir, gesso_weights_text_keys (m->weights)
-                                                            == GESSO_TEXT_KEYS_OPENCLIP, error);
+  openclip = gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
+  if (m->tokenizer_dir != NULL)
+    m->tokenizer = tokenizer_from_folder (m->tokenizer_dir, openclip, error);
+  else if (check_bundled_fits (m, error))
+    m->tokenizer = gesso_tokenizer_new_bundled (openclip ? GESSO_CLIP_FLAVOR_OPENCLIP
+                                                         : GESSO_CLIP_FLAVOR_OPENAI, error);
   if (m->tokenizer == NULL || !plan_unet (m, error) || !plan_vae (m, error)
       || !plan_scheduler (m, params, error))
     return NULL;
@@ -627,7 +669,8 @@ gesso_model_probe (const GessoModelParams *params, GError **error)
   probe->latent_factor = gesso_vae_config_latent_factor (&m->vae_config);
   probe->inpainting = configs_say_inpainting (m);
   probe->config_dir = g_strdup (m->config_dir);
-  for (guint i = 0; i < G_N_ELEMENTS (tokenizer_file_names); i++)
+  probe->tokenizer_bundled = m->tokenizer_dir == NULL;
+  for (guint i = 0; m->tokenizer_dir != NULL && i < G_N_ELEMENTS (tokenizer_file_names); i++)
     {
       g_autofree char *path = g_build_filename (m->tokenizer_dir, tokenizer_file_names[i], NULL);
 

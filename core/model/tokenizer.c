@@ -969,6 +969,24 @@ gesso_tokenizer_new_from_data (const char *vocab_json, gssize vocab_length, cons
                         "merges.txt", config, error);
 }
 
+GessoTokenizer *
+gesso_tokenizer_new_bundled (GessoClipFlavor flavor, GError **error)
+{
+  GessoTokenizerConfig config;
+  const char *vocab;
+  const char *merges;
+
+  if (!gesso_clip_vocab_bundled (&vocab, &merges, error))
+    return NULL;
+  gesso_tokenizer_config_init (&config);
+  /* OpenCLIP pads with "!" (SD 2.x's special_tokens_map.json says so); OpenAI's CLIP with
+   * "<|endoftext|>", CLIPTokenizer's default */
+  if (flavor == GESSO_CLIP_FLAVOR_OPENCLIP)
+    config.pad_token = "!";
+  return tokenizer_new (vocab, -1, "the bundled CLIP vocab.json", merges, -1,
+                        "the bundled CLIP merges.txt", &config, error);
+}
+
 /* Names whichever of the two required files is absent, with the path looked at. */
 static gboolean
 check_files_present (const char *vocab_path, const char *merges_path, GError **error)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "gesso.h"
+#include "model/clip_vocab.h"
 
 G_BEGIN_DECLS
 
@@ -63,6 +64,9 @@ GessoTokenizer *gesso_tokenizer_new_from_data (const char *vocab_json, gssize vo
  * tokens and model_max_length of tokenizer_config.json and special_tokens_map.json the way
  * transformers reads them (either may be absent; then CLIPTokenizer's defaults apply). */
 GessoTokenizer *gesso_tokenizer_new_from_dir (const char *dir, GError **error);
+/* OpenAI's CLIP table that Gesso ships (model/clip_vocab.h), with FLAVOR's conventions and
+ * CLIPTokenizer's defaults otherwise: for models that bring no tokenizer files. */
+GessoTokenizer *gesso_tokenizer_new_bundled (GessoClipFlavor flavor, GError **error);
 void gesso_tokenizer_free (GessoTokenizer *tokenizer);
 
 guint gesso_tokenizer_get_max_length (const GessoTokenizer *tokenizer);
