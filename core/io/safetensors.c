@@ -1,19 +1,24 @@
-/* Safetensors reader: maps the file, validates the whole header before handing out a single
- * tensor, and converts entries to float32 or int64 on request.
+/* Safetensors reader: reads the header into memory it owns, validates all of it before
+ * handing out a single tensor, and reads tensor data on request with pread into the caller's
+ * buffers, converting to float32 or int64.
+ *
+ * Nothing of a file is mapped: a mapped page of a file that shrinks under us (a model replaced
+ * or re-downloaded in place while a run uses it) faults with SIGBUS, which would kill the
+ * command or the GIMP plug-in with no message. A short pread is an error instead.
  *
  * Everything in the header is untrusted: the length prefix, the JSON, every number in it.
  * Offsets are checked with unsigned 64-bit arithmetic that cannot wrap (each operand is
- * bounded first), so an entry that passes validation can be read in full from the mapping.
+ * bounded first), so an entry that passes validation lies inside the file as it was opened.
  * Messages give absolute file offsets, which is what a user comparing against `ls -l` or a
  * hex dump sees.
  */
 #include "io/safetensors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,9 +35,11 @@ G_STATIC_ASSERT (G_BYTE_ORDER == G_LITTLE_ENDIAN);
 struct GessoSafetensors
 {
   char *path;                     /* or the name given to gesso_safetensors_new_from_bytes */
-  GMappedFile *mapping;           /* NULL when the bytes belong to the caller */
-  const guint8 *bytes;
-  size_t size;
+  int fd;                         /* the open file; -1 when the bytes belong to the caller */
+  guint8 *prefix;                 /* a file's first bytes (the header), owned; or NULL */
+  const guint8 *bytes;            /* PREFIX, or the caller's bytes */
+  size_t n_bytes;                 /* bytes at BYTES: the header of a file, all of a buffer */
+  size_t size;                    /* of the whole file */
   GessoSafetensorsEntry *entries; /* sorted by offset; names owned */
   guint n_entries;
   GHashTable *by_name;            /* name -> entry in ENTRIES */
@@ -344,7 +351,7 @@ set_header_error (GError **error, const GessoSafetensors *st, const char *format
   g_autofree char *message = NULL;
   va_list args;
 
-  if (gesso_io_looks_like_pickle (st->bytes, st->size))
+  if (gesso_io_looks_like_pickle (st->bytes, st->n_bytes))
     {
       gesso_io_set_pickle_error (error, st->path);
       return;
@@ -389,6 +396,91 @@ parse_header_json (const GessoSafetensors *st, const char *text, size_t length, 
   return json_object_ref (json_node_get_object (root));
 }
 
+/* The first key at or after TEXT[*POS] of the top-level object of valid JSON TEXT, as it is
+ * written (escapes not decoded), into *KEY and *KEY_LEN; FALSE at the end. *POS moves past
+ * it. Only strings at depth 1 after '{' or ',' are keys; the rest is skipped. */
+static gboolean
+next_top_level_key (const char *text, size_t length, size_t *pos, const char **key,
+                    size_t *key_len)
+{
+  int depth = 0;
+  gboolean want_key = FALSE;
+
+  /* restart the walk where the last call stopped: it stopped just after a key at depth 1 */
+  if (*pos > 0)
+    depth = 1;
+  for (size_t i = *pos; i < length; i++)
+    {
+      char c = text[i];
+
+      if (c == '"')
+        {
+          size_t start = ++i;
+
+          while (i < length && text[i] != '"')
+            i += text[i] == '\\' ? 2 : 1;
+          if (depth == 1 && want_key)
+            {
+              *key = text + start;
+              *key_len = MIN (i, length) - start;
+              *pos = i + 1;
+              return TRUE;
+            }
+          want_key = FALSE;
+        }
+      else if (c == '{' || c == '[')
+        {
+          depth++;
+          want_key = depth == 1 && c == '{';
+        }
+      else if (c == '}' || c == ']')
+        depth--;
+      else if (c == ',' && depth == 1)
+        want_key = TRUE;
+    }
+  return FALSE;
+}
+
+/* JSON allows a name twice in an object and json-glib keeps the last; safetensors forbids it
+ * (two tensors of one name), and a file that has one is corrupt or forged: the header would
+ * describe data nobody reads. Counts the top-level keys of TEXT against the parsed object. */
+static gboolean
+check_unique_names (const GessoSafetensors *st, const char *text, size_t length,
+                    JsonObject *header, GError **error)
+{
+  g_autoptr (GHashTable) seen = NULL;
+  g_autofree char *file = NULL;
+  const char *key;
+  size_t key_len, pos = 0;
+  guint n_keys = 0;
+
+  while (next_top_level_key (text, length, &pos, &key, &key_len))
+    n_keys++;
+  if (n_keys <= json_object_get_size (header))
+    return TRUE;
+  /* name the repeated key when it is written the same way both times (the usual case) */
+  file = gesso_io_display (st->path);
+  seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  pos = 0;
+  while (next_top_level_key (text, length, &pos, &key, &key_len))
+    {
+      char *name = g_strndup (key, key_len);
+
+      if (!g_hash_table_add (seen, name))
+        {
+          g_autofree char *shown = gesso_io_display (name);
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                       "%s: the header names tensor '%s' twice; the file is corrupt: download "
+                       "or convert it again", file, shown);
+          return FALSE;
+        }
+    }
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+               "%s: the header names a tensor twice (spelt with different escapes); the file "
+               "is corrupt: download or convert it again", file);
+  return FALSE;
+}
+
 /* Validates ST->bytes and fills the entry tables. On failure ST holds what was read so far,
  * every entry name owned, and the caller frees it. */
 static gboolean
@@ -430,9 +522,13 @@ validate (GessoSafetensors *st, GError **error)
       return FALSE;
     }
   data_start = 8 + (size_t) header_length;
+  /* gesso_safetensors_open read the header whenever the checks above pass */
+  g_return_val_if_fail (data_start <= st->n_bytes, FALSE);
 
   header = parse_header_json (st, (const char *) st->bytes + 8, (size_t) header_length, error);
-  if (header == NULL)
+  if (header == NULL
+      || !check_unique_names (st, (const char *) st->bytes + 8, (size_t) header_length, header,
+                              error))
     return FALSE;
 
   st->entries = g_new0 (GessoSafetensorsEntry, MAX (json_object_get_size (header), 1));
@@ -456,8 +552,9 @@ validate (GessoSafetensors *st, GError **error)
     return FALSE;
   for (guint i = 0; i < st->n_entries; i++)
     {
-      st->entries[i].data = st->bytes + st->entries[i].offset;
-      st->entries[i].file_backed = st->mapping != NULL;
+      st->entries[i].owner = st;
+      st->entries[i].file_backed = st->fd >= 0;
+      st->entries[i].data = st->fd >= 0 ? NULL : st->bytes + st->entries[i].offset;
       g_hash_table_insert (st->by_name, (char *) st->entries[i].name, &st->entries[i]);
     }
   return TRUE;
@@ -469,6 +566,7 @@ safetensors_alloc (const char *path)
   GessoSafetensors *st = g_new0 (GessoSafetensors, 1);
 
   st->path = g_strdup (path);
+  st->fd = -1;
   st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   return st;
@@ -485,6 +583,7 @@ gesso_safetensors_new_from_bytes (const void *data, size_t size, const char *nam
 
   st = safetensors_alloc (name);
   st->bytes = data;
+  st->n_bytes = size;
   st->size = size;
   if (!validate (st, error))
     {
@@ -494,17 +593,87 @@ gesso_safetensors_new_from_bytes (const void *data, size_t size, const char *nam
   return st;
 }
 
+/* Reads up to COUNT bytes at OFFSET of FD into BUFFER, as many as the file has; the count
+ * read, or -1 with errno set. */
+static gssize
+pread_full (int fd, void *buffer, size_t count, uint64_t offset)
+{
+  size_t done = 0;
+
+  while (done < count)
+    {
+      ssize_t n = pread (fd, (guint8 *) buffer + done, MIN (count - done, (size_t) 1 << 30),
+                         (off_t) (offset + done));
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      if (n == 0)
+        break;
+      done += (size_t) n;
+    }
+  return (gssize) done;
+}
+
+/* Reads the file's first bytes into ST->prefix: the 8-byte length and the header it gives
+ * when that is plausible (validate judges it), else enough to recognise a pickle. */
+static gboolean
+read_prefix (GessoSafetensors *st, GError **error)
+{
+  guint8 start[16];
+  gssize n = pread_full (st->fd, start, MIN (sizeof start, st->size), 0);
+  uint64_t header_length = 0;
+  size_t want;
+
+  if (n < 0)
+    {
+      gesso_io_set_errno_error (error, errno, "read", st->path);
+      return FALSE;
+    }
+  if (n >= 8)
+    {
+      memcpy (&header_length, start, 8);
+      header_length = GUINT64_FROM_LE (header_length);
+    }
+  want = (size_t) n;
+  if (n >= 8 && header_length <= GESSO_SAFETENSORS_MAX_HEADER && header_length <= st->size - 8)
+    want = 8 + (size_t) header_length;
+  st->prefix = g_try_malloc (MAX (want, 1));
+  if (st->prefix == NULL)
+    {
+      g_autofree char *shown = gesso_io_display (st->path);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                   "not enough memory to read the header of '%s' (%" G_GSIZE_FORMAT " bytes)",
+                   shown, want);
+      return FALSE;
+    }
+  n = pread_full (st->fd, st->prefix, want, 0);
+  if (n < 0)
+    {
+      gesso_io_set_errno_error (error, errno, "read", st->path);
+      return FALSE;
+    }
+  st->bytes = st->prefix;
+  st->n_bytes = (size_t) n;
+  /* a file that shrank since fstat: judge it by what is there now */
+  if ((size_t) n < want)
+    st->size = (size_t) n;
+  return TRUE;
+}
+
 GessoSafetensors *
 gesso_safetensors_open (const char *path, GError **error)
 {
-  g_autoptr (GError) map_error = NULL;
   GessoSafetensors *st;
   struct stat stat_buf;
   int fd;
 
   g_return_val_if_fail (path != NULL, NULL);
 
-  fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; it
+   * changes nothing for the regular files that are all we read */
+  fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
   if (fd < 0)
     {
       gesso_io_set_errno_error (error, errno, "open", path);
@@ -526,45 +695,14 @@ gesso_safetensors_open (const char *path, GError **error)
     }
 
   st = safetensors_alloc (path);
-  /* MAP_PRIVATE read-only: the weights are never written; an empty file maps to nothing */
-  st->mapping = g_mapped_file_new_from_fd (fd, FALSE, &map_error);
-  close (fd);
-  if (st->mapping == NULL)
-    {
-      g_autofree char *shown = gesso_io_display (path);
-      g_autofree char *reason = gesso_io_display (map_error->message);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot map '%s' into memory: %s", shown,
-                   reason);
-      gesso_safetensors_free (st);
-      return NULL;
-    }
-  st->bytes = (const guint8 *) g_mapped_file_get_contents (st->mapping);
-  st->size = g_mapped_file_get_length (st->mapping);
-  if (!validate (st, error))
+  st->fd = fd;
+  st->size = (size_t) stat_buf.st_size;
+  if (!read_prefix (st, error) || !validate (st, error))
     {
       gesso_safetensors_free (st);
       return NULL;
     }
   return st;
-}
-
-void
-gesso_safetensors_entry_release (const GessoSafetensorsEntry *entry, uint64_t first,
-                                 uint64_t count)
-{
-  uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
-  uintptr_t start, end;
-
-  g_return_if_fail (entry != NULL && first <= entry->nbytes && count <= entry->nbytes - first);
-  if (!entry->file_backed || count == 0)
-    return;
-  /* only pages wholly inside: the neighbours' bytes may still be wanted */
-  start = ((uintptr_t) entry->data + first + page - 1) / page * page;
-  end = ((uintptr_t) entry->data + first + count) / page * page;
-  if (end > start)
-    /* a read-only private file mapping: dropped pages are read back from the file, so this
-     * cannot lose data, and a failure only means the pages stay */
-    (void) madvise ((void *) start, end - start, MADV_DONTNEED);
 }
 
 void
@@ -577,8 +715,9 @@ gesso_safetensors_free (GessoSafetensors *st)
   g_free (st->entries);
   g_hash_table_unref (st->by_name);
   g_hash_table_unref (st->metadata);
-  if (st->mapping != NULL)
-    g_mapped_file_unref (st->mapping);
+  if (st->fd >= 0)
+    close (st->fd);
+  g_free (st->prefix);
   g_free (st->path);
   g_free (st);
 }
@@ -631,40 +770,202 @@ set_dtype_error (GError **error, const GessoSafetensorsEntry *entry, const char 
 }
 
 gboolean
-gesso_safetensors_entry_to_f32 (const GessoSafetensorsEntry *entry, float *dst, GError **error)
+gesso_safetensors_entry_read (const GessoSafetensorsEntry *entry, uint64_t first,
+                              uint64_t count, void *dst, GError **error)
 {
-  size_t n = (size_t) entry->numel;
+  const GessoSafetensors *st = entry->owner;
+  gssize n;
 
-  g_return_val_if_fail (dst != NULL || n == 0, FALSE);
-
-  switch (entry->dtype)
+  g_return_val_if_fail (first <= entry->nbytes && count <= entry->nbytes - first, FALSE);
+  g_return_val_if_fail (dst != NULL || count == 0, FALSE);
+  if (count == 0)
+    return TRUE;
+  if (!entry->file_backed)
     {
-    case GESSO_DTYPE_F32:
-      if (n > 0)
-        memcpy (dst, entry->data, n * sizeof (float));  /* the mapping may be unaligned */
+      memcpy (dst, (const guint8 *) entry->data + first, (size_t) count);
       return TRUE;
-    case GESSO_DTYPE_F16:
-      gesso_f16_to_f32_array (entry->data, dst, n);
-      return TRUE;
-    case GESSO_DTYPE_BF16:
-      gesso_bf16_to_f32_array (entry->data, dst, n);
-      return TRUE;
-    default:
+    }
+  n = pread_full (st->fd, dst, (size_t) count, entry->offset + first);
+  if (n < 0)
+    {
+      gesso_io_set_errno_error (error, errno, "read", st->path);
+      return FALSE;
+    }
+  if ((uint64_t) n < count)
+    {
+      g_autofree char *file = gesso_io_display (st->path);
+      g_autofree char *tensor = gesso_io_display (entry->name);
+      struct stat now;
+      guint64 size = fstat (st->fd, &now) == 0 ? (guint64) now.st_size : 0;
+
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO,
+                   "'%s' changed while Gesso was reading it: tensor '%s' ends at byte %"
+                   G_GUINT64_FORMAT " but the file now has %" G_GUINT64_FORMAT " bytes; was "
+                   "the model replaced or downloaded again during the run? Run it again once "
+                   "the file is complete", file, tensor, entry->offset + entry->nbytes, size);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Index of the first of N floats whose exponent bits are all set (infinity or NaN), or -1.
+ * Blocks are scanned without a branch per element so the loop vectorises; only a block that
+ * has one is searched. */
+static int64_t
+first_nonfinite_f32 (const float *values, size_t n)
+{
+  const size_t block = 256;
+
+  for (size_t b = 0; b < n; b += block)
+    {
+      size_t end = MIN (n, b + block);
+      guint32 hit = 0;
+
+      for (size_t i = b; i < end; i++)
+        {
+          guint32 bits;
+
+          memcpy (&bits, values + i, sizeof bits);
+          hit |= (bits & 0x7f800000u) == 0x7f800000u;
+        }
+      if (hit)
+        for (size_t i = b; i < end; i++)
+          if (!isfinite (values[i]))
+            return (int64_t) i;
+    }
+  return -1;
+}
+
+/* The same for 16-bit floats whose exponent field is EXPONENT (F16 0x7c00, BF16 0x7f80). */
+static int64_t
+first_nonfinite_16 (const guint16 *words, size_t n, guint16 exponent)
+{
+  const size_t block = 256;
+
+  for (size_t b = 0; b < n; b += block)
+    {
+      size_t end = MIN (n, b + block);
+      int hit = 0;
+
+      for (size_t i = b; i < end; i++)
+        hit |= (words[i] & exponent) == exponent;
+      if (hit)
+        for (size_t i = b; i < end; i++)
+          if ((words[i] & exponent) == exponent)
+            return (int64_t) i;
+    }
+  return -1;
+}
+
+#define CHUNK_ELEMENTS ((size_t) 1 << 20)   /* read at a time: 2 MiB of F16, 4 MiB of F32 */
+
+gboolean
+gesso_safetensors_entry_read_f32 (const GessoSafetensorsEntry *entry, int64_t first,
+                                  int64_t count, float *dst, int64_t *nonfinite, GError **error)
+{
+  g_autofree guint16 *bounce = NULL;
+  size_t esize = gesso_dtype_size (entry->dtype);
+  int64_t found = -1;
+
+  g_return_val_if_fail (first >= 0 && count >= 0 && first <= entry->numel
+                        && count <= entry->numel - first, FALSE);
+  g_return_val_if_fail (dst != NULL || count == 0, FALSE);
+  if (entry->dtype != GESSO_DTYPE_F32 && entry->dtype != GESSO_DTYPE_F16
+      && entry->dtype != GESSO_DTYPE_BF16)
+    {
       set_dtype_error (error, entry, "F32, F16 and BF16 weights");
       return FALSE;
     }
+  if (entry->dtype != GESSO_DTYPE_F32 && count > 0)
+    {
+      bounce = g_try_new (guint16, MIN ((size_t) count, CHUNK_ELEMENTS));
+      if (bounce == NULL)
+        {
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                       "not enough memory to read tensor data");
+          return FALSE;
+        }
+    }
+  /* chunk by chunk, so that the check reads what was just read while it is in cache */
+  for (int64_t done = 0; done < count;)
+    {
+      size_t n = MIN ((size_t) (count - done), CHUNK_ELEMENTS);
+      uint64_t at = (uint64_t) (first + done) * esize;
+      int64_t bad = -1;
+
+      if (entry->dtype == GESSO_DTYPE_F32)
+        {
+          if (!gesso_safetensors_entry_read (entry, at, (uint64_t) n * 4, dst + done, error))
+            return FALSE;
+          if (nonfinite != NULL)
+            bad = first_nonfinite_f32 (dst + done, n);
+        }
+      else
+        {
+          gboolean half = entry->dtype == GESSO_DTYPE_F16;
+
+          if (!gesso_safetensors_entry_read (entry, at, (uint64_t) n * 2, bounce, error))
+            return FALSE;
+          if (nonfinite != NULL)
+            bad = first_nonfinite_16 (bounce, n, half ? 0x7c00 : 0x7f80);
+          if (half)
+            gesso_f16_to_f32_array (bounce, dst + done, n);
+          else
+            gesso_bf16_to_f32_array (bounce, dst + done, n);
+        }
+      if (bad >= 0 && found < 0)
+        found = done + bad;
+      done += (int64_t) n;
+    }
+  if (nonfinite != NULL)
+    *nonfinite = found;
+  return TRUE;
+}
+
+gboolean
+gesso_safetensors_entry_to_f32 (const GessoSafetensorsEntry *entry, float *dst, GError **error)
+{
+  return gesso_safetensors_entry_read_f32 (entry, 0, entry->numel, dst, NULL, error);
 }
 
 gboolean
 gesso_safetensors_entry_to_i64 (const GessoSafetensorsEntry *entry, int64_t *dst,
                                 GError **error)
 {
-  const guint8 *src = entry->data;
+  g_autofree guint8 *bytes = NULL;
+  const guint8 *src;
   size_t n = (size_t) entry->numel;
 
   g_return_val_if_fail (dst != NULL || n == 0, FALSE);
 
-  /* element by element through memcpy: the data is little-endian and may be unaligned */
+  switch (entry->dtype)
+    {
+    case GESSO_DTYPE_I64:
+    case GESSO_DTYPE_I32:
+    case GESSO_DTYPE_I16:
+    case GESSO_DTYPE_I8:
+    case GESSO_DTYPE_U32:
+    case GESSO_DTYPE_U16:
+    case GESSO_DTYPE_U8:
+    case GESSO_DTYPE_BOOL:
+      break;
+    default:
+      set_dtype_error (error, entry, "I64, I32, I16, I8, U32, U16, U8 and BOOL as integers");
+      return FALSE;
+    }
+  /* integer tensors are small (ids, counters): read whole, then widen */
+  bytes = g_try_malloc (MAX (entry->nbytes, 1));
+  if (bytes == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                   "not enough memory to read tensor data");
+      return FALSE;
+    }
+  if (!gesso_safetensors_entry_read (entry, 0, entry->nbytes, bytes, error))
+    return FALSE;
+  src = bytes;
+
+  /* element by element through memcpy: the data is little-endian */
 #define WIDEN(type)                                                                     \
   for (size_t i = 0; i < n; i++)                                                        \
     {                                                                                   \
@@ -691,12 +992,10 @@ gesso_safetensors_entry_to_i64 (const GessoSafetensorsEntry *entry, int64_t *dst
     case GESSO_DTYPE_U8:
       WIDEN (uint8_t);
     case GESSO_DTYPE_BOOL:
+    default:
       for (size_t i = 0; i < n; i++)
         dst[i] = src[i] != 0;
       return TRUE;
-    default:
-      set_dtype_error (error, entry, "I64, I32, I16, I8, U32, U16, U8 and BOOL as integers");
-      return FALSE;
     }
 #undef WIDEN
 }

@@ -1,4 +1,5 @@
-/* Safetensors files: memory-mapped, validated before anything reads a tensor.
+/* Safetensors files: the header read and validated before anything reads a tensor; tensor
+ * data read with pread on request, never mapped (see safetensors.c).
  *
  * Format: 8-byte little-endian header length N, N bytes of JSON
  *   { "__metadata__": {"k": "v", ...}, "name": {"dtype": "F16", "shape": [..],
@@ -29,15 +30,18 @@ typedef struct
   int ndim;
   int64_t shape[GESSO_SAFETENSORS_MAX_DIMS];
   int64_t numel;
-  const void *data;             /* into the mapping: unaligned, read-only */
+  const void *data;             /* bytes handed to new_from_bytes (unaligned); NULL for a
+                                 * file: read it with gesso_safetensors_entry_read */
   uint64_t nbytes;
   uint64_t offset;              /* of the data from the start of the file */
-  gboolean file_backed;         /* DATA is a mapped file, not bytes handed to us */
+  gboolean file_backed;         /* the data is in a file, read on request */
+  const struct GessoSafetensors *owner;
 } GessoSafetensorsEntry;
 
 typedef struct GessoSafetensors GessoSafetensors;
 
-/* Maps PATH read-only and validates it. */
+/* Opens PATH, reads its header and validates it; the file stays open until freed. A FIFO or
+ * anything but a regular file is refused without waiting on it. */
 GessoSafetensors *gesso_safetensors_open (const char *path, GError **error);
 /* Validates a file already in memory; DATA is borrowed and must outlive the result.
  * NAME is used in messages. (The fuzzer and the tests use this.) */
@@ -61,20 +65,24 @@ guint gesso_dtype_size (GessoDType dtype);
 /* Parses a safetensors dtype name ("F16"); FALSE when unknown. */
 gboolean gesso_dtype_from_name (const char *name, GessoDType *dtype);
 
-/* Widens an F32/F16/BF16 entry into DST (numel floats). Other dtypes are refused by name:
- * "tensor 'x' is stored as I64; Gesso reads F32, F16 and BF16 weights". */
+/* Copies bytes [FIRST, FIRST + COUNT) of ENTRY's data into DST. A file that has shrunk since
+ * it was opened (replaced or downloaded again in place) is a GESSO_ERROR_IO error saying so,
+ * never a signal. */
+gboolean gesso_safetensors_entry_read (const GessoSafetensorsEntry *entry, uint64_t first,
+                                       uint64_t count, void *dst, GError **error);
+/* Widens elements [FIRST, FIRST + COUNT) of an F32/F16/BF16 entry into DST. With NONFINITE,
+ * also sets *NONFINITE to the index (from FIRST) of the first infinity or NaN, or -1: checked
+ * on the stored bits while they are in cache, so it costs next to nothing. Other dtypes are
+ * refused by name: "tensor 'x' is stored as I64; Gesso reads F32, F16 and BF16 weights". */
+gboolean gesso_safetensors_entry_read_f32 (const GessoSafetensorsEntry *entry, int64_t first,
+                                           int64_t count, float *dst, int64_t *nonfinite,
+                                           GError **error);
+/* The whole entry widened into DST (numel floats), as above without the check. */
 gboolean gesso_safetensors_entry_to_f32 (const GessoSafetensorsEntry *entry, float *dst,
                                          GError **error);
 /* Reads an integer entry (I64, I32, I16, I8, U8, U16, U32, BOOL) into DST (numel values). */
 gboolean gesso_safetensors_entry_to_i64 (const GessoSafetensorsEntry *entry, int64_t *dst,
                                          GError **error);
-
-/* Says that bytes [FIRST, FIRST + COUNT) of ENTRY's data will not be read again soon (they
- * were widened into a copy): the pages wholly inside go back to the page cache, out of the
- * process's resident set, and are read from the file again if ever touched. Nothing happens
- * for data that is not file-backed. */
-void gesso_safetensors_entry_release (const GessoSafetensorsEntry *entry, uint64_t first,
-                                      uint64_t count);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoSafetensors, gesso_safetensors_free)
 

@@ -3,9 +3,9 @@
  * Opening maps every stored key once (keymap.c) into one table per component: a name, the
  * shape diffusers gives it, and where its numbers are (an entry of a mapped file, plus an
  * element offset for the q/k/v row slices of a fused OpenCLIP projection). No tensor data is
- * read then. gesso_weights_get serves float32 data: F32 straight from the mapping when it is
- * 4-byte aligned (safetensors writers pad the header to 8 bytes, so this is the usual case;
- * an odd header length costs one copy), F16 and BF16 widened once into an owned cache.
+ * read then. gesso_weights_get serves float32 data read from the file (pread, never a
+ * mapping: see weight_data) into an owned cache, F16 and BF16 widened on the way, each weight
+ * checked for infinities and NaNs while it is read.
  *
  * When to widen, measured (test-weights /model/weights/widen-cost prints it; 2-vCPU Xeon VM,
  * debugoptimized, best of 5, three runs): the tiny conformance models hold 3.55 M floats, 1.58 M
@@ -24,6 +24,7 @@
  */
 #include "model/weights.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -383,34 +384,35 @@ check_float_dtype (const GessoWeights *weights, GessoComponent component, const 
   return FALSE;
 }
 
-/* Widens COUNT elements of W from element FIRST (relative to the weight) into DST. */
-static void
-widen (const Weight *w, int64_t first, int64_t count, float *dst)
+/* Widens COUNT elements of W from element FIRST (relative to the weight) into DST, read from
+ * the file into memory Gesso owns; a weight holding an infinity or a NaN (what a broken fp16
+ * conversion leaves: every image would come out black) is refused by name. */
+static gboolean
+widen (const GessoWeights *weights, GessoComponent component, const Weight *w, int64_t first,
+       int64_t count, float *dst, GError **error)
 {
-  size_t esize = gesso_dtype_size (w->entry->dtype);
-  const guint8 *src = (const guint8 *) w->entry->data + (size_t) (w->offset + first) * esize;
+  int64_t bad;
 
-  switch (w->entry->dtype)
+  if (!gesso_safetensors_entry_read_f32 (w->entry, w->offset + first, count, dst, &bad, error))
+    return FALSE;
+  if (bad >= 0)
     {
-    case GESSO_DTYPE_F32:
-      memcpy (dst, src, (size_t) count * sizeof (float));
-      break;
-    case GESSO_DTYPE_F16:
-      gesso_f16_to_f32_array (src, dst, (size_t) count);
-      break;
-    case GESSO_DTYPE_BF16:
-      gesso_bf16_to_f32_array (src, dst, (size_t) count);
-      break;
-    default:
-      g_assert_not_reached ();
+      g_autofree char *where = component_location (weights, component);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "%s weight '%s' in '%s' holds %s (element %" G_GINT64_FORMAT "); the model "
+                   "is broken, as a failed float16 conversion leaves it: convert or download "
+                   "it again", gesso_component_name (component), w->name, where,
+                   isnan (dst[bad]) ? "NaN" : "an infinite value", first + bad);
+      return FALSE;
     }
+  return TRUE;
 }
 
 static const float *
 weight_data (const GessoWeights *weights, GessoComponent component, Weight *w, GError **error)
 {
   static const float empty[1];
-  size_t bytes, esize;
+  size_t bytes;
 
   if (w->owned != NULL)
     return w->owned;
@@ -418,13 +420,11 @@ weight_data (const GessoWeights *weights, GessoComponent component, Weight *w, G
     return NULL;
   if (w->numel == 0)
     return empty;
-  if (w->entry->dtype == GESSO_DTYPE_F32)
-    {
-      const float *p = (const float *) ((const guint8 *) w->entry->data + w->offset * 4);
-      if ((uintptr_t) p % G_ALIGNOF (float) == 0)
-        return p;
-    }
-  /* 64-byte aligned like arena blocks, so kernels see the same alignment either way. */
+  /* Every weight is read into memory Gesso owns, F32 too: a mapped page of a file that is
+   * replaced or downloaded again while it is in use faults (SIGBUS) and kills the process.
+   * This costs no more memory than the mapping did (whose pages counted as resident), and
+   * F16/BF16 are widened from a small bounce buffer, so nothing is held twice.
+   * 64-byte aligned like arena blocks, so kernels see the same alignment either way. */
   bytes = gesso_arena_block_size ((size_t) w->numel * sizeof (float));
   w->owned = aligned_alloc (GESSO_ARENA_ALIGN, bytes);
   if (w->owned == NULL)
@@ -435,12 +435,12 @@ weight_data (const GessoWeights *weights, GessoComponent component, Weight *w, G
                    w->name);
       return NULL;
     }
-  widen (w, 0, w->numel, w->owned);
-  /* the file's copy is not read again: keeping both would hold this weight twice in memory
-   * (for SD 1.5 in F16, 2.1 GB of mapped pages on top of 4.3 GB of float32) */
-  esize = gesso_dtype_size (w->entry->dtype);
-  gesso_safetensors_entry_release (w->entry, (uint64_t) w->offset * esize,
-                                   (uint64_t) w->numel * esize);
+  if (!widen (weights, component, w, 0, w->numel, w->owned, error))
+    {
+      free (w->owned);
+      w->owned = NULL;
+      return NULL;
+    }
   return w->owned;
 }
 
@@ -480,8 +480,8 @@ gesso_weights_gather_rows (GessoWeights *weights, GessoComponent component, cons
     {
       if (w->owned != NULL)
         memcpy (dst + i * width, w->owned + rows[i] * width, (size_t) width * sizeof (float));
-      else
-        widen (w, rows[i] * width, width, dst + i * width);
+      else if (!widen (weights, component, w, rows[i] * width, width, dst + i * width, error))
+        return FALSE;
     }
   return TRUE;
 }

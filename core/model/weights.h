@@ -5,8 +5,8 @@
  * "text_model.encoder.layers.0.self_attn.q_proj.weight" of the text encoder, and gets float32
  * data of the shape it expects. Fused OpenCLIP in_proj weights are served as the q/k/v slices
  * diffusers names, 1x1 conv weights [C,C,1,1] as linear [C,C] where a layer wants that.
- * The returned pointers stay valid for the life of the GessoWeights (F32 data may point into
- * the mapped file; F16/BF16 are widened once and kept).
+ * The returned pointers stay valid for the life of the GessoWeights: every weight is read
+ * into memory it owns (F16/BF16 widened) once, and never points into the user's file.
  */
 #ifndef GESSO_WEIGHTS_H
 #define GESSO_WEIGHTS_H

@@ -671,15 +671,9 @@ check_small_file (gboolean misaligned)
       g_assert_no_error (error);
       for (int j = 0; j < C; j++)
         g_assert_cmpfloat (p[j], ==, -(float) (i * C + j));
-      /* F32 slices come straight from the mapping when aligned: the bias slices of one
-       * tensor are then C floats apart. */
-      if (!misaligned && i > 0)
-        {
-          g_autofree char *prev = g_strdup_printf (
-            "text_model.encoder.layers.0.self_attn.%s.bias", parts[i - 1]);
-          g_assert_true (p == gesso_weights_get (weights, T, prev, 1, bshape, NULL) + C);
-        }
-      g_assert_true ((uintptr_t) p % sizeof (float) == 0);
+      /* every weight is a copy Gesso owns, aligned like arena blocks, never a pointer into
+       * the user's file (whose pages would fault if the file shrank) */
+      g_assert_true ((uintptr_t) p % 64 == 0);
     }
 
   /* A [C, C, 1, 1] kernel served as the [C, C] linear diffusers has, and as the conv. */
