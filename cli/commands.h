@@ -30,6 +30,14 @@ gboolean gesso_cli_parse (GOptionContext *context, const char *command, int *arg
 /* NAME as --prediction spells it (NULL: auto); on a bad name prints the error, FALSE. */
 gboolean gesso_cli_parse_prediction (const char *name, GessoPredictionType *prediction);
 
+/* The cache of model hashes and kinds the CLI and the plug-in share:
+ * $XDG_CACHE_HOME/gesso/models.ini. */
+GessoModelCache *gesso_cli_model_cache_new (void);
+
+/* A1111's model hash of PATH (a file; NULL for a folder or when it cannot be read), through
+ * CACHE, owned. */
+char *gesso_cli_model_autov2 (const char *path, GessoModelCache *cache);
+
 int gesso_cli_info (int argc, char **argv);
 int gesso_cli_generate (int argc, char **argv);
 int gesso_cli_inpaint (int argc, char **argv);

@@ -28,6 +28,7 @@
 
 #include "cli/commands.h"
 #include "cli/image-io.h"
+#include "cli/parameters.h"
 #include "edit/region.h"
 #include "gesso.h"
 
@@ -251,6 +252,10 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   GessoEditResult result = { 0 };
   ProgressBar bar = { .tty = isatty (STDERR_FILENO) };
   struct sigaction action = { 0 }, previous;
+  GessoModelCache *cache = NULL;
+  const GessoImage *saved;
+  char *autov2 = NULL;
+  char *parameters = NULL;
   gboolean ran;
   int status = GESSO_CLI_EXIT_FAILURE;
 
@@ -290,8 +295,13 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
     }
   if (kind != GESSO_EDIT_GENERATE && !compose (&input, &result, &composite, &error))
     goto out;
-  if (!gesso_cli_image_save (kind == GESSO_EDIT_GENERATE ? &result.image : &composite, o->out,
-                             &error))
+  saved = kind == GESSO_EDIT_GENERATE ? &result.image : &composite;
+  /* the model's hash, as A1111 writes it (read once per file, then from the cache) */
+  cache = gesso_cli_model_cache_new ();
+  autov2 = gesso_cli_model_autov2 (mp->path, cache);
+  parameters = gesso_cli_parameters_format (p, model, saved->width, saved->height, mp->path,
+                                            autov2);
+  if (!gesso_cli_image_save_with_parameters (saved, o->out, parameters, &error))
     goto out;
   status = GESSO_CLI_EXIT_OK;
 
@@ -304,6 +314,9 @@ out:
   gesso_image_clear (&input);
   gesso_mask_clear (&mask);
   gesso_model_free (model);
+  gesso_model_cache_free (cache);
+  g_free (autov2);
+  g_free (parameters);
   return status;
 }
 

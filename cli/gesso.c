@@ -79,6 +79,26 @@ gesso_cli_parse_prediction (const char *name, GessoPredictionType *prediction)
   return TRUE;
 }
 
+GessoModelCache *
+gesso_cli_model_cache_new (void)
+{
+  g_autofree char *file = g_build_filename (g_get_user_cache_dir (), "gesso", "models.ini",
+                                            NULL);
+
+  return gesso_model_cache_new (file);
+}
+
+char *
+gesso_cli_model_autov2 (const char *path, GessoModelCache *cache)
+{
+  g_autofree char *sha256 = NULL;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  sha256 = gesso_model_hash_sha256 (path, cache, NULL, NULL);
+  return sha256 != NULL ? gesso_model_hash_autov2 (sha256) : NULL;
+}
+
 static const Command *
 find_command (const char *name)
 {

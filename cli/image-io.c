@@ -135,6 +135,13 @@ to_byte (float v)
 gboolean
 gesso_cli_image_save (const GessoImage *image, const char *path, GError **error)
 {
+  return gesso_cli_image_save_with_parameters (image, path, NULL, error);
+}
+
+gboolean
+gesso_cli_image_save_with_parameters (const GessoImage *image, const char *path,
+                                      const char *parameters, GError **error)
+{
   g_autoptr (GdkPixbuf) pixbuf = NULL;
   g_autoptr (GError) local = NULL;
   g_autofree char *lower = NULL;
@@ -186,6 +193,9 @@ gesso_cli_image_save (const GessoImage *image, const char *path, GError **error)
 
   if (jpeg)
     ok = gdk_pixbuf_save (pixbuf, path, type, &local, "quality", "95", NULL);
+  else if (parameters != NULL)
+    /* a tEXt chunk, or iTXt (UTF-8) when the text is not Latin-1: gdk-pixbuf chooses */
+    ok = gdk_pixbuf_save (pixbuf, path, type, &local, "tEXt::parameters", parameters, NULL);
   else
     ok = gdk_pixbuf_save (pixbuf, path, type, &local, NULL);
   if (!ok)

@@ -31,6 +31,11 @@ gboolean gesso_cli_mask_load (const char *path, GessoMask *mask, GError **error)
  * GESSO_ERROR_UNSUPPORTED. */
 gboolean gesso_cli_image_save (const GessoImage *image, const char *path, GError **error);
 
+/* The same, a PNG carrying PARAMETERS (NULL: none) as its "parameters" text chunk, where
+ * A1111 keeps a picture's settings (cli/parameters.h); a JPEG gets no text. */
+gboolean gesso_cli_image_save_with_parameters (const GessoImage *image, const char *path,
+                                               const char *parameters, GError **error);
+
 G_END_DECLS
 
 #endif /* GESSO_CLI_IMAGE_IO_H */

@@ -12,9 +12,11 @@
 
 #include <glib.h>
 #include <glib/gi18n.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/parameters.h"
 #include "gesso.h"
 
 /* 123456789 -> "123.5M": what people call model sizes (decimal units, like "860M"). */
@@ -142,11 +144,68 @@ print_summary (const GessoModelSummary *s, const GessoModelProbe *probe,
     }
 }
 
+/* Whether PATH starts like a PNG file: `gesso info` then prints the settings stored in it. */
+static gboolean
+is_png (const char *path)
+{
+  static const guchar magic[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+  guchar head[8] = { 0 };
+  FILE *file = g_file_test (path, G_FILE_TEST_IS_REGULAR) ? fopen (path, "rb") : NULL;
+  gboolean png;
+
+  if (file == NULL)
+    return FALSE;
+  png = fread (head, 1, sizeof head, file) == sizeof head && memcmp (head, magic, 8) == 0;
+  fclose (file);
+  return png;
+}
+
+/* The "parameters" text of a PNG (A1111's, or Gesso's in the same form), as stored. */
+static gboolean
+describe_image (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+
+  if (!gesso_cli_parameters_read (path, &text, &error))
+    {
+      gesso_cli_error ("%s", error->message);
+      return FALSE;
+    }
+  print_field (_("path"), path);
+  if (text == NULL)
+    {
+      print_field (_("parameters"), _("none (the image carries no generation settings)"));
+      return TRUE;
+    }
+  print_field (_("parameters"), "");
+  g_print ("%s\n", text);
+  return TRUE;
+}
+
+/* "abcdef1234 (SHA-256 abcdef...)" for a model file; NULL for a folder. */
+static char *
+format_hash (const char *path, GessoModelCache *cache)
+{
+  g_autofree char *sha256 = NULL;
+  g_autofree char *autov2 = NULL;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  sha256 = gesso_model_hash_sha256 (path, cache, NULL, NULL);
+  if (sha256 == NULL)
+    return NULL;
+  autov2 = gesso_model_hash_autov2 (sha256);
+  return g_strdup_printf (_("%s (A1111 and civitai's AutoV2; SHA-256 %s)"), autov2, sha256);
+}
+
 /* Describes PATH; FALSE (after the one-line error) when it is unreadable or unusable. A
  * readable model that Gesso cannot use is still described. */
 static gboolean
-describe (const char *path, const GessoModelParams *defaults)
+describe (const char *path, const GessoModelParams *defaults, GessoModelCache *cache)
 {
+  g_autofree char *hash = NULL;
+
   g_autoptr (GError) error = NULL;
   g_autoptr (GessoModelSummary) summary = gesso_model_summary_new (path, &error);
   g_autoptr (GessoModelProbe) probe = NULL;
@@ -160,6 +219,9 @@ describe (const char *path, const GessoModelParams *defaults)
   params.path = path;
   probe = gesso_model_probe (&params, &error);
   print_summary (summary, probe, params.prediction);
+  hash = format_hash (path, cache);
+  if (hash != NULL)
+    print_field (_("model hash"), hash);
   if (probe == NULL)
     {
       /* most messages name the file already; say which one when they do not */
@@ -185,6 +247,7 @@ gesso_cli_info (int argc, char **argv)
       N_("What the model predicts: auto, epsilon or v"), N_("TYPE") },
     G_OPTION_ENTRY_NULL,
   };
+  g_autoptr (GessoModelCache) cache = gesso_cli_model_cache_new ();
   GessoModelParams params;
   int status = GESSO_CLI_EXIT_OK;
 
@@ -192,7 +255,9 @@ gesso_cli_info (int argc, char **argv)
                                 _("Describe models: a .safetensors file or a diffusers folder "
                                   "each. Every tensor entry is validated; pickle checkpoints "
                                   "(.ckpt, .pt, .pth, .bin) are refused. The status is 0 only "
-                                  "when Gesso can use every model named."));
+                                  "when Gesso can use every model named. A model file's hash "
+                                  "is A1111's \"Model hash\". For a PNG image, prints the "
+                                  "settings it was made with (its \"parameters\" text)."));
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   if (!gesso_cli_parse (context, "info", &argc, &argv))
@@ -211,7 +276,7 @@ gesso_cli_info (int argc, char **argv)
     {
       if (i > 1)
         g_print ("\n");
-      if (!describe (argv[i], &params))
+      if (is_png (argv[i]) ? !describe_image (argv[i]) : !describe (argv[i], &params, cache))
         status = GESSO_CLI_EXIT_FAILURE;
     }
   return status;

@@ -160,6 +160,31 @@ void gesso_model_probe_free (GessoModelProbe *probe);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelProbe, gesso_model_probe_free)
 
+/* --- Model files: a cache of what was learnt about them, and A1111's model hash ---------- */
+
+/* What Gesso learnt about model files (their hash, their kind), kept between runs in FILE,
+ * each entry valid while the file keeps its size and mtime. FILE NULL: in memory only. A
+ * missing or damaged FILE is an empty cache. */
+typedef struct GessoModelCache GessoModelCache;
+
+GessoModelCache *gesso_model_cache_new (const char *file);
+/* Writes what changed (atomically: temporary name, then rename). */
+gboolean gesso_model_cache_save (GessoModelCache *cache, GError **error);
+void gesso_model_cache_free (GessoModelCache *cache);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelCache, gesso_model_cache_free)
+
+/* The SHA-256 of the whole file PATH, 64 lower-case hex digits: what A1111 and civitai hash
+ * a model by. Taken from CACHE (may be NULL) when it knows this version of the file, else
+ * computed (seconds for a checkpoint) and stored there, the cache saved at once. *FROM_CACHE
+ * (may be NULL) says which. */
+char *gesso_model_hash_sha256 (const char *path, GessoModelCache *cache, gboolean *from_cache,
+                               GError **error);
+
+/* A1111's "Model hash" (civitai's "AutoV2"): the first 10 hex digits of that SHA-256. */
+#define GESSO_AUTOV2_LENGTH 10
+char *gesso_model_hash_autov2 (const char *sha256);
+
 /* --- Images and masks ------------------------------------------------------------------- */
 
 /* RGBA, float, sRGB-encoded (not linear) in [0, 1], straight (not premultiplied) alpha,

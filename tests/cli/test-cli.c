@@ -522,6 +522,112 @@ test_info_usage (void)
   run_clear (&run);
 }
 
+/* The first 10 hex digits of `sha256sum PATH`: A1111's model hash, computed by coreutils,
+ * independently of Gesso. */
+static char *
+sha256sum_autov2 (const char *path)
+{
+  const char *argv[] = { "sha256sum", path, NULL };
+  g_autofree char *out = NULL;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL,
+                     &status, NULL) || status != 0 || strlen (out) < 10)
+    return NULL;
+  return g_strndup (out, 10);
+}
+
+/* A generated PNG carries A1111's "parameters" text, model hash included, and `gesso info`
+ * prints it back; the hash is computed once per file: a second look takes it from the cache
+ * (proved by planting a value there), and a file changed under the same name is hashed
+ * again. */
+static void
+test_parameters_and_hash (void)
+{
+  g_autofree char *models = conformance_models_dir ();
+  g_autofree char *src = models ? g_build_filename (models, "tiny-sd1", "tiny-sd1.safetensors",
+                                                    NULL) : NULL;
+  g_autofree char *configs = models ? g_build_filename (models, "tiny-sd1", "diffusers", NULL)
+                                    : NULL;
+  g_autofree char *tmp = NULL;
+  g_autofree char *model = NULL;
+  g_autofree char *png = NULL;
+  g_autofree char *cache = NULL;
+  g_autofree char *cache_file = NULL;
+  g_autofree char *autov2 = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *contents = NULL;
+  g_autofree char *data = NULL;
+  gsize length;
+  char *at;
+  Run run;
+
+  if (src == NULL || !g_file_test (src, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("no conformance models (set GESSO_CONFORMANCE_DIR)");
+      return;
+    }
+  tmp = g_dir_make_tmp ("gesso-cli-XXXXXX", NULL);
+  model = g_build_filename (tmp, "tiny one.safetensors", NULL);
+  png = g_build_filename (tmp, "out.png", NULL);
+  cache = g_build_filename (tmp, "cache", NULL);
+  cache_file = g_build_filename (cache, "gesso", "models.ini", NULL);
+  g_assert_true (g_file_get_contents (src, &data, &length, NULL));
+  g_assert_true (g_file_set_contents (model, data, (gssize) length, NULL));
+  g_setenv ("XDG_CACHE_HOME", cache, TRUE);
+  autov2 = sha256sum_autov2 (model);
+  if (autov2 == NULL)
+    {
+      g_test_skip ("no sha256sum to compare with");
+      return;
+    }
+
+  run_gesso (&run, (const char *[]) { "generate", "--model", model, "--config-dir", configs,
+                                      "--prompt", "a red apple, on a table",
+                                      "--negative-prompt", "blurry", "--steps", "2",
+                                      "--seed", "42", "--guidance", "7.5", "--width", "32",
+                                      "--height", "32", "--sampler", "euler_a", "--out", png,
+                                      NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "info", png, NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  expected = g_strdup_printf ("\na red apple, on a table\nNegative prompt: blurry\n"
+                              "Steps: 2, Sampler: Euler a, CFG scale: 7.5, Seed: 42, "
+                              "Size: 32x32, Model hash: %s, Model: tiny one, Version: gesso ",
+                              autov2);
+  if (strstr (run.out, expected) == NULL)
+    g_error ("gesso info printed \"%s\", which lacks \"%s\"", run.out, expected);
+  run_clear (&run);
+
+  /* the model's hash: computed by the run above, read from the cache now */
+  g_assert_true (g_file_get_contents (cache_file, &contents, NULL, NULL));
+  at = strstr (contents, autov2);
+  g_assert_nonnull (at);
+  memcpy (at, "0123456789", 10);
+  g_assert_true (g_file_set_contents (cache_file, contents, -1, NULL));
+  run_gesso (&run, (const char *[]) { "info", model, NULL });
+  g_assert_nonnull (strstr (run.out, "model hash:   0123456789 "));
+  run_clear (&run);
+
+  /* the same name, other contents: hashed again */
+  data[length - 1] ^= 1;
+  g_assert_true (g_file_set_contents (model, data, (gssize) length, NULL));
+  g_free (autov2);
+  autov2 = sha256sum_autov2 (model);
+  g_free (expected);
+  expected = g_strdup_printf ("model hash:   %s ", autov2);
+  run_gesso (&run, (const char *[]) { "info", model, NULL });
+  g_assert_nonnull (strstr (run.out, expected));
+  run_clear (&run);
+
+  g_unsetenv ("XDG_CACHE_HOME");
+  fixture_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -530,5 +636,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/info/bad-files", test_bad_files);
   g_test_add_func ("/cli/info/conformance-models", test_conformance_models);
   g_test_add_func ("/cli/info/usage", test_info_usage);
+  g_test_add_func ("/cli/generate/parameters-and-hash", test_parameters_and_hash);
   return g_test_run ();
 }
