@@ -467,6 +467,50 @@ add_component (GessoModelFiles *files, const char *name, GError **error)
     }
 }
 
+/* A folder without model_index.json is often one model of another kind (a ControlNet or a
+ * tiny autoencoder saved by diffusers) or one component of a pipeline: its config.json says
+ * which, and the user learns more from that name than from the missing file. */
+static void
+set_not_a_pipeline_error (const char *path, GError **error)
+{
+  static const struct
+  {
+    const char *class_name;
+    const char *what;
+  } other_kinds[] = {
+    { "ControlNetModel", "a ControlNet" },
+    { "AutoencoderTiny", "a TAESD tiny autoencoder" },
+    { "T2IAdapter", "a T2I-Adapter" },
+  };
+  g_autofree char *shown = gesso_io_display (path);
+  g_autofree char *config_path = g_build_filename (path, "config.json", NULL);
+  g_autoptr (JsonObject) config = NULL;
+  const char *class_name = NULL;
+
+  if (is_regular_file (config_path))
+    config = gesso_config_load (config_path, NULL);
+  if (config != NULL)
+    class_name = json_object_get_string_member_with_default (config, "_class_name", NULL);
+  if (class_name == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "'%s' is not a diffusers model folder: model_index.json is missing", shown);
+      return;
+    }
+  g_autofree char *shown_class = gesso_io_display (class_name);
+  for (size_t i = 0; i < G_N_ELEMENTS (other_kinds); i++)
+    if (strcmp (class_name, other_kinds[i].class_name) == 0)
+      {
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                     "'%s' is not supported yet: it is %s (%s), not a Stable Diffusion "
+                     "checkpoint", shown, other_kinds[i].what, shown_class);
+        return;
+      }
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               "'%s' is one part (%s) of a diffusers model, not a whole model: choose the "
+               "folder above it that holds model_index.json", shown, shown_class);
+}
+
 static GessoModelFiles *
 open_diffusers (const char *path, GError **error)
 {
@@ -480,9 +524,7 @@ open_diffusers (const char *path, GError **error)
 
   if (!is_regular_file (index_path))
     {
-      g_autofree char *shown = gesso_io_display (path);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' is not a diffusers model folder: model_index.json is missing", shown);
+      set_not_a_pipeline_error (path, error);
       return NULL;
     }
   index = gesso_config_load (index_path, error);

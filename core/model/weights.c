@@ -81,15 +81,43 @@ is_sdxl_key (GessoComponent component, const char *key)
     }
 }
 
-/* Refuses an SDXL model by name now: its keys would otherwise map to nothing, and the error
- * would blame a missing text encoder or a config feature instead of the model family. */
+/* What a single file that is not a checkpoint holds, told by a key only that kind has:
+ * lllyasviel's ControlNets keep their network under "control_model." (diffusers-named ones
+ * have "controlnet_cond_embedding."); madebyollin's TAESD halves are nn.Sequentials whose
+ * keys are bare layer numbers ("1.conv.0.weight"). NULL: nothing known. */
+static const char *
+other_kind_of_key (GessoComponent component, const char *key)
+{
+  if (component != GESSO_COMPONENT_OTHER)
+    return NULL;
+  if (g_str_has_prefix (key, "control_model.") || g_str_has_prefix (key, "controlnet_cond_embedding."))
+    return "a ControlNet";
+  if (g_ascii_isdigit (key[0]) && strchr (key, '.') != NULL
+      && (g_str_has_suffix (key, ".weight") || g_str_has_suffix (key, ".bias")))
+    return "one half of a TAESD tiny autoencoder";
+  return NULL;
+}
+
+/* Refuses an SDXL model, a ControlNet or a TAESD by name now: their keys would otherwise map
+ * to nothing, and the error would blame a missing text encoder or a config feature instead of
+ * the kind of model. */
 static gboolean
 check_family (GessoModelFiles *files, GError **error)
 {
   for (guint i = 0; i < gesso_model_files_count (files); i++)
     {
       const GessoModelTensor *t = gesso_model_files_tensor (files, i);
+      const char *other_kind = other_kind_of_key (t->component, t->key);
 
+      if (other_kind != NULL)
+        {
+          g_autofree char *path = gesso_io_display (gesso_model_files_path (files));
+          g_autofree char *key = gesso_io_display (t->key);
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                       "'%s' is not supported yet: it is %s (tensor '%s'), not a Stable "
+                       "Diffusion checkpoint", path, other_kind, key);
+          return FALSE;
+        }
       if (is_sdxl_key (t->component, t->key))
         {
           g_autofree char *path = gesso_io_display (gesso_model_files_path (files));
