@@ -83,7 +83,7 @@ check_variant (ConformanceRun *run, const ConformanceCase *c, const ConformanceV
     weights = gesso_weights_new (files, &error);
   if (weights == NULL)
     {
-      conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, 0, "%s", error->message);
+      conformance_report_error (run, c, v->label, 0, error);
       return;
     }
   if (folder == NULL || weights == folder)
@@ -133,7 +133,7 @@ check_model (ConformanceRun *run, const char *dir, const char *model)
       if (folder_files != NULL)
         folder = gesso_weights_new (folder_files, &error);
       if (folder == NULL)
-        conformance_report (run, &c, CONFORMANCE_FAIL, v->label, NAN, 0, "%s", error->message);
+        conformance_report_error (run, &c, v->label, 0, error);
       else
         conformance_report (run, &c, CONFORMANCE_PASS, v->label, 0, 0, "%u tensors load",
                             gesso_model_files_count (folder_files));

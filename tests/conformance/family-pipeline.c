@@ -625,8 +625,7 @@ conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c)
       ok = run_variant (c, kind, v, &score, tol_latents, tol_image, tol_decoded, &error);
       seconds = (double) (g_get_monotonic_time () - start) / 1e6;
       if (!ok)
-        conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, tol_latents, "%s",
-                            error->message);
+        conformance_report_error (run, c, v->label, tol_latents, error);
       else if (score.worst_name == NULL)
         conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, tol_latents,
                             "nothing compared%s%s", score.problems->len ? ": " : "",

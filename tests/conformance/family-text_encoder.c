@@ -201,8 +201,7 @@ check_variants (ConformanceRun *run, const ConformanceCase *c, const char *model
 
       if (!check_variant (c, v, ids, n_ids, want, diffs, &error))
         {
-          conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, tol, "%s",
-                              error->message);
+          conformance_report_error (run, c, v->label, tol, error);
           g_clear_error (&error);
           continue;
         }

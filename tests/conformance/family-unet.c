@@ -227,8 +227,7 @@ conformance_family_unet (ConformanceRun *run, const ConformanceCase *c)
       g_clear_error (&error);
       if (!check_variant (v, &uc, &r, &error))
         {
-          conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, tol, "%s",
-                              error->message);
+          conformance_report_error (run, c, v->label, tol, error);
           continue;
         }
       ok = !isnan (r.max_abs) && r.max_abs <= tol;

@@ -181,7 +181,7 @@ run_variant (ConformanceRun *run, const ConformanceCase *c, const ConformanceVar
 
   if (!check_variant (v, vc, diffs, &error))
     {
-      conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, tol, "%s", error->message);
+      conformance_report_error (run, c, v->label, tol, error);
       return;
     }
   for (int i = 0; i < N_OUTPUTS; i++)

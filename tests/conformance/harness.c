@@ -41,6 +41,59 @@ conformance_report_compare (ConformanceRun *run, const ConformanceCase *c, const
                       NULL);
 }
 
+void
+conformance_report_error (ConformanceRun *run, const ConformanceCase *c, const char *variant,
+                          double tol, const GError *error)
+{
+  gboolean pending = g_error_matches (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED);
+
+  conformance_report (run, c, pending ? CONFORMANCE_SKIP : CONFORMANCE_FAIL, variant, NAN, tol,
+                      "%s", error->message);
+}
+
+/* The engine's verdict on MODEL: "" when one of its files probes (or fails for a reason other
+ * than UNSUPPORTED, which the cases then report as failures), else the first reason given. */
+static char *
+probe_model (const ConformanceCase *c, const char *model)
+{
+  g_autoptr (GPtrArray) variants = conformance_model_variants (c, model);
+  g_autofree char *reason = NULL;
+
+  for (guint i = 0; i < variants->len; i++)
+    {
+      const ConformanceVariant *v = variants->pdata[i];
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GessoModelProbe) probe = NULL;
+      GessoModelParams params;
+
+      gesso_model_params_init (&params);
+      params.path = v->path;
+      params.config_dir = strcmp (v->label, "diffusers") != 0 ? v->diffusers_dir : NULL;
+      probe = gesso_model_probe (&params, &error);
+      if (!g_error_matches (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED))
+        return g_strdup ("");
+      if (reason == NULL)
+        reason = g_strdup (error->message);
+    }
+  return reason != NULL ? g_steal_pointer (&reason) : g_strdup ("");
+}
+
+const char *
+conformance_model_unsupported (ConformanceRun *run, const ConformanceCase *c, const char *model)
+{
+  const char *reason;
+
+  if (run->unsupported == NULL)
+    run->unsupported = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  reason = g_hash_table_lookup (run->unsupported, model);
+  if (reason == NULL)
+    {
+      reason = probe_model (c, model);
+      g_hash_table_insert (run->unsupported, g_strdup (model), (char *) reason);
+    }
+  return *reason != '\0' ? reason : NULL;
+}
+
 char *
 conformance_model_dir (const ConformanceCase *c, const char *model)
 {

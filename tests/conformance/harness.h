@@ -49,6 +49,16 @@ void conformance_report (ConformanceRun *run, const ConformanceCase *c, Conforma
 void conformance_report_compare (ConformanceRun *run, const ConformanceCase *c,
                                  const char *variant, double max_abs, double tol);
 
+/* Reports ERROR as SKIP when the engine says the thing is not supported yet
+ * (GESSO_ERROR_UNSUPPORTED: a model family or kind it does not run), as FAIL otherwise. */
+void conformance_report_error (ConformanceRun *run, const ConformanceCase *c,
+                               const char *variant, double tol, const GError *error);
+
+/* NULL when the engine can open some file of MODEL; otherwise the engine's own reason for
+ * refusing it as not supported yet. Each model is probed once per run. */
+const char *conformance_model_unsupported (ConformanceRun *run, const ConformanceCase *c,
+                                           const char *model);
+
 /* <dir>/models/<model>. */
 char *conformance_model_dir (const ConformanceCase *c, const char *model);
 /* The loadable files of a model: its diffusers folder and every single .safetensors file

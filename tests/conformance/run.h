@@ -8,6 +8,7 @@ struct ConformanceRun
 {
   guint counts[3];              /* by ConformanceOutcome */
   guint reports_for_case;
+  GHashTable *unsupported;      /* model name -> the engine's reason, "" when it runs it */
 };
 
 #endif

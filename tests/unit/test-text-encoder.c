@@ -135,6 +135,13 @@ check_case (const char *dir, const char *manifest_path, guint *n_checked)
 
       g_assert_no_error (error);
       weights = gesso_weights_new (files, &error);
+      /* the conformance set also holds families the engine does not run yet (SDXL) */
+      if (g_error_matches (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED))
+        {
+          g_test_message ("%s %s: skipped: %s", manifest_path, label, error->message);
+          g_clear_error (&error);
+          continue;
+        }
       g_assert_no_error (error);
       /* A single file carries no config: take the folder's, as a user's sidecar would. */
       config = gesso_model_files_config (files, "text_encoder");
