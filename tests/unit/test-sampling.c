@@ -6,6 +6,7 @@
 
 #include "conformance/scheduler-case.h"
 #include "gesso.h"
+#include "unit/io-fixtures.h"
 #include "io/safetensors.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
@@ -630,6 +631,140 @@ test_conformance_case (gconstpointer data)
   g_string_free (r.log, TRUE);
 }
 
+/* A rollout case may record only the first steps of a longer schedule. Such a case is made
+ * here from a recorded one by keeping its first KEEP steps: the reference numbers stay the
+ * reference implementation's own, only fewer of them. */
+typedef struct
+{
+  int64_t keep;
+  const char *perturb;          /* a per-step tensor whose last kept step is nudged, or NULL */
+} PrefixCut;
+
+static gboolean
+is_per_step_tensor (const char *name)
+{
+  static const char *const per_step[] = { "model_outputs", "scaled_model_inputs",
+                                          "prev_samples", "pred_original_samples" };
+  for (size_t i = 0; i < G_N_ELEMENTS (per_step); i++)
+    if (strcmp (name, per_step[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+cut_to_prefix (FixtureSt *st, const char *name, const char *dtype, const char *shape_json,
+               const void *values, gpointer user_data)
+{
+  const PrefixCut *cut = user_data;
+  g_auto (GStrv) dims = NULL;
+  g_autoptr (GString) shape = NULL;
+  g_autofree float *kept = NULL;
+  int64_t per_step = 1;
+
+  if (!is_per_step_tensor (name))
+    {
+      fixture_st_add (st, name, dtype, shape_json, values);
+      return;
+    }
+  g_assert_cmpstr (dtype, ==, "F32");
+  dims = g_strsplit_set (shape_json, "[], ", -1);
+  shape = g_string_new ("[");
+  for (guint i = 0, n = 0; dims[i] != NULL; i++)
+    {
+      if (*dims[i] == '\0')
+        continue;
+      int64_t d = g_ascii_strtoll (dims[i], NULL, 10);
+      if (n++ == 0)
+        g_string_append_printf (shape, "%" G_GINT64_FORMAT, cut->keep);
+      else
+        {
+          g_string_append_printf (shape, ", %" G_GINT64_FORMAT, d);
+          per_step *= d;
+        }
+    }
+  g_string_append (shape, "]");
+  kept = g_memdup2 (values, (gsize) (cut->keep * per_step) * sizeof (float));
+  if (cut->perturb != NULL && strcmp (name, cut->perturb) == 0)
+    kept[(cut->keep - 1) * per_step] += 0.01f;
+  fixture_st_add (st, name, dtype, shape->str, kept);
+}
+
+static guint
+run_prefix_case (const char *case_name, const PrefixCut *cut)
+{
+  g_autofree char *dir = conformance_dir ();
+  g_autofree char *base = g_build_filename (dir, "scheduler", case_name, NULL);
+  g_autofree char *json_path = g_strconcat (base, ".json", NULL);
+  g_autofree char *st_path = g_strconcat (base, ".safetensors", NULL);
+  g_autofree char *tmp = NULL, *cut_path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) manifest = NULL;
+  g_autoptr (GessoSafetensors) st = NULL;
+  g_autoptr (GBytes) bytes = NULL;
+  JsonArray *recorded, *prefix;
+  CaseResult r = { 0, 0, g_string_new (NULL) };
+  FixtureSt builder;
+  guint failures;
+
+  manifest = load_manifest (json_path, &error);
+  g_assert_no_error (error);
+  recorded = json_object_get_array_member (manifest, "rollout_timesteps");
+  g_assert_cmpint (json_array_get_length (recorded), >, cut->keep);
+  prefix = json_array_new ();
+  for (guint i = 0; i < cut->keep; i++)
+    json_array_add_double_element (prefix, json_array_get_double_element (recorded, i));
+  json_object_set_array_member (manifest, "rollout_timesteps", prefix);
+
+  fixture_st_init (&builder);
+  fixture_st_add_file (&builder, st_path, cut_to_prefix, (gpointer) cut);
+  bytes = fixture_st_finish (&builder);
+  tmp = fixture_make_tmpdir ();
+  cut_path = fixture_write (tmp, "prefix.safetensors", bytes);
+  st = gesso_safetensors_open (cut_path, &error);
+  g_assert_no_error (error);
+
+  g_assert_true (scheduler_case_run (manifest, st, on_check, &r, &error));
+  g_assert_no_error (error);
+  g_test_message ("%s", r.log->str);
+  g_assert_cmpuint (r.checks, >, 0);
+  failures = r.failures;
+  g_string_free (r.log, TRUE);
+  fixture_remove_tree (tmp);
+  return failures;
+}
+
+/* The first 3 steps of DPM-Solver++(2M)'s 5-step rollout pass: the sampler keeps the 5-step
+ * schedule (its multistep and final-step rules depend on it) and stops where the case does. */
+static void
+test_conformance_prefix_passes (void)
+{
+  PrefixCut cut = { 3, NULL };
+  g_autofree char *dir = conformance_dir ();
+
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no conformance directory (set GESSO_CONFORMANCE_DIR)");
+      return;
+    }
+  g_assert_cmpuint (run_prefix_case ("sched-dpmpp_2m-epsilon-5steps-s100", &cut), ==, 0);
+  g_assert_cmpuint (run_prefix_case ("sched-ddim-v_prediction-5steps-s100", &cut), ==, 0);
+}
+
+/* ... and the recorded steps are really compared: a nudged last kept step fails. */
+static void
+test_conformance_prefix_compares (void)
+{
+  PrefixCut cut = { 3, "prev_samples" };
+  g_autofree char *dir = conformance_dir ();
+
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no conformance directory (set GESSO_CONFORMANCE_DIR)");
+      return;
+    }
+  g_assert_cmpuint (run_prefix_case ("sched-dpmpp_2m-epsilon-5steps-s100", &cut), >, 0);
+}
+
 static void
 test_conformance_absent (void)
 {
@@ -694,6 +829,8 @@ main (int argc, char **argv)
   g_test_add_func ("/sampling/lms/order1-is-euler", test_lms_order1_is_euler);
   g_test_add_func ("/sampling/repaint/schedule", test_repaint_schedule);
   g_test_add_func ("/sampling/lcm/strength-timesteps", test_lcm_strength_timesteps);
+  g_test_add_func ("/sampling/conformance-prefix/passes", test_conformance_prefix_passes);
+  g_test_add_func ("/sampling/conformance-prefix/compares", test_conformance_prefix_compares);
   add_conformance_tests ();
   return g_test_run ();
 }
