@@ -1,6 +1,7 @@
 /* `gesso generate | inpaint | sdedit | restyle`: the four edits from a terminal.
  *
- *   gesso generate --model M --prompt P [--negative-prompt N] [--width W --height H] --out OUT
+ *   gesso generate --model M [--vae V] --prompt P [--negative-prompt N] [--width W --height H]
+ *                  --out OUT
  *   gesso inpaint  --model M --image IN --mask MASK --prompt P --out OUT
  *   gesso sdedit   --model M --image IN --strength S [--mask MASK] --prompt P --out OUT
  *   gesso restyle  --model M --image IN --source-prompt S --prompt P --strength S --out OUT
@@ -37,6 +38,7 @@
 typedef struct
 {
   char *model;
+  char *vae;
   char *config_dir;
   char *prediction;
   char *prompt;
@@ -105,6 +107,7 @@ static void
 options_clear (Options *o)
 {
   g_free (o->model);
+  g_free (o->vae);
   g_free (o->config_dir);
   g_free (o->prediction);
   g_free (o->prompt);
@@ -219,6 +222,7 @@ model_params (const Options *o, GessoModelParams *mp)
 {
   gesso_model_params_init (mp);
   mp->path = o->model;
+  mp->vae = o->vae;
   mp->config_dir = o->config_dir;
   mp->n_threads = o->threads == UNSET_INT ? 0 : o->threads;
   return gesso_cli_parse_prediction (o->prediction, &mp->prediction);
@@ -255,6 +259,7 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   GessoModelCache *cache = NULL;
   const GessoImage *saved;
   char *autov2 = NULL;
+  char *vae_autov2 = NULL;
   char *parameters = NULL;
   gboolean ran;
   int status = GESSO_CLI_EXIT_FAILURE;
@@ -299,8 +304,9 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   /* the model's hash, as A1111 writes it (read once per file, then from the cache) */
   cache = gesso_cli_model_cache_new ();
   autov2 = gesso_cli_model_autov2 (mp->path, cache);
+  vae_autov2 = mp->vae != NULL ? gesso_cli_model_autov2 (mp->vae, cache) : NULL;
   parameters = gesso_cli_parameters_format (p, model, saved->width, saved->height, mp->path,
-                                            autov2);
+                                            autov2, mp->vae, vae_autov2);
   if (!gesso_cli_image_save_with_parameters (saved, o->out, parameters, &error))
     goto out;
   status = GESSO_CLI_EXIT_OK;
@@ -316,6 +322,7 @@ out:
   gesso_model_free (model);
   gesso_model_cache_free (cache);
   g_free (autov2);
+  g_free (vae_autov2);
   g_free (parameters);
   return status;
 }
@@ -330,6 +337,9 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
   const GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &o.model,
       N_("The model: a .safetensors file or a diffusers folder"), N_("PATH") },
+    { "vae", 0, 0, G_OPTION_ARG_FILENAME, &o.vae,
+      N_("A separate VAE in place of the model's own: a .safetensors file or a diffusers "
+         "vae/ folder"), N_("PATH") },
     { "prompt", 0, 0, G_OPTION_ARG_STRING, &o.prompt, N_("What the result should show"),
       N_("TEXT") },
     { "negative-prompt", 0, 0, G_OPTION_ARG_STRING, &o.negative_prompt,

@@ -82,7 +82,8 @@ model_stem (const char *path)
 
 char *
 gesso_cli_parameters_format (const GessoEditParams *p, GessoModel *model, int width,
-                             int height, const char *model_path, const char *autov2)
+                             int height, const char *model_path, const char *autov2,
+                             const char *vae_path, const char *vae_autov2)
 {
   g_autoptr (GString) settings = g_string_new (NULL);
   g_autofree char *steps = g_strdup_printf ("%d", p->steps);
@@ -107,6 +108,14 @@ gesso_cli_parameters_format (const GessoEditParams *p, GessoModel *model, int wi
   if (autov2 != NULL)
     append_value (settings, "Model hash", autov2);
   append_value (settings, "Model", stem);
+  if (vae_path != NULL)
+    {
+      g_autofree char *vae = g_path_get_basename (vae_path);
+
+      if (vae_autov2 != NULL)
+        append_value (settings, "VAE hash", vae_autov2);
+      append_value (settings, "VAE", vae);
+    }
   if (p->kind != GESSO_EDIT_GENERATE)
     append_value (settings, "Denoising strength",
                   g_ascii_formatd (number, sizeof number, "%g", p->strength));

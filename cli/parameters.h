@@ -21,9 +21,12 @@
 G_BEGIN_DECLS
 
 /* P as it ran on MODEL (the sampler a NULL name stood for is named), for a WIDTH x HEIGHT
- * result, from MODEL_PATH whose AUTOV2 hash may be NULL. Owned. */
+ * result, from MODEL_PATH whose AUTOV2 hash may be NULL, with the separate VAE VAE_PATH (NULL:
+ * none; its hash VAE_AUTOV2 may be NULL), written "VAE hash: ..., VAE: file" as A1111 does.
+ * Owned. */
 char *gesso_cli_parameters_format (const GessoEditParams *p, GessoModel *model, int width,
-                                   int height, const char *model_path, const char *autov2);
+                                   int height, const char *model_path, const char *autov2,
+                                   const char *vae_path, const char *vae_autov2);
 
 /* A1111's display name of an engine sampler name ("dpmpp_2m_karras" -> "DPM++ 2M Karras"). */
 const char *gesso_cli_parameters_sampler_name (const char *engine_name);

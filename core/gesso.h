@@ -118,6 +118,11 @@ typedef struct
   const char *config_dir;
   GessoPredictionType prediction;
   int n_threads;                      /* 0: all cores */
+  /* A separate VAE in place of the model's own, as A1111 and ComfyUI load one: a .safetensors
+   * file (CompVis names as vae-ft-mse-840000-ema-pruned.safetensors has them, or diffusers
+   * names) or a diffusers vae/ folder; NULL: the model's own. A VAE of another family
+   * (another latent, SDXL's scaling factor) is refused. */
+  const char *vae;
 } GessoModelParams;
 
 void gesso_model_params_init (GessoModelParams *params);

@@ -26,6 +26,7 @@
  */
 #include "gesso-config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "edit/model-private.h"
@@ -370,7 +371,10 @@ plan_vae (GessoModel *m, GError **error)
   g_autofree char *name = NULL;
   GessoVaeConfig config;
 
+  /* a separate VAE brings its own config or none: the config folder's describes the
+   * checkpoint's VAE */
   if (gesso_model_files_config (m->files, "vae") == NULL
+      && gesso_model_files_vae_path (m->files) == NULL
       && !load_sidecar (m->config_dir, "vae", "config.json", &sidecar, &name, error))
     return FALSE;
   if (sidecar != NULL)
@@ -476,6 +480,45 @@ plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
   return TRUE;
 }
 
+/* SD 1.x and 2.x were trained on the one KL-f8 autoencoder, whose latents diffusers scales by
+ * 0.18215; SDXL's VAE has the same shapes but other weights and 0.13025, and SD 3 and Flux
+ * have 16 latent channels. A separate VAE from another family would decode noise, so what
+ * tells it apart (its latent, its config's scaling factor) is checked. A standalone file
+ * carries no scaling factor: then, as in A1111 and ComfyUI, the shapes decide. */
+#define SD_VAE_SCALING_FACTOR 0.18215
+
+static gboolean
+check_separate_vae (const GessoModel *m, GError **error)
+{
+  const char *path = gesso_model_files_vae_path (m->files);
+  g_autofree char *shown = NULL;
+
+  if (path == NULL)
+    return TRUE;
+  shown = gesso_io_display (path);
+  if (m->vae_config.latent_channels != m->unet_config.out_channels)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the VAE '%s' makes %d-channel latents but the model works on %d: it "
+                   "belongs to another model family (SD 3 and Flux VAEs have 16); choose a "
+                   "Stable Diffusion 1.x/2.x VAE", shown, m->vae_config.latent_channels,
+                   m->unet_config.out_channels);
+      return FALSE;
+    }
+  if (fabs (m->vae_config.scaling_factor - SD_VAE_SCALING_FACTOR) > 1e-6)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the VAE '%s' scales latents by %g, not Stable Diffusion 1.x/2.x's %g: it "
+                   "is %s VAE; choose one made for SD 1.x/2.x (such as "
+                   "vae-ft-mse-840000-ema-pruned)", shown, m->vae_config.scaling_factor,
+                   SD_VAE_SCALING_FACTOR,
+                   fabs (m->vae_config.scaling_factor - 0.13025) < 1e-6 ? "an SDXL"
+                                                                        : "another model's");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 is_sd2 (const GessoModel *m)
 {
@@ -545,6 +588,9 @@ model_plan (const GessoModelParams *params, GError **error)
   m->files = gesso_model_files_open (params->path, error);
   if (m->files == NULL)
     return NULL;
+  if (params->vae != NULL && params->vae[0] != '\0'
+      && !gesso_model_files_set_vae (m->files, params->vae, error))
+    return NULL;
   m->weights = gesso_weights_new (m->files, error);
   if (m->weights == NULL)
     return NULL;
@@ -565,7 +611,7 @@ model_plan (const GessoModelParams *params, GError **error)
     m->tokenizer = gesso_tokenizer_new_bundled (openclip ? GESSO_CLIP_FLAVOR_OPENCLIP
                                                          : GESSO_CLIP_FLAVOR_OPENAI, error);
   if (m->tokenizer == NULL || !plan_unet (m, error) || !plan_vae (m, error)
-      || !plan_scheduler (m, params, error))
+      || !check_separate_vae (m, error) || !plan_scheduler (m, params, error))
     return NULL;
   m->native_size = native_sample_size (m) * gesso_vae_config_latent_factor (&m->vae_config);
   m->architecture = describe_architecture (m);

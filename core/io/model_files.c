@@ -26,6 +26,7 @@ struct GessoModelFiles
   GStringChunk *keys;           /* keys with a folder prefix ("text_encoder_2/...") */
   GHashTable *by_key[GESSO_COMPONENT_COUNT];    /* key -> index into TENSORS, plus one */
   GHashTable *configs;          /* sub-folder name -> JsonObject */
+  char *vae_path;               /* a separate VAE in place of the model's own; or NULL */
 };
 
 /* Weight file names diffusers writes: models from diffusers, then from transformers. */
@@ -61,6 +62,7 @@ gesso_model_files_free (GessoModelFiles *files)
   g_string_chunk_free (files->keys);
   g_array_unref (files->tensors);
   g_ptr_array_unref (files->files);
+  g_free (files->vae_path);
   g_free (files->dir);
   g_free (files->path);
   g_free (files);
@@ -629,4 +631,153 @@ JsonObject *
 gesso_model_files_config (const GessoModelFiles *files, const char *subfolder)
 {
   return g_hash_table_lookup (files->configs, subfolder);
+}
+
+/* --- A separate VAE ------------------------------------------------------------------------ */
+
+/* The VAE key of a standalone VAE file's KEY, without any prefix a checkpoint would give it
+ * ("first_stage_model.", "vae."); NULL for what is not the autoencoder (EMA counters, the
+ * training loss's discriminator that some VAE files still carry). */
+static const char *
+standalone_vae_key (const char *key)
+{
+  static const char *const prefixes[] = { "first_stage_model.", "vae." };
+  static const char *const parts[] = { "encoder.", "decoder.", "quant_conv.", "post_quant_conv." };
+
+  for (guint i = 0; i < G_N_ELEMENTS (prefixes); i++)
+    if (g_str_has_prefix (key, prefixes[i]))
+      key += strlen (prefixes[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    if (g_str_has_prefix (key, parts[i]))
+      return key;
+  return NULL;
+}
+
+/* Drops every VAE tensor of the model, and its VAE config, before another VAE takes their
+ * place; the lookup tables index the tensor array, so they are rebuilt. */
+static void
+drop_vae (GessoModelFiles *files)
+{
+  GArray *kept = g_array_new (FALSE, FALSE, sizeof (GessoModelTensor));
+
+  for (guint i = 0; i < files->tensors->len; i++)
+    {
+      const GessoModelTensor *t = &g_array_index (files->tensors, GessoModelTensor, i);
+      if (t->component != GESSO_COMPONENT_VAE)
+        g_array_append_val (kept, *t);
+    }
+  g_array_unref (files->tensors);
+  files->tensors = kept;
+  for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
+    g_hash_table_remove_all (files->by_key[c]);
+  for (guint i = 0; i < files->tensors->len; i++)
+    {
+      const GessoModelTensor *t = &g_array_index (files->tensors, GessoModelTensor, i);
+      g_hash_table_insert (files->by_key[t->component], (char *) t->key,
+                           GUINT_TO_POINTER (i + 1));
+    }
+  g_hash_table_remove (files->configs, "vae");
+}
+
+/* Adds the autoencoder tensors of ST (owned from here on) as the model's VAE, named the way
+ * the model's own layout names them: "first_stage_model." + the key in a single file (CompVis
+ * and diffusers names alike: core/model/keymap.c maps both), the key itself in a folder. */
+static gboolean
+add_vae_file (GessoModelFiles *files, GessoSafetensors *st, guint *n_added, GError **error)
+{
+  g_ptr_array_add (files->files, st);
+  for (guint i = 0; i < gesso_safetensors_count (st); i++)
+    {
+      const GessoSafetensorsEntry *entry = gesso_safetensors_entry (st, i);
+      const char *key = standalone_vae_key (entry->name);
+
+      if (key == NULL)
+        continue;
+      if (files->layout == GESSO_MODEL_LAYOUT_SINGLE_FILE)
+        {
+          g_autofree char *joined = g_strconcat ("first_stage_model.", key, NULL);
+          key = g_string_chunk_insert (files->keys, joined);
+        }
+      if (!add_tensor (files, GESSO_COMPONENT_VAE, key, entry, st, error))
+        return FALSE;
+      (*n_added)++;
+    }
+  return TRUE;
+}
+
+gboolean
+gesso_model_files_set_vae (GessoModelFiles *files, const char *path, GError **error)
+{
+  g_autofree char *shown = NULL;
+  g_autofree char *weights = NULL;
+  g_autofree char *pickle = NULL;
+  g_autoptr (JsonObject) config = NULL;
+  GessoSafetensors *st;
+  guint n_added = 0;
+
+  g_return_val_if_fail (files != NULL && path != NULL, FALSE);
+  shown = gesso_io_display (path);
+  if (g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      /* a diffusers vae/ folder: config.json and its weights */
+      g_autofree char *config_path = g_build_filename (path, "config.json", NULL);
+      g_autoptr (GPtrArray) names = NULL;
+
+      if (!is_regular_file (config_path))
+        {
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                       "'%s' is not a VAE folder: config.json is missing; name a VAE "
+                       ".safetensors file or a diffusers vae/ folder", shown);
+          return FALSE;
+        }
+      config = gesso_config_load (config_path, error);
+      if (config == NULL)
+        return FALSE;
+      names = list_folder (path, error);
+      if (names == NULL)
+        return FALSE;
+      if (find_weights (path, names, &weights, &pickle) != WEIGHTS_SINGLE)
+        {
+          if (pickle != NULL)
+            gesso_io_set_pickle_error (error, pickle);
+          else
+            g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                         "'%s' holds no VAE weights: expected one "
+                         "diffusion_pytorch_model.safetensors", shown);
+          return FALSE;
+        }
+    }
+  else
+    {
+      if (gesso_io_has_pickle_extension (path))
+        {
+          gesso_io_set_pickle_error (error, path);
+          return FALSE;
+        }
+      weights = g_strdup (path);
+    }
+  st = gesso_safetensors_open (weights, error);
+  if (st == NULL)
+    return FALSE;
+  drop_vae (files);
+  if (!add_vae_file (files, st, &n_added, error))
+    return FALSE;
+  if (n_added == 0)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "'%s' is not a VAE: it holds no encoder.*, decoder.*, quant_conv or "
+                   "post_quant_conv tensors", shown);
+      return FALSE;
+    }
+  if (config != NULL)
+    g_hash_table_insert (files->configs, g_strdup ("vae"), g_steal_pointer (&config));
+  g_free (files->vae_path);
+  files->vae_path = g_strdup (path);
+  return TRUE;
+}
+
+const char *
+gesso_model_files_vae_path (const GessoModelFiles *files)
+{
+  return files->vae_path;
 }

@@ -58,6 +58,16 @@ const GessoModelTensor *gesso_model_files_lookup (const GessoModelFiles *files,
  * Borrowed; lives as long as FILES. */
 JsonObject *gesso_model_files_config (const GessoModelFiles *files, const char *subfolder);
 
+/* Replaces the model's VAE (tensors and config) by PATH's: a standalone VAE .safetensors in
+ * the CompVis layout (encoder.*, decoder.*, quant_conv, post_quant_conv, as A1111's
+ * vae-ft-mse-840000-ema-pruned.safetensors) or with diffusers names, or a diffusers vae/
+ * folder (config.json + weights). Keys of anything else in the file are ignored; a file with
+ * no autoencoder tensor is UNSUPPORTED, a pickle file UNSAFE. Whether the VAE fits the model
+ * is for the caller to check. */
+gboolean gesso_model_files_set_vae (GessoModelFiles *files, const char *path, GError **error);
+/* The path given to gesso_model_files_set_vae, or NULL. */
+const char *gesso_model_files_vae_path (const GessoModelFiles *files);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelFiles, gesso_model_files_free)
 
 G_END_DECLS

@@ -273,6 +273,9 @@ scan_diffusers (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *lay
           break;
         case GESSO_COMPONENT_VAE:
           note_index_after (key, "decoder.up_blocks.", &layout->vae_levels);
+          /* a CompVis VAE file in place of the folder's own */
+          note_index_after (key, "decoder.up.", &layout->vae_levels);
+          note_index_after (key, "encoder.down.", &layout->vae_levels);
           break;
         case GESSO_COMPONENT_TEXT_ENCODER:
           layout->text_keys = GESSO_TEXT_KEYS_HF;
@@ -408,6 +411,43 @@ map_vae_side (const char *side, const char *p, int levels, gboolean *squeeze)
   return rename_rest (prefix, p, vae_resnet, G_N_ELEMENTS (vae_resnet));
 }
 
+/* A VAE key with diffusers names: a standalone VAE of diffusers' (SDXL's sdxl_vae.safetensors,
+ * a vae/ folder) given in place of a single file's own keeps them. */
+static gboolean
+is_diffusers_vae_key (const char *key)
+{
+  return strstr (key, "down_blocks.") != NULL || strstr (key, "up_blocks.") != NULL
+         || strstr (key, "mid_block.") != NULL || strstr (key, "conv_norm_out.") != NULL;
+}
+
+/* A VAE key with CompVis/LDM names, in a folder's VAE (a CompVis VAE file given in place of a
+ * diffusers folder's own). */
+static gboolean
+is_ldm_vae_key (const char *key)
+{
+  return g_str_has_prefix (key, "encoder.down.") || g_str_has_prefix (key, "decoder.up.")
+         || g_str_has_prefix (key, "encoder.mid.") || g_str_has_prefix (key, "decoder.mid.")
+         || g_str_has_prefix (key, "encoder.norm_out.")
+         || g_str_has_prefix (key, "decoder.norm_out.");
+}
+
+/* diffusers' VAE attention names, the pre-0.14 ones renamed as its loader does. */
+static char *
+map_diffusers_vae (const char *key)
+{
+  const char *p = key;
+
+  if (eat (&p, "encoder.mid_block.attentions.0.") || eat (&p, "decoder.mid_block.attentions.0."))
+    {
+      g_autofree char *prefix = g_strndup (key, (gsize) (p - key));
+      char *name = rename_rest (prefix, p, vae_attention_legacy,
+                                G_N_ELEMENTS (vae_attention_legacy));
+      if (name != NULL)
+        return name;
+    }
+  return g_strdup (key);
+}
+
 static char *
 map_vae (const char *rest, const GessoKeymapLayout *layout, gboolean *squeeze)
 {
@@ -415,6 +455,8 @@ map_vae (const char *rest, const GessoKeymapLayout *layout, gboolean *squeeze)
 
   if (g_str_has_prefix (p, "quant_conv.") || g_str_has_prefix (p, "post_quant_conv."))
     return g_strdup (p);
+  if (is_diffusers_vae_key (p))
+    return map_diffusers_vae (p);
   if (eat (&p, "encoder."))
     return map_vae_side ("encoder.", p, layout->vae_levels, squeeze);
   if (eat (&p, "decoder."))
@@ -571,20 +613,22 @@ map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
 }
 
 static void
-map_diffusers_key (Mapper *m, guint source)
+map_diffusers_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
 {
   const GessoKeymapKey *key = &m->keys[source];
-  const char *p = key->key;
+  gboolean squeeze = FALSE;
   char *name = NULL;
 
-  if (key->component == GESSO_COMPONENT_VAE
-      && (eat (&p, "encoder.mid_block.attentions.0.")
-          || eat (&p, "decoder.mid_block.attentions.0.")))
-    {
-      g_autofree char *prefix = g_strndup (key->key, (gsize) (p - key->key));
-      name = rename_rest (prefix, p, vae_attention_legacy, G_N_ELEMENTS (vae_attention_legacy));
-    }
-  add_target (m, source, key->component, name ? name : g_strdup (key->key), 0, -1, FALSE);
+  if (key->component == GESSO_COMPONENT_VAE && is_ldm_vae_key (key->key))
+    name = map_vae (key->key, layout, &squeeze);
+  else if (key->component == GESSO_COMPONENT_VAE)
+    name = map_diffusers_vae (key->key);
+  else
+    name = g_strdup (key->key);
+  if (name == NULL)
+    add_target (m, source, GESSO_COMPONENT_OTHER, g_strdup (key->key), 0, -1, FALSE);
+  else
+    add_target (m, source, key->component, name, 0, -1, squeeze);
 }
 
 GArray *
@@ -611,7 +655,7 @@ gesso_keymap_map (GessoModelLayout layout, const GessoKeymapKey *keys, guint n_k
     {
       scan_diffusers (keys, n_keys, &info);
       for (guint i = 0; i < n_keys; i++)
-        map_diffusers_key (&m, i);
+        map_diffusers_key (&m, i, &info);
     }
 
   for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
