@@ -280,6 +280,29 @@ gboolean gesso_edit_run (GessoModel *model, const GessoEditParams *params,
                          GessoEditResult *result, GError **error);
 void gesso_edit_result_clear (GessoEditResult *result);
 
+/* --- Memory ----------------------------------------------------------------------------- */
+
+/* What the system can give this process now, in bytes: the kernel's MemAvailable, lowered by
+ * a cgroup memory limit (a container's) and by an address-space limit (ulimit -v);
+ * G_MAXUINT64 when nothing is known. */
+guint64 gesso_memory_available (void);
+
+/* An upper bound of the memory an edit of a WIDTH x HEIGHT image (generate: the output size;
+ * 0 = native) needs beyond the model's weights: UNet and VAE activations at the working size
+ * PARAMS's pixel budget gives, the sampling buffers and the result at image size. The working
+ * size goes to WORK_WIDTH, WORK_HEIGHT (may be NULL). G_MAXUINT64 when it cannot be planned. */
+guint64 gesso_edit_estimate_memory (GessoModel *model, const GessoEditParams *params,
+                                    int width, int height, gboolean with_mask,
+                                    int *work_width, int *work_height);
+
+/* Refuses an edit whose estimate plus EXTRA (the caller's own buffers) is more than is
+ * available: GESSO_ERROR_NO_MEMORY, one line with both numbers and what to change.
+ * gesso_edit_run checks this itself (EXTRA 0) before it allocates anything; a caller checks
+ * first to refuse before it reads a large image. */
+gboolean gesso_edit_check_memory (GessoModel *model, const GessoEditParams *params, int width,
+                                  int height, gboolean with_mask, guint64 extra,
+                                  GError **error);
+
 G_END_DECLS
 
 #endif /* GESSO_H */

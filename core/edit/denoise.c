@@ -302,6 +302,26 @@ repaint_undo (GessoDenoise *d, double t_from, float *x, GError **error)
   return gesso_sampler_repaint_undo_step (d->sampler, &xt, t_from, &noise, &xt, error);
 }
 
+/* A NaN or an infinity in the latents (weights that overflow float32, a broken fp16
+ * conversion that slipped past the load check) would go on to decode as a black image
+ * reported as success; stop at the step that made it, saying so. */
+static gboolean
+check_finite (const GessoDenoise *d, guint i, guint n, const float *x, GError **error)
+{
+  int bad = 0;
+
+  for (size_t e = 0; e < d->numel; e++)
+    bad |= !isfinite (x[e]);
+  if (!bad)
+    return TRUE;
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
+               "%s produced NaN or infinite values at step %u of %u; the model's weights are "
+               "broken or overflow float32 (a failed float16 conversion?): use another copy "
+               "of the model", d->phase != NULL && strcmp (d->phase, "inversion") == 0
+                               ? "DDIM inversion" : "sampling", i - d->first + 1, n - d->first);
+  return FALSE;
+}
+
 gboolean
 gesso_denoise_run (GessoDenoise *d, float *x, GError **error)
 {
@@ -341,7 +361,7 @@ gesso_denoise_run (GessoDenoise *d, float *x, GError **error)
           ok = repaint_undo (d, t_last, x, error);
           evaluated = FALSE;
         }
-      if (!ok)
+      if (!ok || !check_finite (d, i, n, x, error))
         return FALSE;
       t_last = t;
       if (d->observe != NULL)

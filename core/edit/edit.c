@@ -455,6 +455,12 @@ gesso_edit_run (GessoModel *model, const GessoEditParams *params, const GessoIma
   memset (result, 0, sizeof *result);
   memset (&job, 0, sizeof job);
   ok = check_params (params, error) && check_inputs (params, input, mask, error)
+       && gesso_edit_check_memory (model, params,
+                                   params->kind == GESSO_EDIT_GENERATE ? params->width
+                                                                       : input->width,
+                                   params->kind == GESSO_EDIT_GENERATE ? params->height
+                                                                       : input->height,
+                                   mask != NULL, 0, error)
        && plan (model, params, input, mask, &job, error)
        && run_pipeline (model, params, input, &job, error)
        && finish (params, input, &job, result, error);

@@ -253,5 +253,24 @@ gesso_pipeline_decode (GessoModel *model, const float *latent, int64_t latent_h,
   gesso_model_apply_threads (model);
   for (size_t i = 0; i < numel; i++)
     unscaled[i] = latent[i] / sf;
-  return gesso_vae_decode (model->vae, unscaled, latent_h, latent_w, image, NULL, error);
+  if (!gesso_vae_decode (model->vae, unscaled, latent_h, latent_w, image, NULL, error))
+    return FALSE;
+  /* a NaN would be written as black and the run reported as a success */
+  {
+    size_t n = 3 * (size_t) (latent_h * latent_w * gesso_vae_latent_factor (model->vae)
+                             * gesso_vae_latent_factor (model->vae));
+    int bad = 0;
+
+    for (size_t i = 0; i < n; i++)
+      bad |= !isfinite (image[i]);
+    if (bad)
+      {
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
+                     "the VAE decoder produced NaN or infinite values; the model's VAE weights "
+                     "are broken or overflow float32 (a failed float16 conversion?): use "
+                     "another copy of the model");
+        return FALSE;
+      }
+  }
+  return TRUE;
 }

@@ -224,7 +224,9 @@ gesso_io_read_file (const char *path, size_t max_size, size_t *length, GError **
   char *buffer;
   int fd;
 
-  fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  /* O_NONBLOCK: opening a FIFO would wait for a writer forever; read_fd refuses anything but
+   * a regular file, for which the flag changes nothing */
+  fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
   if (fd < 0)
     {
       gesso_io_set_errno_error (error, errno, "open", path);
