@@ -38,7 +38,13 @@ GessoModelCache *gesso_cli_model_cache_new (void);
  * CACHE, owned. */
 char *gesso_cli_model_autov2 (const char *path, GessoModelCache *cache);
 
+/* Adds the model folders the CLI and the plug-in share to LIBRARY: A1111/ComfyUI installs
+ * under the home folder, $GESSO_MODEL_PATH, the folders added in the plug-in, the plug-in's
+ * models folder and the bundled models. */
+void gesso_cli_add_model_folders (GessoModelLibrary *library);
+
 int gesso_cli_info (int argc, char **argv);
+int gesso_cli_models (int argc, char **argv);
 int gesso_cli_generate (int argc, char **argv);
 int gesso_cli_inpaint (int argc, char **argv);
 int gesso_cli_sdedit (int argc, char **argv);

@@ -26,6 +26,8 @@ typedef struct
 static const Command commands[] = {
   { "info", N_("Describe a model: its files, components, tensors and parameters"),
     gesso_cli_info },
+  { "models", N_("List the models found where A1111, ComfyUI and Gesso keep them"),
+    gesso_cli_models },
   { "generate", N_("Make an image from a prompt"), gesso_cli_generate },
   { "inpaint", N_("Regenerate the masked part of an image"), gesso_cli_inpaint },
   { "sdedit", N_("Turn strokes or a sketch into a finished image"), gesso_cli_sdedit },

@@ -186,9 +186,87 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelCache, gesso_model_cache_free)
 char *gesso_model_hash_sha256 (const char *path, GessoModelCache *cache, gboolean *from_cache,
                                GError **error);
 
+/* The SHA-256 CACHE knows for this version of PATH, or NULL: never reads the file. */
+char *gesso_model_hash_cached (const char *path, GessoModelCache *cache);
+
 /* A1111's "Model hash" (civitai's "AutoV2"): the first 10 hex digits of that SHA-256. */
 #define GESSO_AUTOV2_LENGTH 10
 char *gesso_model_hash_autov2 (const char *sha256);
+
+/* --- Model folders: what users keep where A1111 and ComfyUI put it --------------------- */
+
+typedef enum
+{
+  GESSO_ASSET_CHECKPOINT,             /* a whole model: single file or diffusers folder */
+  GESSO_ASSET_LORA,
+  GESSO_ASSET_EMBEDDING,              /* textual inversion */
+  GESSO_ASSET_CONTROLNET,
+  GESSO_ASSET_VAE,
+  GESSO_ASSET_TAESD,                  /* tiny autoencoder (A1111's VAE-approx) */
+  GESSO_ASSET_UNKNOWN,                /* nothing Gesso recognises */
+  GESSO_ASSET_KIND_COUNT,
+} GessoAssetKind;
+
+/* "checkpoint", "LoRA", "embedding", "ControlNet", "VAE", "TAESD", "unknown". */
+const char *gesso_asset_kind_name (GessoAssetKind kind);
+
+/* One model file or folder found, described from its headers (and configs) only. */
+typedef struct
+{
+  char *path;
+  GessoAssetKind kind;
+  char *family;                       /* "SD 1.x", "SD 2.x", "SDXL", "SD 1.x inpainting", ...;
+                                       * NULL when the file does not tell */
+  guint64 size;                       /* bytes; a folder's files summed */
+  char *folder;                       /* the models folder it was found under */
+  char *source;                       /* who keeps that folder: "A1111", "ComfyUI", ... */
+} GessoAsset;
+
+/* What PATH (a .safetensors file or a folder) is, read from its header or config only. A
+ * file that is not valid safetensors is an error; one that is but holds nothing known is
+ * GESSO_ASSET_UNKNOWN. CACHE (may be NULL) keeps the answer for the file's size and mtime. */
+gboolean gesso_asset_identify (const char *path, GessoModelCache *cache, GessoAssetKind *kind,
+                               char **family, GError **error);
+
+typedef struct GessoModelLibrary GessoModelLibrary;
+
+GessoModelLibrary *gesso_model_library_new (void);
+void gesso_model_library_free (GessoModelLibrary *library);
+
+/* Folders to look in. KIND is what the folder holds (A1111's models/Lora holds LoRAs), or
+ * GESSO_ASSET_UNKNOWN for a folder of anything (each file's header tells); SOURCE names who
+ * keeps it, for listings. A folder that does not exist is skipped when scanning; one added
+ * twice is scanned once. */
+void gesso_model_library_add_folder (GessoModelLibrary *library, const char *dir,
+                                     GessoAssetKind kind, const char *source);
+/* The folders A1111/Forge/SD.Next and ComfyUI keep models in, under HOME:
+ * stable-diffusion-webui{,-forge}/, automatic/ (models/Stable-diffusion, Lora, LyCORIS,
+ * ControlNet, VAE, VAE-approx; embeddings/) and ComfyUI/, comfyui/, Documents/ComfyUI/
+ * (models/checkpoints, loras, controlnet, embeddings, vae, vae_approx, diffusers, and every
+ * folder its extra_model_paths.yaml names). A broken extra_model_paths.yaml is skipped; its
+ * error is kept for gesso_model_library_get_warnings. */
+void gesso_model_library_add_known_folders (GessoModelLibrary *library, const char *home);
+
+/* Looks in every folder (and sub-folders, three deep) for .safetensors files and diffusers
+ * folders, and identifies each (through CACHE, may be NULL). Files that cannot be read are
+ * left out, their errors kept as warnings. Result sorted by kind, then path. */
+void gesso_model_library_scan (GessoModelLibrary *library, GessoModelCache *cache);
+guint gesso_model_library_count (const GessoModelLibrary *library);
+const GessoAsset *gesso_model_library_get (const GessoModelLibrary *library, guint index);
+/* The folders looked in that exist, in the order added; NULL-terminated, borrowed. */
+const char *const *gesso_model_library_get_folders (GessoModelLibrary *library);
+/* One line per problem met (a damaged file, a broken extra_model_paths.yaml); borrowed,
+ * NULL-terminated. */
+const char *const *gesso_model_library_get_warnings (GessoModelLibrary *library);
+
+/* Folders the user added (the plug-in's "Add a models folder…"), one a line in
+ * CONFIG_DIR/gesso/model-folders, shared by the plug-in and `gesso models`. */
+void gesso_model_library_add_user_folders (GessoModelLibrary *library, const char *config_dir);
+/* Adds DIR to that file (once). */
+gboolean gesso_model_library_remember_folder (const char *config_dir, const char *dir,
+                                              GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelLibrary, gesso_model_library_free)
 
 /* --- Images and masks ------------------------------------------------------------------- */
 

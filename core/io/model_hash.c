@@ -97,6 +97,20 @@ gesso_model_hash_sha256 (const char *path, GessoModelCache *cache, gboolean *fro
 }
 
 char *
+gesso_model_hash_cached (const char *path, GessoModelCache *cache)
+{
+  char *sha256;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  if (cache == NULL)
+    return NULL;
+  sha256 = gesso_model_cache_get (cache, path, CACHE_KEY);
+  if (sha256 != NULL && strlen (sha256) != 64)
+    g_clear_pointer (&sha256, g_free);
+  return sha256;
+}
+
+char *
 gesso_model_hash_autov2 (const char *sha256)
 {
   g_return_val_if_fail (sha256 != NULL, NULL);

@@ -628,6 +628,112 @@ test_parameters_and_hash (void)
   fixture_remove_tree (tmp);
 }
 
+/* A minimal safetensors file whose KEYS (shape [1, 1, 1, 1] each) tell its kind. */
+static void
+write_keys (const char *dir, const char *name, const char *const *keys)
+{
+  static const float zero[1];
+  FixtureSt st;
+  g_autoptr (GBytes) bytes = NULL;
+
+  fixture_st_init (&st);
+  for (guint i = 0; keys[i] != NULL; i++)
+    fixture_st_add (&st, keys[i], "F32", "[1, 1, 1, 1]", zero);
+  bytes = fixture_st_finish (&st);
+  g_free (fixture_write (dir, name, bytes));
+}
+
+/* The line of `gesso models` output OUT that names FILE, or NULL. */
+static char *
+line_of (const char *out, const char *file)
+{
+  g_auto (GStrv) lines = g_strsplit (out, "\n", -1);
+
+  for (char **l = lines; *l != NULL; l++)
+    if (g_str_has_suffix (*l, file))
+      return g_strdup (*l);
+  return NULL;
+}
+
+/* `gesso models` with HOME holding A1111's and ComfyUI's folders and an extra_model_paths.yaml:
+ * every file listed with its kind. */
+static void
+test_models (void)
+{
+  static const char *const checkpoint[] = {
+    "model.diffusion_model.input_blocks.0.0.weight",
+    "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight", NULL,
+  };
+  static const char *const lora[] = { "lora_unet_x_attn2_to_k.lora_down.weight", NULL };
+  static const char *const vae[] = { "encoder.conv_in.weight", "decoder.conv_in.weight", NULL };
+  g_autofree char *home = fixture_make_tmpdir ();
+  g_autofree char *webui = g_build_filename (home, "stable-diffusion-webui", "models", NULL);
+  g_autofree char *comfy = g_build_filename (home, "ComfyUI", NULL);
+  g_autofree char *dir = NULL;
+  g_autofree char *old_home = g_strdup (g_getenv ("HOME"));
+  static const struct
+  {
+    const char *file;
+    const char *kind;
+  } expected[] = {
+    { "/stable-diffusion-webui/models/Stable-diffusion/a.safetensors", "checkpoint " },
+    { "/stable-diffusion-webui/models/Lora/b.safetensors", "LoRA " },
+    { "/ComfyUI/models/checkpoints/c.safetensors", "checkpoint " },
+    { "/ComfyUI/models/vae/d.safetensors", "VAE " },
+    { "/elsewhere/e.safetensors", "checkpoint " },
+  };
+  Run run;
+
+  dir = g_build_filename (webui, "Stable-diffusion", NULL);
+  write_keys (dir, "a.safetensors", checkpoint);
+  g_clear_pointer (&dir, g_free);
+  dir = g_build_filename (webui, "Lora", NULL);
+  write_keys (dir, "b.safetensors", lora);
+  g_clear_pointer (&dir, g_free);
+  dir = g_build_filename (comfy, "models", "checkpoints", NULL);
+  write_keys (dir, "c.safetensors", checkpoint);
+  g_clear_pointer (&dir, g_free);
+  dir = g_build_filename (comfy, "models", "vae", NULL);
+  write_keys (dir, "d.safetensors", vae);
+  g_clear_pointer (&dir, g_free);
+  dir = g_build_filename (home, "elsewhere", NULL);
+  write_keys (dir, "e.safetensors", checkpoint);
+  g_free (fixture_write_text (comfy, "extra_model_paths.yaml",
+                              "mine:\n  base_path: ~/\n  checkpoints: elsewhere\n"));
+
+  g_setenv ("HOME", home, TRUE);
+  g_setenv ("XDG_CACHE_HOME", home, TRUE);
+  g_setenv ("XDG_CONFIG_HOME", home, TRUE);
+  g_unsetenv ("GESSO_MODEL_PATH");
+  run_gesso (&run, (const char *[]) { "models", NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_cmpstr (run.err, ==, "");
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    {
+      g_autofree char *line = line_of (run.out, expected[i].file);
+
+      if (line == NULL || !g_str_has_prefix (line, expected[i].kind))
+        g_error ("gesso models printed \"%s\": no %s line for %s", run.out, expected[i].kind,
+                 expected[i].file);
+    }
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "models", "--kind", "vae", NULL });
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  g_assert_nonnull (strstr (run.out, "d.safetensors"));
+  g_assert_null (strstr (run.out, "a.safetensors"));
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "models", "--kind", "pickle", NULL });
+  assert_fails_with (&run, 2, "--kind", NULL);
+  run_clear (&run);
+  g_unsetenv ("XDG_CACHE_HOME");
+  g_unsetenv ("XDG_CONFIG_HOME");
+  if (old_home != NULL)
+    g_setenv ("HOME", old_home, TRUE);
+  fixture_remove_tree (home);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -637,5 +743,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/info/conformance-models", test_conformance_models);
   g_test_add_func ("/cli/info/usage", test_info_usage);
   g_test_add_func ("/cli/generate/parameters-and-hash", test_parameters_and_hash);
+  g_test_add_func ("/cli/models", test_models);
   return g_test_run ();
 }
