@@ -68,6 +68,9 @@ typedef struct
 
 static volatile sig_atomic_t interrupted;
 
+/* what stops a job: Ctrl-C, kill's default, a closed terminal */
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
 static void
 on_interrupt (int signum)
 {
@@ -245,6 +248,51 @@ compose (const GessoImage *input, const GessoEditResult *result, GessoImage *out
   return gesso_blend_region (input, &region, &result->image, &result->blend, out, error);
 }
 
+/* Bytes the command itself holds per pixel of the image beyond the engine's estimate: the
+ * input as float RGBA (16) and the composite it writes (16) for an edit, and the 8-bit copy
+ * gdk-pixbuf encodes from (4). */
+static guint64
+cli_bytes (GessoEditKind kind, int width, int height)
+{
+  guint64 pixels = (guint64) MAX (width, 0) * (guint64) MAX (height, 0);
+
+  return pixels * (kind == GESSO_EDIT_GENERATE ? 4 : 16 + 16 + 4);
+}
+
+/* Refuses an image whose own buffers cannot fit, whatever the model: what a 74-byte PNG that
+ * claims 60000 x 60000 pixels must meet before anything is allocated for it. */
+static gboolean
+check_image_memory (const char *path, int width, int height, GError **error)
+{
+  /* the command's own buffers and the engine's at image size (result crop and blend mask) */
+  guint64 need = cli_bytes (GESSO_EDIT_INPAINT, width, height)
+                 + (guint64) width * (guint64) height * (16 + 4);
+  guint64 available = gesso_memory_available ();
+
+  if (need <= available)
+    return TRUE;
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+               _("image '%s' is %d x %d: editing it needs at least %.1f GiB of memory but "
+                 "%.1f GiB is available; scale it down first"), path, width, height,
+               (double) need / (1024.0 * 1024.0 * 1024.0),
+               (double) available / (1024.0 * 1024.0 * 1024.0));
+  return FALSE;
+}
+
+/* Far above the native area a model repeats and garbles what it draws, and every step costs
+ * more than the area says (attention grows with its square): worth a word before it runs. */
+static void
+warn_pixel_budget (const GessoModel *model, const GessoEditParams *p)
+{
+  int native = gesso_model_get_native_size (model);
+  double ratio = (double) p->pixel_budget / ((double) native * native);
+
+  if (p->pixel_budget > 0 && ratio > 4.0)
+    g_printerr (_("gesso: warning: --pixel-budget %d is %.0f times the model's native area "
+                  "(%d x %d); it makes poor images that far from its native size, and runs "
+                  "much slower\n"), p->pixel_budget, ratio, native, native);
+}
+
 /* Loads the inputs, opens the model, runs the edit and writes the result. */
 static int
 run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, GessoEditParams *p)
@@ -255,7 +303,8 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   GessoMask mask = { 0 };
   GessoEditResult result = { 0 };
   ProgressBar bar = { .tty = isatty (STDERR_FILENO) };
-  struct sigaction action = { 0 }, previous;
+  struct sigaction action = { 0 }, previous[G_N_ELEMENTS (stop_signals)];
+  int width = 0, height = 0, mask_w = 0, mask_h = 0;
   GessoModelCache *cache = NULL;
   const GessoImage *saved;
   char *autov2 = NULL;
@@ -264,6 +313,32 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   gboolean ran;
   int status = GESSO_CLI_EXIT_FAILURE;
 
+  /* Ctrl-C (and a plain kill or a closed terminal) stop the job cleanly from here until the
+   * result is renamed into place: the output file is then either untouched or complete */
+  action.sa_handler = on_interrupt;
+  sigemptyset (&action.sa_mask);
+  for (guint i = 0; i < G_N_ELEMENTS (stop_signals); i++)
+    sigaction (stop_signals[i], &action, &previous[i]);
+
+  /* what cannot fit in memory is refused from the image's header, before it is decoded or
+   * the model is loaded */
+  if (kind != GESSO_EDIT_GENERATE
+      && (!gesso_cli_image_size (o->image, &width, &height, &error)
+          || (o->mask != NULL && !gesso_cli_image_size (o->mask, &mask_w, &mask_h, &error))
+          || !check_image_memory (o->image, width, height, &error)))
+    goto out;
+  if (kind == GESSO_EDIT_GENERATE)
+    {
+      width = p->width > 0 ? p->width : 0;
+      height = p->height > 0 ? p->height : 0;
+    }
+  model = gesso_model_open (mp, &error);
+  if (model == NULL)
+    goto out;
+  warn_pixel_budget (model, p);
+  if (!gesso_edit_check_memory (model, p, width, height, o->mask != NULL,
+                                cli_bytes (kind, width, height), &error))
+    goto out;
   if (kind != GESSO_EDIT_GENERATE && !gesso_cli_image_load (o->image, &input, &error))
     goto out;
   if (o->mask != NULL && kind != GESSO_EDIT_GENERATE
@@ -276,22 +351,17 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
                    o->mask, mask.width, mask.height, o->image, input.width, input.height);
       goto out;
     }
-  model = gesso_model_open (mp, &error);
-  if (model == NULL)
-    goto out;
   if (bar.tty)
     fprintf (stderr, "%s, seed %" G_GUINT64_FORMAT "\n", gesso_model_get_architecture (model),
              p->seed);
 
   p->progress = on_progress;
   p->progress_data = &bar;
-  action.sa_handler = on_interrupt;
-  sigemptyset (&action.sa_mask);
-  sigaction (SIGINT, &action, &previous);
   bar.start = g_get_monotonic_time ();
-  ran = gesso_edit_run (model, p, kind == GESSO_EDIT_GENERATE ? NULL : &input,
-                        mask.values != NULL ? &mask : NULL, &result, &error);
-  sigaction (SIGINT, &previous, NULL);
+  ran = !interrupted && gesso_edit_run (model, p, kind == GESSO_EDIT_GENERATE ? NULL : &input,
+                                        mask.values != NULL ? &mask : NULL, &result, &error);
+  if (!ran && error == NULL)
+    g_set_error (&error, GESSO_ERROR, GESSO_ERROR_CANCELLED, "cancelled before the first step");
   if (!ran)
     {
       if (bar.tty)
@@ -307,11 +377,13 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   vae_autov2 = mp->vae != NULL ? gesso_cli_model_autov2 (mp->vae, cache) : NULL;
   parameters = gesso_cli_parameters_format (p, model, saved->width, saved->height, mp->path,
                                             autov2, mp->vae, vae_autov2);
-  if (!gesso_cli_image_save_with_parameters (saved, o->out, parameters, &error))
+  if (!gesso_cli_image_save_full (saved, o->out, parameters, &interrupted, &error))
     goto out;
   status = GESSO_CLI_EXIT_OK;
 
 out:
+  for (guint i = 0; i < G_N_ELEMENTS (stop_signals); i++)
+    sigaction (stop_signals[i], &previous[i], NULL);
   if (error != NULL)
     gesso_cli_error ("%s", error->message);
   g_clear_error (&error);

@@ -1,25 +1,220 @@
 /* PNG and JPEG files <-> GessoImage and GessoMask, through gdk-pixbuf (see image-io.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <gdk-pixbuf/gdk-pixbuf.h>
+#include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/image-io.h"
+#include "cli/output-file.h"
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+/* What a decode holds per pixel at its peak: gdk-pixbuf's 8-bit RGBA, the upright copy an
+ * EXIF rotation makes, and the float RGBA image or mask it becomes. */
+#define DECODE_BYTES_PER_PIXEL (4 + 4 + 16)
+
+/* Opens PATH for reading, refusing anything but a regular file: a FIFO would block the open
+ * (O_NONBLOCK keeps it from waiting) and then the read forever, a device never ends. */
+static int
+open_regular (const char *path, GError **error)
+{
+  struct stat st;
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+
+  if (fd < 0)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read image '%s': %s", path,
+                   g_strerror (errno));
+      return -1;
+    }
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO,
+                   "cannot read image '%s': it is not a regular file", path);
+      close (fd);
+      return -1;
+    }
+  /* regular files never block; clear the flag so reads behave as usual */
+  (void) fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+gboolean
+gesso_cli_image_size (const char *path, int *width, int *height, GError **error)
+{
+  int fd = open_regular (path, error);
+
+  if (fd < 0)
+    return FALSE;
+  close (fd);
+  /* the format's header only: gdk-pixbuf stops at the size, before allocating pixels */
+  if (gdk_pixbuf_get_file_info (path, width, height) == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO,
+                   "cannot read image '%s': not an image file gdk-pixbuf knows, or damaged",
+                   path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* What the loader saw while decoding, for telling a complete image from a cut one. */
+typedef struct
+{
+  const char *path;
+  GError *refused;              /* set in size-prepared: too large to decode */
+  int width, height;
+  int rows_done;                /* rows from the top any area-updated reached */
+  /* JPEG: the end-of-image marker must come after the last start-of-scan (a truncated file
+   * has none; libjpeg fills the missing rows with grey and says nothing) */
+  guint8 last_byte;
+  gboolean jpeg, seen_sos, eoi_after_sos;
+} LoadWatch;
+
+static void
+on_size_prepared (GdkPixbufLoader *loader, int width, int height, gpointer data)
+{
+  LoadWatch *watch = data;
+  guint64 need = (guint64) width * (guint64) height * DECODE_BYTES_PER_PIXEL;
+  guint64 available = gesso_memory_available ();
+
+  watch->width = width;
+  watch->height = height;
+  if (need > available && watch->refused == NULL)
+    {
+      g_set_error (&watch->refused, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                   "image '%s' is %d x %d: decoding it needs about %.1f GiB of memory but "
+                   "%.1f GiB is available; scale it down first", watch->path, width, height,
+                   (double) need / GIB, (double) available / GIB);
+      /* a zero size makes the format loaders stop before allocating the pixels */
+      gdk_pixbuf_loader_set_size (loader, 0, 0);
+    }
+}
+
+static void
+on_area_updated (GdkPixbufLoader *loader, int x, int y, int width, int height, gpointer data)
+{
+  LoadWatch *watch = data;
+
+  watch->rows_done = MAX (watch->rows_done, y + height);
+}
+
+static void
+scan_jpeg_markers (LoadWatch *watch, const guint8 *data, size_t size, gboolean first)
+{
+  if (first)
+    watch->jpeg = size >= 2 && data[0] == 0xff && data[1] == 0xd8;
+  if (!watch->jpeg)
+    return;
+  /* inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so a
+   * 0xFF 0xDA (SOS) or 0xFF 0xD9 (EOI) pair is a real marker */
+  for (size_t i = 0; i < size; i++)
+    {
+      if (watch->last_byte == 0xff && data[i] == 0xda)
+        {
+          watch->seen_sos = TRUE;
+          watch->eoi_after_sos = FALSE;
+        }
+      else if (watch->last_byte == 0xff && data[i] == 0xd9 && watch->seen_sos)
+        watch->eoi_after_sos = TRUE;
+      watch->last_byte = data[i];
+    }
+}
+
+/* Decodes the file at FD, or fails saying why; a cut or damaged file is refused, never
+ * handed on with grey or missing rows. */
+static GdkPixbuf *
+decode (int fd, const char *path, GError **error)
+{
+  g_autoptr (GdkPixbufLoader) loader = gdk_pixbuf_loader_new ();
+  g_autoptr (GError) local = NULL;
+  g_autofree guint8 *buffer = g_malloc (1 << 16);
+  LoadWatch watch = { .path = path };
+  GdkPixbufFormat *format;
+  gboolean ok = TRUE, first = TRUE, closed;
+  GdkPixbuf *pixbuf;
+
+  g_signal_connect (loader, "size-prepared", G_CALLBACK (on_size_prepared), &watch);
+  g_signal_connect (loader, "area-updated", G_CALLBACK (on_area_updated), &watch);
+  while (ok && watch.refused == NULL)
+    {
+      ssize_t n = read (fd, buffer, 1 << 16);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read image '%s': %s", path,
+                       g_strerror (errno));
+          gdk_pixbuf_loader_close (loader, NULL);
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      scan_jpeg_markers (&watch, buffer, (size_t) n, first);
+      first = FALSE;
+      ok = gdk_pixbuf_loader_write (loader, buffer, (gsize) n, &local);
+    }
+  closed = gdk_pixbuf_loader_close (loader, ok ? &local : NULL);
+  if (watch.refused != NULL)
+    {
+      g_propagate_error (error, watch.refused);
+      return NULL;
+    }
+  if (!ok || !closed)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read image '%s': %s", path,
+                   local != NULL ? local->message : "the file is damaged or not an image");
+      g_strdelimit (error != NULL && *error != NULL ? (*error)->message : NULL, "\r\n", ' ');
+      return NULL;
+    }
+  pixbuf = gdk_pixbuf_loader_get_pixbuf (loader);
+  format = gdk_pixbuf_loader_get_format (loader);
+  if (pixbuf == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO,
+                   first ? "cannot read image '%s': the file is empty"
+                         : "cannot read image '%s': the file is damaged or not an image", path);
+      return NULL;
+    }
+  if (watch.jpeg && !watch.eoi_after_sos)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "image '%s' is incomplete: its JPEG data stops before the end of the "
+                   "picture (the file is truncated or damaged)", path);
+      return NULL;
+    }
+  /* PNG and JPEG report every decoded row; fewer rows than the picture has is a cut file */
+  if (format != NULL && (strcmp (gdk_pixbuf_format_get_name (format), "png") == 0
+                         || strcmp (gdk_pixbuf_format_get_name (format), "jpeg") == 0)
+      && watch.rows_done < gdk_pixbuf_get_height (pixbuf))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "image '%s' is incomplete: only %d of its %d rows could be decoded (the "
+                   "file is truncated or damaged)", path, watch.rows_done,
+                   gdk_pixbuf_get_height (pixbuf));
+      return NULL;
+    }
+  return g_object_ref (pixbuf);
+}
 
 /* Opens PATH upright (EXIF orientation applied), or fails with a GESSO_ERROR_IO message that
  * names the file. */
 static GdkPixbuf *
 load_pixbuf (const char *path, GError **error)
 {
-  g_autoptr (GError) local = NULL;
   g_autoptr (GdkPixbuf) raw = NULL;
   GdkPixbuf *upright;
+  int fd = open_regular (path, error);
 
-  raw = gdk_pixbuf_new_from_file (path, &local);
+  if (fd < 0)
+    return NULL;
+  raw = decode (fd, path, error);
+  close (fd);
   if (raw == NULL)
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read image '%s': %s", path,
-                   local->message);
-      return NULL;
-    }
+    return NULL;
   if (gdk_pixbuf_get_bits_per_sample (raw) != 8
       || gdk_pixbuf_get_colorspace (raw) != GDK_COLORSPACE_RGB
       || gdk_pixbuf_get_n_channels (raw) != (gdk_pixbuf_get_has_alpha (raw) ? 4 : 3))
@@ -138,10 +333,26 @@ gesso_cli_image_save (const GessoImage *image, const char *path, GError **error)
   return gesso_cli_image_save_with_parameters (image, path, NULL, error);
 }
 
+/* gdk-pixbuf's writer hands the encoded bytes here, on their way to the temporary file. */
+static gboolean
+write_to_output (const char *data, gsize count, GError **error, gpointer user_data)
+{
+  return gesso_cli_output_write (user_data, data, count, error);
+}
+
 gboolean
 gesso_cli_image_save_with_parameters (const GessoImage *image, const char *path,
                                       const char *parameters, GError **error)
 {
+  return gesso_cli_image_save_full (image, path, parameters, NULL, error);
+}
+
+gboolean
+gesso_cli_image_save_full (const GessoImage *image, const char *path, const char *parameters,
+                           const volatile sig_atomic_t *cancel, GError **error)
+{
+  GessoCliOutput *output;
+  char *keys[2] = { NULL, NULL }, *values[2] = { NULL, NULL };
   g_autoptr (GdkPixbuf) pixbuf = NULL;
   g_autoptr (GError) local = NULL;
   g_autofree char *lower = NULL;
@@ -192,17 +403,33 @@ gesso_cli_image_save_with_parameters (const GessoImage *image, const char *path,
     }
 
   if (jpeg)
-    ok = gdk_pixbuf_save (pixbuf, path, type, &local, "quality", "95", NULL);
+    {
+      keys[0] = (char *) "quality";
+      values[0] = (char *) "95";
+    }
   else if (parameters != NULL)
-    /* a tEXt chunk, or iTXt (UTF-8) when the text is not Latin-1: gdk-pixbuf chooses */
-    ok = gdk_pixbuf_save (pixbuf, path, type, &local, "tEXt::parameters", parameters, NULL);
-  else
-    ok = gdk_pixbuf_save (pixbuf, path, type, &local, NULL);
+    {
+      /* a tEXt chunk, or iTXt (UTF-8) when the text is not Latin-1: gdk-pixbuf chooses */
+      keys[0] = (char *) "tEXt::parameters";
+      values[0] = (char *) parameters;
+    }
+  /* never in place: a full disk or a Ctrl-C must not cost the user the file at PATH, which
+   * may be the input image itself (output-file.h) */
+  output = gesso_cli_output_begin (path, error);
+  if (output == NULL)
+    return FALSE;
+  ok = gdk_pixbuf_save_to_callbackv (pixbuf, write_to_output, output, type, keys, values,
+                                     &local);
   if (!ok)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot write image '%s': %s", path,
-                   local != NULL ? local->message : "unknown error");
+      /* the output's own message (a full disk) when the failure was writing */
+      if (local != NULL && local->domain == GESSO_ERROR)
+        g_propagate_error (error, g_steal_pointer (&local));
+      else
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot write image '%s': %s", path,
+                     local != NULL ? local->message : "unknown error");
+      gesso_cli_output_abort (output);
       return FALSE;
     }
-  return TRUE;
+  return gesso_cli_output_commit (output, cancel, error);
 }

@@ -10,13 +10,17 @@
 #define GESSO_CLI_IMAGE_IO_H
 
 #include <glib.h>
+#include <signal.h>
 
 #include "gesso.h"
 
 G_BEGIN_DECLS
 
 /* Reads PATH into IMAGE (a new image; caller clears). Errors are GESSO_ERROR_IO (cannot open
- * or decode, with gdk-pixbuf's reason) or GESSO_ERROR_NO_MEMORY. */
+ * or decode, with gdk-pixbuf's reason; not a regular file), GESSO_ERROR_CORRUPT (a truncated
+ * PNG or JPEG: decoders fill the missing rows with grey and say nothing, so the rows decoded
+ * and JPEG's end marker are checked) or GESSO_ERROR_NO_MEMORY (too large to decode in the
+ * memory available: refused from the header, before the pixels are allocated). */
 gboolean gesso_cli_image_load (const char *path, GessoImage *image, GError **error);
 
 /* Reads PATH as a mask into MASK (a new mask; caller clears): white = 1 = regenerate, black =
@@ -35,6 +39,18 @@ gboolean gesso_cli_image_save (const GessoImage *image, const char *path, GError
  * A1111 keeps a picture's settings (cli/parameters.h); a JPEG gets no text. */
 gboolean gesso_cli_image_save_with_parameters (const GessoImage *image, const char *path,
                                                const char *parameters, GError **error);
+
+/* The same, where a Ctrl-C that sets *CANCEL (may be NULL) before the file is in place
+ * leaves PATH as it was (GESSO_ERROR_CANCELLED). Every save is atomic (cli/output-file.h):
+ * PATH is replaced by a complete file or left alone, whatever happens while writing. */
+gboolean gesso_cli_image_save_full (const GessoImage *image, const char *path,
+                                    const char *parameters, const volatile sig_atomic_t *cancel,
+                                    GError **error);
+
+/* The size PATH's header gives, read without decoding the pixels (a few KB of the file), so
+ * a caller can refuse an image too large for memory before it is decoded. Refuses anything
+ * but a regular file (a FIFO would hang the read). */
+gboolean gesso_cli_image_size (const char *path, int *width, int *height, GError **error);
 
 G_END_DECLS
 
