@@ -34,6 +34,7 @@
 #include "gesso.h"
 
 #define UNSET_INT INT_MIN
+#define THREADS_PER_CORE 4
 
 typedef struct
 {
@@ -166,6 +167,46 @@ output_dir_ok (const char *path)
   return g_file_test (dir, G_FILE_TEST_IS_DIR);
 }
 
+/* The text option NAME in *VALUE (NULL: not given), read as raw bytes, made UTF-8: converted
+ * from the locale's encoding, or checked when that is UTF-8. GOption would do it itself but
+ * fail with "Invalid byte sequence in conversion input", naming no option. */
+static gboolean
+text_option (const char *name, char **value)
+{
+  const char *charset;
+  const char *end;
+  char *converted;
+
+  if (*value == NULL)
+    return TRUE;
+  if (g_get_charset (&charset))
+    {
+      if (g_utf8_validate (*value, -1, &end))
+        return TRUE;
+      gesso_cli_error (_("--%s is not valid UTF-8 text (byte 0x%02X at position %d); give it "
+                         "in UTF-8"), name, (guint) (guchar) *end, (int) (end - *value) + 1);
+      return FALSE;
+    }
+  converted = g_locale_to_utf8 (*value, -1, NULL, NULL, NULL);
+  if (converted == NULL)
+    {
+      gesso_cli_error (_("--%s is not valid text in this locale's encoding (%s)"), name,
+                       charset);
+      return FALSE;
+    }
+  g_free (*value);
+  *value = converted;
+  return TRUE;
+}
+
+static gboolean
+text_options (Options *o)
+{
+  return text_option ("prompt", &o->prompt)
+         && text_option ("negative-prompt", &o->negative_prompt)
+         && text_option ("source-prompt", &o->source_prompt);
+}
+
 /* The options' values over the kind's defaults; FALSE (usage error printed) when they make
  * no sense on their face. The engine checks ranges. */
 static gboolean
@@ -228,6 +269,17 @@ model_params (const Options *o, GessoModelParams *mp)
   mp->vae = o->vae;
   mp->config_dir = o->config_dir;
   mp->n_threads = o->threads == UNSET_INT ? 0 : o->threads;
+  /* more threads than cores only make them wait on each other (and OpenMP reserves a stack
+   * for each): past a few per core, use that many and say so */
+  if (mp->n_threads > THREADS_PER_CORE * (int) g_get_num_processors ())
+    {
+      int cap = THREADS_PER_CORE * (int) g_get_num_processors ();
+
+      g_printerr (_("gesso: warning: --threads %d is more than %d per core on this machine's %u "
+                    "cores; using %d\n"), mp->n_threads, THREADS_PER_CORE,
+                  g_get_num_processors (), cap);
+      mp->n_threads = cap;
+    }
   return gesso_cli_parse_prediction (o->prediction, &mp->prediction);
 }
 
@@ -412,11 +464,11 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
     { "vae", 0, 0, G_OPTION_ARG_FILENAME, &o.vae,
       N_("A separate VAE in place of the model's own: a .safetensors file or a diffusers "
          "vae/ folder"), N_("PATH") },
-    { "prompt", 0, 0, G_OPTION_ARG_STRING, &o.prompt, N_("What the result should show"),
+    { "prompt", 0, 0, G_OPTION_ARG_FILENAME, &o.prompt, N_("What the result should show"),
       N_("TEXT") },
-    { "negative-prompt", 0, 0, G_OPTION_ARG_STRING, &o.negative_prompt,
+    { "negative-prompt", 0, 0, G_OPTION_ARG_FILENAME, &o.negative_prompt,
       N_("What it should not show"), N_("TEXT") },
-    { "source-prompt", 0, 0, G_OPTION_ARG_STRING, &o.source_prompt,
+    { "source-prompt", 0, 0, G_OPTION_ARG_FILENAME, &o.source_prompt,
       N_("restyle: what the image shows now"), N_("TEXT") },
     { "image", 0, 0, G_OPTION_ARG_FILENAME, &o.image, N_("The input image (PNG, JPEG)"),
       N_("FILE") },
@@ -512,7 +564,7 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
   else if (kind == GESSO_EDIT_RESTYLE && o.source_prompt == NULL)
     gesso_cli_error (_("--source-prompt is required: describe the image as it is"));
   else
-    usable = apply_options (&o, kind, &p) && model_params (&o, &mp);
+    usable = text_options (&o) && apply_options (&o, kind, &p) && model_params (&o, &mp);
   status = usable ? run_job (kind, &o, &mp, &p) : GESSO_CLI_EXIT_USAGE;
   options_clear (&o);
   return status;

@@ -356,7 +356,9 @@ plan_unet (GessoModel *m, GError **error)
   if (json != NULL && json_object_has_member (json, "sample_size")
       && !json_object_get_null_member (json, "sample_size"))
     {
-      if (!gesso_config_get_int (json, name ? name : "unet/config.json", "sample_size", 1, 4096,
+      /* in latent cells: 512 is 4096 pixels, far beyond any Stable Diffusion (64 to 128); a
+       * larger value is a damaged config that would make every job's working size huge */
+      if (!gesso_config_get_int (json, name ? name : "unet/config.json", "sample_size", 1, 512,
                                  &size, error))
         return FALSE;
       m->sample_size = (int) size;
@@ -559,7 +561,7 @@ check_params (const GessoModelParams *params, GError **error)
   if (params->n_threads < 0 || params->n_threads > 4096)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d threads requested; use 0 (all cores) or a positive count",
+                   "%d threads requested; use 0 (all cores) or 1 to 4096",
                    params->n_threads);
       return FALSE;
     }
