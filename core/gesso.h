@@ -220,6 +220,8 @@ typedef struct
   guint64 size;                       /* bytes; a folder's files summed */
   char *folder;                       /* the models folder it was found under */
   char *source;                       /* who keeps that folder: "A1111", "ComfyUI", ... */
+  char *problem;                      /* why it could not be read (then KIND is UNKNOWN);
+                                       * NULL when it was */
 } GessoAsset;
 
 /* What PATH (a .safetensors file or a folder) is, read from its header or config only. A
@@ -248,8 +250,9 @@ void gesso_model_library_add_folder (GessoModelLibrary *library, const char *dir
 void gesso_model_library_add_known_folders (GessoModelLibrary *library, const char *home);
 
 /* Looks in every folder (and sub-folders, three deep) for .safetensors files and diffusers
- * folders, and identifies each (through CACHE, may be NULL). Files that cannot be read are
- * left out, their errors kept as warnings. Result sorted by kind, then path. */
+ * folders, and identifies each (through CACHE, may be NULL). A file that cannot be read is
+ * listed as UNKNOWN with its PROBLEM, which is also kept as a warning. Result sorted by kind,
+ * then path. */
 void gesso_model_library_scan (GessoModelLibrary *library, GessoModelCache *cache);
 guint gesso_model_library_count (const GessoModelLibrary *library);
 const GessoAsset *gesso_model_library_get (const GessoModelLibrary *library, guint index);

@@ -268,6 +268,19 @@ config_context (JsonObject *config)
   return 0;
 }
 
+static gboolean
+has_weights (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    if (g_str_has_prefix (name, "diffusion_pytorch_model") && g_str_has_suffix (name,
+                                                                               ".safetensors"))
+      return TRUE;
+  return FALSE;
+}
+
 /* A diffusers folder: a pipeline (model_index.json) or one model saved alone (config.json's
  * _class_name). FALSE without an error when it is neither: a plain folder. */
 static gboolean
@@ -292,6 +305,10 @@ identify_folder (const char *path, GessoAssetKind *kind, char **family)
                              : NULL;
       return TRUE;
     }
+  /* a model saved alone has its weights beside its config; a config alone (the configs of a
+   * single file, kept in a folder named like it) is no model */
+  if (!has_weights (path))
+    return FALSE;
   config = load_json (path, ".", "config.json");
   class_name = config != NULL
                  ? json_object_get_string_member_with_default (config, "_class_name", NULL)

@@ -53,6 +53,7 @@ asset_free (gpointer data)
   g_free (a->family);
   g_free (a->folder);
   g_free (a->source);
+  g_free (a->problem);
   g_free (a);
 }
 
@@ -300,7 +301,11 @@ scan_dir (GessoModelLibrary *library, const Folder *folder, const char *dir, int
       g_hash_table_add (seen, g_strdup (path));
       if (!gesso_asset_identify (path, cache, &kind, &family, &error))
         {
+          /* listed all the same: a chooser can then say what is wrong with it */
           g_ptr_array_add (library->warnings, g_strdup (error->message));
+          add_asset (library, folder, path, GESSO_ASSET_UNKNOWN, NULL, (guint64) st.st_size);
+          ((GessoAsset *) g_ptr_array_index (library->assets, library->assets->len - 1))->problem
+            = g_strdup (error->message);
           continue;
         }
       add_asset (library, folder, path, kind, family, (guint64) st.st_size);

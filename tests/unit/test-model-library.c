@@ -298,7 +298,11 @@ test_warnings (void)
   g_free (fixture_write_text (comfy, "extra_model_paths.yaml", "a: [\n"));
   gesso_model_library_add_known_folders (library, home);
   gesso_model_library_scan (library, NULL);
-  g_assert_cmpuint (gesso_model_library_count (library), ==, 1);
+  /* the bad file is listed, as unknown, with what is wrong */
+  g_assert_cmpuint (gesso_model_library_count (library), ==, 2);
+  g_assert_nonnull (find (library, "/bad.safetensors")->problem);
+  g_assert_cmpint (find (library, "/bad.safetensors")->kind, ==, GESSO_ASSET_UNKNOWN);
+  g_assert_null (find (library, "/good.safetensors")->problem);
   warnings = gesso_model_library_get_warnings (library);
   g_assert_nonnull (warnings[0]);
   g_assert_nonnull (warnings[1]);
