@@ -70,24 +70,32 @@ gesso_comfy_paths_read (const char *path, const char *home, GessoComfyPathFunc f
                         gpointer user_data, GError **error)
 {
   g_autofree char *data = NULL;
+  size_t length = 0;
+
+  g_return_val_if_fail (path != NULL && home != NULL && func != NULL, FALSE);
+  data = gesso_io_read_file (path, MAX_BYTES, &length, error);
+  if (data == NULL)
+    return FALSE;
+  return gesso_comfy_paths_read_from_data (data, length, path, home, func, user_data, error);
+}
+
+gboolean
+gesso_comfy_paths_read_from_data (const char *data, size_t length, const char *path,
+                                  const char *home, GessoComfyPathFunc func, gpointer user_data,
+                                  GError **error)
+{
   g_autofree char *shown = NULL;
   g_autofree char *yaml_dir = NULL;
   g_autofree char *key = NULL;
-  Section section = { NULL, g_ptr_array_new_with_free_func (g_free) };
-  size_t length = 0;
+  Section section = { NULL, NULL };
   yaml_parser_t parser;
   yaml_event_t event;
   int depth = 0;                /* mappings open: 1 the file's, 2 a section's */
   int skipped = 0;              /* nodes open below what is read */
   gboolean ok = TRUE, done = FALSE;
 
-  g_return_val_if_fail (path != NULL && home != NULL && func != NULL, FALSE);
-  data = gesso_io_read_file (path, MAX_BYTES, &length, error);
-  if (data == NULL)
-    {
-      g_ptr_array_unref (section.pairs);
-      return FALSE;
-    }
+  g_return_val_if_fail (data != NULL && path != NULL && home != NULL && func != NULL, FALSE);
+  section.pairs = g_ptr_array_new_with_free_func (g_free);
   shown = gesso_io_display (path);
   yaml_dir = g_path_get_dirname (path);
   if (!yaml_parser_initialize (&parser))

@@ -32,6 +32,12 @@ typedef void (*GessoComfyPathFunc) (const char *type, const char *dir, gpointer 
 gboolean gesso_comfy_paths_read (const char *path, const char *home, GessoComfyPathFunc func,
                                  gpointer user_data, GError **error);
 
+/* The same from DATA (LENGTH bytes) read from PATH (for messages and relative base_paths);
+ * the fuzzer's way in. */
+gboolean gesso_comfy_paths_read_from_data (const char *data, size_t length, const char *path,
+                                           const char *home, GessoComfyPathFunc func,
+                                           gpointer user_data, GError **error);
+
 G_END_DECLS
 
 #endif /* GESSO_COMFY_PATHS_H */
