@@ -143,29 +143,59 @@ def stage_decoder(a):
                         "gen": gen.get_state(), "step": step})
 
 
+def psnr(rec, x):
+    """PSNR in dB of images in [-1, 1], as 8-bit pictures (peak 255), mean over images."""
+    r = ((rec.clamp(-1, 1) + 1) * 127.5).round()
+    t = ((x + 1) * 127.5).round()
+    mse = ((r - t) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-3)
+    return (10 * torch.log10(255.0 ** 2 / mse)).mean().item()
+
+
+@torch.no_grad()
+def stage_vae_import(a):
+    """Starts from an exported diffusers VAE (fp16 safetensors) instead of training one: writes
+    ckpt/vae.pt from FOLDER/vae/diffusion_pytorch_model.safetensors."""
+    import safetensors_io
+    sd = safetensors_io.load(os.path.join(a.vae_from, "vae", "diffusion_pytorch_model.safetensors"))
+    vae = models.AutoencoderKL(configs.VAE)
+    vae.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in sd.items()})
+    save(os.path.join(a.work, "ckpt", "vae.pt"), {"model": vae.state_dict(), "step": 0,
+                                                  "from": a.vae_from})
+    print(f"imported VAE from {a.vae_from}")
+
+
 @torch.no_grad()
 def stage_latents(a):
-    images, _, held = load_data(a.work)
+    d = np.load(os.path.join(a.work, "data.npz"))
+    aug = d["aug"]                                     # [N, K, 64, 64, 3], variant 0 as shipped
+    n, k = aug.shape[:2]
     vae = models.AutoencoderKL(configs.VAE)
+    dec = os.path.join(a.work, "ckpt", "vae-decoder.pt")
     vae.load_state_dict(torch.load(os.path.join(a.work, "ckpt", "vae.pt"))["model"])
     vae.eval()
-    x = to_tensor(images)
-    means, logvars, recs = [], [], []
+    vdec = models.AutoencoderKL(configs.VAE)          # the decoder export.py will ship
+    vdec.load_state_dict(torch.load(dec if os.path.exists(dec) else
+                                    os.path.join(a.work, "ckpt", "vae.pt"))["model"])
+    vdec.eval()
+    x = to_tensor(aug.reshape(n * k, 64, 64, 3))
+    means, logvars = [], []
     for i in range(0, len(x), 64):
         m, lv = vae.encode(x[i:i + 64])
         means.append(m); logvars.append(lv)
-        recs.append(vae.decode(m))
-    mean, logvar, rec = torch.cat(means), torch.cat(logvars), torch.cat(recs)
+    mean, logvar = torch.cat(means), torch.cat(logvars)
+    x0 = x.reshape(n, k, 3, 64, 64)[:, 0]
+    m0 = mean.reshape(n, k, 4, 16, 16)[:, 0]
+    rec = torch.cat([vdec.decode(m0[i:i + 64]) for i in range(0, n, 64)])
     g = torch.Generator().manual_seed(a.seed + 2)
     z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=g)
-    scale = 1.0 / z[torch.from_numpy(~held)].std().item()
-    mse_train = F.mse_loss(rec[~torch.from_numpy(held)], x[~torch.from_numpy(held)]).item()
-    mse_held = F.mse_loss(rec[torch.from_numpy(held)], x[torch.from_numpy(held)]).item()
-    torch.save({"mean": mean, "logvar": logvar, "scaling_factor": scale,
-                "rec_mse_train": mse_train, "rec_mse_held_out": mse_held},
+    scale = 1.0 / z.std().item()
+    mse = F.mse_loss(rec, x0).item()
+    p = psnr(rec, x0)
+    torch.save({"mean": mean.reshape(n, k, 4, 16, 16), "logvar": logvar.reshape(n, k, 4, 16, 16),
+                "scaling_factor": scale, "rec_mse": mse, "rec_psnr": p},
                os.path.join(a.work, "latents.pt"))
-    print(f"latents {tuple(mean.shape)}, scaling_factor {scale:.5f}, reconstruction MSE "
-          f"train {mse_train:.5f} held-out {mse_held:.5f} (images in [-1, 1])")
+    print(f"latents {n} x {k} variants, scaling_factor {scale:.5f}, reconstruction of the "
+          f"{n} emoji (posterior mean): MSE {mse:.5f} (images in [-1, 1]), PSNR {p:.2f} dB")
 
 
 def betas():
@@ -183,20 +213,28 @@ def encode_captions(work, captions):
 
 
 def stage_unet(a):
-    images, captions, held = load_data(a.work)
+    """UNet + text encoder, trained together from scratch.  The prediction target follows
+    configs.SCHEDULER["prediction_type"] (epsilon or v_prediction); the loss is weighted by
+    min-SNR-gamma (--min-snr; 0 = plain MSE); AdamW with a linear warm-up and a cosine decay to
+    --lr-min over --steps; EMA of the weights.  Each sample: variant 0 (as shipped) with
+    probability 1 - --aug, else a random augmented variant; the first (CLDR) caption with
+    probability --main-caption, else a random short name; "" with probability 0.1."""
+    _, captions, _ = load_data(a.work)
     lat = torch.load(os.path.join(a.work, "latents.pt"))
-    train_idx = np.nonzero(~held)[0]
-    mean, logvar, scale = lat["mean"][train_idx], lat["logvar"][train_idx], lat["scaling_factor"]
+    mean, logvar, scale = lat["mean"], lat["logvar"], lat["scaling_factor"]
+    n, k = mean.shape[:2]
     tok, ids, empty = encode_captions(a.work, captions)
-    ids = [ids[i] for i in train_idx]
     torch.manual_seed(a.seed)
     unet = models.UNet2DConditionModel(configs.UNET)
     text = models.CLIPTextModel(text_config(tok))
     params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=a.lr or 3e-4, weight_decay=0.01)
+    lr_max = a.lr or 1e-3
+    opt = torch.optim.AdamW(params, lr=lr_max, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
     gen = torch.Generator().manual_seed(a.seed + 3)
     ac = alphas_cumprod()
+    snr = ac / (1 - ac)
+    vpred = configs.SCHEDULER["prediction_type"] == "v_prediction"
     ckdir = os.path.join(a.work, "ckpt")
     ckpt = os.path.join(ckdir, "unet.pt")
     step = 0
@@ -210,25 +248,50 @@ def stage_unet(a):
     else:
         save(os.path.join(ckdir, "unet-0.pt"), {"unet": unet.state_dict(), "text": text.state_dict(),
                                               "ema": [e.clone() for e in ema], "step": 0})
+    nparam = sum(p.numel() for p in params)
+    print(f"unet+text {nparam} parameters, {n} emoji x {k} variants, "
+          f"{'v' if vpred else 'epsilon'}-prediction, min-SNR {a.min_snr}, lr {lr_max} cosine "
+          f"to {a.lr_min} over {a.steps}, batch {a.batch}, EMA {a.ema}", flush=True)
     prog = Progress("unet", step, a.steps, os.path.join(a.work, "unet-loss.csv"))
-    warmup = 100
+    warmup = a.warmup
     while step < a.steps:
-        lr = (a.lr or 3e-4) * min(1.0, (step + 1) / warmup)
+        if step < warmup:
+            lr = lr_max * (step + 1) / warmup
+        else:
+            q = (step - warmup) / max(1, a.steps - warmup)
+            lr = a.lr_min + 0.5 * (lr_max - a.lr_min) * (1 + math.cos(math.pi * q))
         for grp in opt.param_groups:
             grp["lr"] = lr
-        idx = torch.randint(0, len(train_idx), (a.batch,), generator=gen)
+        idx = torch.randint(0, n, (a.batch,), generator=gen)
+        var = torch.where(torch.rand(a.batch, generator=gen) < a.aug,
+                          torch.randint(1, k, (a.batch,), generator=gen), torch.zeros(a.batch, dtype=torch.long))
         noise_z = torch.randn(a.batch, 4, 16, 16, generator=gen)
-        z0 = (mean[idx] + (0.5 * logvar[idx]).exp() * noise_z) * scale
+        z0 = (mean[idx, var] + (0.5 * logvar[idx, var]).exp() * noise_z) * scale
         drop = torch.rand(a.batch, generator=gen) < 0.1
+        main = torch.rand(a.batch, generator=gen) < a.main_caption
         pick = torch.randint(0, 1 << 30, (a.batch,), generator=gen)
-        batch_ids = torch.tensor([empty if drop[k] else ids[i][int(pick[k]) % len(ids[i])]
-                                  for k, i in enumerate(idx.tolist())])
+        batch_ids = []
+        for j, i in enumerate(idx.tolist()):
+            if drop[j]:
+                batch_ids.append(empty)
+            elif main[j] or len(ids[i]) == 1:
+                batch_ids.append(ids[i][0])
+            else:
+                batch_ids.append(ids[i][1 + int(pick[j]) % (len(ids[i]) - 1)])
+        batch_ids = torch.tensor(batch_ids)
         t = torch.randint(0, 1000, (a.batch,), generator=gen)
         eps = torch.randn(z0.shape, generator=gen)
         acb = ac[t][:, None, None, None]
         zt = acb.sqrt() * z0 + (1 - acb).sqrt() * eps
+        target = acb.sqrt() * eps - (1 - acb).sqrt() * z0 if vpred else eps
         pred = unet(zt, t.float(), text(batch_ids))
-        loss = F.mse_loss(pred, eps)
+        per = ((pred - target) ** 2).mean(dim=(1, 2, 3))
+        if a.min_snr > 0:
+            st = snr[t]
+            w = torch.clamp(st, max=a.min_snr) / ((st + 1) if vpred else st)
+        else:
+            w = torch.ones_like(per)
+        loss = (w * per).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -238,7 +301,7 @@ def stage_unet(a):
         with torch.no_grad():
             for e, p in zip(ema, params):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
-        prog.step(step, loss.item())
+        prog.step(step, per.mean().item())
         keep = step in a.keep
         if step % a.ckpt_every == 0 or step == a.steps or keep:
             state = {"unet": unet.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(),
@@ -251,7 +314,13 @@ def stage_unet(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("stage", choices=["vae", "decoder", "latents", "unet"])
+    p.add_argument("stage", choices=["vae", "vae-import", "decoder", "latents", "unet"])
+    p.add_argument("--vae-from", default=None, help="vae-import: a diffusers folder")
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--min-snr", type=float, default=5.0)
+    p.add_argument("--aug", type=float, default=0.5, help="share of augmented samples")
+    p.add_argument("--main-caption", type=float, default=0.75)
     p.add_argument("--work", default="/var/tmp/gesso-train")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=64)
@@ -265,7 +334,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
     os.makedirs(os.path.join(a.work, "ckpt"), exist_ok=True)
-    {"vae": stage_vae, "decoder": stage_decoder, "latents": stage_latents,
+    {"vae": stage_vae, "vae-import": stage_vae_import, "decoder": stage_decoder,
+     "latents": stage_latents,
      "unet": stage_unet}[a.stage](a)
 
 
