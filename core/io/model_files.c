@@ -480,7 +480,6 @@ set_not_a_pipeline_error (const char *path, GError **error)
     const char *class_name;
     const char *what;
   } other_kinds[] = {
-    { "ControlNetModel", "a ControlNet" },
     { "AutoencoderTiny", "a TAESD tiny autoencoder" },
     { "T2IAdapter", "a T2I-Adapter" },
   };
@@ -500,6 +499,13 @@ set_not_a_pipeline_error (const char *path, GError **error)
       return;
     }
   g_autofree char *shown_class = gesso_io_display (class_name);
+  if (strcmp (class_name, "ControlNetModel") == 0)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "'%s' is a ControlNet, not a Stable Diffusion checkpoint: give it as a "
+                   "control model (--control), with a checkpoint as the model", shown);
+      return;
+    }
   for (size_t i = 0; i < G_N_ELEMENTS (other_kinds); i++)
     if (strcmp (class_name, other_kinds[i].class_name) == 0)
       {
@@ -780,4 +786,121 @@ const char *
 gesso_model_files_vae_path (const GessoModelFiles *files)
 {
   return files->vae_path;
+}
+
+/* --- ControlNets ------------------------------------------------------------------------- */
+
+static gboolean
+add_controlnet_folder (GessoModelFiles *files, const char *path, GError **error)
+{
+  g_autofree char *shown = gesso_io_display (path);
+  g_autofree char *config_path = g_build_filename (path, "config.json", NULL);
+  g_autofree char *weights = NULL;
+  g_autofree char *pickle = NULL;
+  g_autoptr (GPtrArray) names = NULL;
+  JsonObject *config;
+  const char *class_name;
+  GessoSafetensors *st;
+
+  if (!is_regular_file (config_path))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "'%s' is not a ControlNet folder: config.json is missing", shown);
+      return FALSE;
+    }
+  config = gesso_config_load (config_path, error);
+  if (config == NULL)
+    return FALSE;
+  g_hash_table_insert (files->configs, g_strdup ("controlnet"), config);
+  class_name = json_object_get_string_member_with_default (config, "_class_name", "");
+  if (strcmp (class_name, "ControlNetModel") != 0)
+    {
+      g_autofree char *shown_class = gesso_io_display (class_name);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "'%s' is not a ControlNet: its config.json says '%s', not ControlNetModel "
+                   "(T2I-Adapters and other control models are not supported)", shown,
+                   shown_class);
+      return FALSE;
+    }
+  names = list_folder (path, error);
+  if (names == NULL)
+    return FALSE;
+  switch (find_weights (path, names, &weights, &pickle))
+    {
+    case WEIGHTS_SINGLE:
+      st = gesso_safetensors_open (weights, error);
+      return st != NULL && add_file (files, st, GESSO_COMPONENT_UNET, NULL, error);
+    case WEIGHTS_INDEX:
+      return add_sharded (files, path, weights, GESSO_COMPONENT_UNET, NULL, error);
+    case WEIGHTS_NONE:
+    default:
+      if (pickle != NULL)
+        gesso_io_set_pickle_error (error, pickle);
+      else
+        g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                     "'%s' holds no weights: expected diffusion_pytorch_model.safetensors",
+                     shown);
+      return FALSE;
+    }
+}
+
+/* The original layout keeps the network under "control_model."; anything else in the file
+ * (EMA counters, say) is not the ControlNet's. */
+static gboolean
+add_controlnet_file (GessoModelFiles *files, const char *path, GError **error)
+{
+  g_autofree char *shown = gesso_io_display (path);
+  GessoSafetensors *st;
+  guint n_control = 0;
+
+  if (gesso_io_has_pickle_extension (path))
+    {
+      gesso_io_set_pickle_error (error, path);
+      return FALSE;
+    }
+  st = gesso_safetensors_open (path, error);
+  if (st == NULL)
+    return FALSE;
+  g_ptr_array_add (files->files, st);
+  for (guint i = 0; i < gesso_safetensors_count (st); i++)
+    {
+      const GessoSafetensorsEntry *entry = gesso_safetensors_entry (st, i);
+      gboolean control = g_str_has_prefix (entry->name, "control_model.");
+
+      n_control += control;
+      if (!add_tensor (files, control ? GESSO_COMPONENT_UNET : GESSO_COMPONENT_OTHER,
+                       entry->name, entry, st, error))
+        return FALSE;
+    }
+  if (n_control == 0)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "'%s' is not a ControlNet: it has no control_model.* tensors (Gesso reads "
+                   "ControlNets in lllyasviel's layout or as diffusers ControlNetModel folders)",
+                   shown);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+GessoModelFiles *
+gesso_model_files_open_controlnet (const char *path, GError **error)
+{
+  g_autoptr (GessoModelFiles) files = NULL;
+  gboolean folder;
+  GStatBuf st;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  if (g_stat (path, &st) != 0)
+    {
+      gesso_io_set_errno_error (error, errno, "open", path);
+      return NULL;
+    }
+  folder = S_ISDIR (st.st_mode);
+  files = model_files_alloc (path, folder ? GESSO_MODEL_LAYOUT_DIFFUSERS
+                                          : GESSO_MODEL_LAYOUT_SINGLE_FILE);
+  if (!(folder ? add_controlnet_folder (files, path, error)
+               : add_controlnet_file (files, path, error)))
+    return NULL;
+  return g_steal_pointer (&files);
 }

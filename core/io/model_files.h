@@ -52,6 +52,12 @@ const GessoModelTensor *gesso_model_files_tensor (const GessoModelFiles *files, 
 const GessoModelTensor *gesso_model_files_lookup (const GessoModelFiles *files,
                                                   GessoComponent component, const char *key);
 
+/* A ControlNet: a diffusers ControlNetModel folder (config.json, kept as the "controlnet"
+ * config, and its weights) or a single file in lllyasviel's layout ("control_model.*").
+ * Its network's tensors go to GESSO_COMPONENT_UNET, since it is a UNet encoder with a few
+ * layers of its own; core/model/controlnet.c reads them. */
+GessoModelFiles *gesso_model_files_open_controlnet (const char *path, GError **error);
+
 /* The parsed config.json of a diffusers sub-folder ("unet", "vae", "text_encoder",
  * "scheduler" reads scheduler_config.json, "tokenizer" tokenizer_config.json; "model_index"
  * is model_index.json itself), or NULL when there is none (single files carry no configs).

@@ -57,6 +57,8 @@ static const Rename openclip_block[] = {
 #define VAE_PREFIX "first_stage_model."
 #define HF_TEXT_PREFIX "cond_stage_model.transformer."
 #define OPENCLIP_PREFIX "cond_stage_model.model."
+/* lllyasviel's ControlNets: the UNet's encoder under CompVis names, plus their own layers */
+#define CONTROL_PREFIX "control_model."
 
 /* --- Parsing dotted keys ----------------------------------------------------------------- */
 
@@ -231,6 +233,9 @@ scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *l
 
       if (g_str_has_prefix (key, UNET_PREFIX))
         scan_unet_key (&unet, key + strlen (UNET_PREFIX));
+      if (g_str_has_prefix (key, CONTROL_PREFIX))
+        scan_unet_key (&unet, key + strlen (CONTROL_PREFIX));
+      note_index_after (key, CONTROL_PREFIX "input_hint_block.", &layout->control_hint_layers);
       /* both sides count levels: one missing from the decoder must not shift the others */
       note_index_after (key, VAE_PREFIX "decoder.up.", &layout->vae_levels);
       note_index_after (key, VAE_PREFIX "encoder.down.", &layout->vae_levels);
@@ -576,6 +581,35 @@ map_fused_qkv (Mapper *m, guint source, const char *rest)
   return TRUE;
 }
 
+/* A ControlNet's own layers: zero_convs.K.0 = controlnet_down_blocks.K, middle_block_out.0 =
+ * controlnet_mid_block, and input_hint_block, an nn.Sequential of convs with SiLUs between
+ * them (odd indices), = controlnet_cond_embedding's conv_in, blocks.0.. and conv_out. Every
+ * other key is a UNet encoder key. */
+static char *
+map_controlnet (const char *rest, const GessoKeymapLayout *layout)
+{
+  const char *p = rest;
+  int k;
+
+  if (eat (&p, "zero_convs.") && eat_index (&p, &k) && eat (&p, "0."))
+    return g_strdup_printf ("controlnet_down_blocks.%d.%s", k, p);
+  p = rest;
+  if (eat (&p, "middle_block_out.0."))
+    return g_strdup_printf ("controlnet_mid_block.%s", p);
+  p = rest;
+  if (eat (&p, "input_hint_block.") && eat_index (&p, &k))
+    {
+      if (k % 2 == 1)
+        return NULL;
+      if (k == 0)
+        return g_strdup_printf ("controlnet_cond_embedding.conv_in.%s", p);
+      if (k == layout->control_hint_layers - 1)
+        return g_strdup_printf ("controlnet_cond_embedding.conv_out.%s", p);
+      return g_strdup_printf ("controlnet_cond_embedding.blocks.%d.%s", k / 2 - 1, p);
+    }
+  return map_unet (rest, layout);
+}
+
 static void
 map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
 {
@@ -587,6 +621,11 @@ map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
   if (g_str_has_prefix (key, UNET_PREFIX))
     {
       name = map_unet (key + strlen (UNET_PREFIX), layout);
+      component = GESSO_COMPONENT_UNET;
+    }
+  else if (g_str_has_prefix (key, CONTROL_PREFIX))
+    {
+      name = map_controlnet (key + strlen (CONTROL_PREFIX), layout);
       component = GESSO_COMPONENT_UNET;
     }
   else if (g_str_has_prefix (key, VAE_PREFIX))

@@ -54,6 +54,7 @@ typedef struct
   int unet_levels;
   int unet_layers_per_block;
   int vae_levels;
+  int control_hint_layers;      /* a ControlNet's input_hint_block: its last index + 1 */
 } GessoKeymapLayout;
 
 /* Maps N_KEYS keys of a model stored in LAYOUT. Returns an array of GessoKeymapTarget (one per

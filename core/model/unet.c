@@ -17,12 +17,12 @@
 #include <math.h>
 #include <string.h>
 
-/* Skip connections: conv_in, then per level its resnets and its downsampler. */
-#define MAX_SKIPS (1 + GESSO_UNET_MAX_LEVELS * (GESSO_UNET_MAX_LAYERS_PER_BLOCK + 1))
+#define MAX_SKIPS UNET_MAX_SKIPS
 
 struct GessoUnet
 {
   GessoUnetConfig config;
+  gboolean encoder_only;        /* a ControlNet's copy: time embedding, down path, middle */
   UnetGlobals globals;
   GessoWeights *weights;
 
@@ -258,6 +258,8 @@ load_all (GessoUnet *u, Loader *ld)
   load_transformer (ld, c, "mid_block.attentions.0", deepest, c->mid_heads,
                     c->mid_transformer_depth, &u->mid_attention);
   load_resnet (ld, c, "mid_block.resnets.1", deepest, deepest, &u->mid_resnets[1]);
+  if (u->encoder_only)
+    return;
 
   for (int l = n - 1; l >= 0; l--)
     {
@@ -361,11 +363,13 @@ resolve_config (const GessoWeights *weights, const GessoUnetConfig *config,
 
 /* CONFIG has been resolved against WEIGHTS. */
 static GessoUnet *
-unet_build (GessoWeights *weights, const GessoUnetConfig *config, GError **error)
+unet_build (GessoWeights *weights, const GessoUnetConfig *config, gboolean encoder_only,
+            GError **error)
 {
   GessoUnet *u = unet_alloc (config, weights);
   Loader ld = { .weights = weights, .error = NULL };
 
+  u->encoder_only = encoder_only;
   load_all (u, &ld);
   if (ld.error != NULL)
     {
@@ -384,7 +388,7 @@ gesso_unet_new (GessoWeights *weights, const GessoUnetConfig *config, GError **e
   g_return_val_if_fail (weights != NULL, NULL);
   if (!resolve_config (weights, config, NULL, &resolved, error))
     return NULL;
-  return unet_build (weights, &resolved, error);
+  return unet_build (weights, &resolved, FALSE, error);
 }
 
 gboolean
@@ -419,7 +423,16 @@ gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weights, JsonObj
   g_return_val_if_fail (files != NULL && weights != NULL, NULL);
   if (!gesso_unet_config_for_model (files, weights, override, &config, error))
     return NULL;
-  return unet_build (weights, &config, error);
+  return unet_build (weights, &config, FALSE, error);
+}
+
+GessoUnet *
+unet_build_encoder (GessoWeights *weights, const GessoUnetConfig *config, GError **error)
+{
+  g_return_val_if_fail (weights != NULL && config != NULL, NULL);
+  if (!gesso_unet_config_validate (config, error))
+    return NULL;
+  return unet_build (weights, config, TRUE, error);
 }
 
 const GessoUnetConfig *
@@ -502,18 +515,12 @@ timestep_embedding (const GessoUnetConfig *c, const float *timesteps, int64_t ba
     }
 }
 
-typedef struct
-{
-  float *data;
-  int64_t channels, height, width;
-} Skip;
-
 /* A new skip connection [B, CHANNELS, H, W] on top of the stack; NULL on failure. */
 static float *
-push_skip (UnetExec *x, Skip *skips, int *n_skips, int64_t batch, int64_t channels, int64_t h,
+push_skip (UnetExec *x, UnetSkip *skips, int *n_skips, int64_t batch, int64_t channels, int64_t h,
            int64_t w, GError **error)
 {
-  Skip *s = &skips[(*n_skips)++];
+  UnetSkip *s = &skips[(*n_skips)++];
 
   g_assert (*n_skips <= MAX_SKIPS);     /* bounded by the config's validated limits */
   s->channels = channels;
@@ -548,57 +555,59 @@ buffer_sizes (const GessoUnet *u, int64_t batch, int64_t height, int64_t width,
   *cat = (size_t) k;
 }
 
-/* The whole forward. With X planning (no arena) it touches no data and only accounts the
- * allocations, which is how gesso_unet_scratch_bytes() finds the peak. */
-static gboolean
-run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
-     const float *context, int64_t batch, int64_t height, int64_t width, int64_t context_len,
-     float *out, GError **error)
+float *
+unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps, int64_t batch,
+                     GError **error)
+{
+  const GessoUnetConfig *c = &u->config;
+  float *temb_sin, *temb_hidden, *temb;
+
+  temb_sin = unet_exec_alloc (x, (size_t) (batch * c->time_proj_dim), error);
+  temb_hidden = temb_sin ? unet_exec_alloc (x, (size_t) (batch * c->time_embed_dim), error)
+                         : NULL;
+  temb = temb_hidden ? unet_exec_alloc (x, (size_t) (batch * c->time_embed_dim), error) : NULL;
+  if (temb == NULL || !unet_exec_computing (x))
+    return temb;
+  timestep_embedding (c, timesteps, batch, temb_sin);
+  gesso_linear (temb_sin, batch, c->time_proj_dim, u->time_linear_1.weight,
+                u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
+  gesso_silu (temb_hidden, (size_t) (batch * c->time_embed_dim));
+  gesso_linear (temb_hidden, batch, c->time_embed_dim, u->time_linear_2.weight,
+                u->time_linear_2.bias, c->time_embed_dim, temb);
+  /* every resnet applies SiLU to the embedding before its projection: do it once */
+  gesso_silu (temb, (size_t) (batch * c->time_embed_dim));
+  return temb;
+}
+
+gboolean
+unet_run_down (GessoUnet *u, UnetExec *x, const float *sample, const float *hint,
+               const float *temb, const float *context, int64_t batch, int64_t *height,
+               int64_t *width, int64_t context_len, UnetSkip *skips, int *n_skips,
+               GError **error)
 {
   const GessoUnetConfig *c = &u->config;
   const UnetGlobals *g = &u->globals;
   const int n = c->n_levels, lpb = c->layers_per_block;
   const int64_t c0 = c->block_out_channels[0];
-  Skip skips[MAX_SKIPS];
-  int n_skips = 0, cur;
-  size_t act_size, cat_size;
-  float *temb_sin, *temb_hidden, *temb, *act[2], *cat;
-  int64_t h = height, w = width;
-  const float *prev;
+  int64_t h = *height, w = *width;
 
-  buffer_sizes (u, batch, height, width, &act_size, &cat_size);
-  temb_sin = unet_exec_alloc (x, (size_t) (batch * c->time_proj_dim), error);
-  temb_hidden = temb_sin ? unet_exec_alloc (x, (size_t) (batch * c->time_embed_dim), error)
-                         : NULL;
-  temb = temb_hidden ? unet_exec_alloc (x, (size_t) (batch * c->time_embed_dim), error) : NULL;
-  if (temb == NULL)
-    return FALSE;
-  if (unet_exec_computing (x))
-    {
-      timestep_embedding (c, timesteps, batch, temb_sin);
-      gesso_linear (temb_sin, batch, c->time_proj_dim, u->time_linear_1.weight,
-                    u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
-      gesso_silu (temb_hidden, (size_t) (batch * c->time_embed_dim));
-      gesso_linear (temb_hidden, batch, c->time_embed_dim, u->time_linear_2.weight,
-                    u->time_linear_2.bias, c->time_embed_dim, temb);
-      /* every resnet applies SiLU to the embedding before its projection: do it once */
-      gesso_silu (temb, (size_t) (batch * c->time_embed_dim));
-    }
-
-  /* down: every output becomes a skip, allocated where it is made, so the skips lie in the
-   * arena in the order the up path releases them */
-  if (push_skip (x, skips, &n_skips, batch, c0, h, w, error) == NULL
+  /* every output becomes a skip, allocated where it is made, so the skips lie in the arena
+   * in the order the up path releases them */
+  *n_skips = 0;
+  if (push_skip (x, skips, n_skips, batch, c0, h, w, error) == NULL
       || !unet_conv (x, &u->conv_in, sample, skips[0].data, batch, c->in_channels, h, w, c0,
                      c->conv_in_kernel, 1, error))
     return FALSE;
+  if (hint != NULL && unet_exec_computing (x))
+    gesso_add (skips[0].data, hint, (size_t) (batch * c0 * h * w));
   for (int l = 0; l < n; l++)
     {
       const int64_t ch = c->block_out_channels[l];
 
       for (int j = 0; j < lpb; j++)
         {
-          const float *in = skips[n_skips - 1].data;
-          float *o = push_skip (x, skips, &n_skips, batch, ch, h, w, error);
+          const float *in = skips[*n_skips - 1].data;
+          float *o = push_skip (x, skips, n_skips, batch, ch, h, w, error);
 
           if (o == NULL
               || !unet_resnet_forward (x, g, &u->down_resnets[l][j], in, o, batch, h, w, temb,
@@ -610,8 +619,8 @@ run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
         }
       if (l < n - 1)
         {
-          const float *in = skips[n_skips - 1].data;
-          float *o = push_skip (x, skips, &n_skips, batch, ch, h / 2, w / 2, error);
+          const float *in = skips[*n_skips - 1].data;
+          float *o = push_skip (x, skips, n_skips, batch, ch, h / 2, w / 2, error);
 
           if (o == NULL
               || !unet_conv (x, &u->downsample[l], in, o, batch, ch, h, w, ch, 3, 2, error))
@@ -620,20 +629,80 @@ run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
           w /= 2;
         }
     }
+  *height = h;
+  *width = w;
+  return TRUE;
+}
+
+gboolean
+unet_run_mid (GessoUnet *u, UnetExec *x, const float *in, float *tmp, float *out,
+              int64_t batch, int64_t height, int64_t width, const float *temb,
+              const float *context, int64_t context_len, GError **error)
+{
+  const UnetGlobals *g = &u->globals;
+
+  return unet_resnet_forward (x, g, &u->mid_resnets[0], in, tmp, batch, height, width, temb,
+                              error)
+         && unet_transformer_forward (x, g, &u->mid_attention, tmp, batch, height * width,
+                                      context, context_len, error)
+         && unet_resnet_forward (x, g, &u->mid_resnets[1], tmp, out, batch, height, width,
+                                 temb, error);
+}
+
+/* ControlNet residuals, packed as gesso_unet_residual_floats() describes, added to the skip
+ * connections once the down path is done (the down path itself sees none of them). */
+static void
+add_skip_residuals (const UnetSkip *skips, int n_skips, int64_t batch, const float *residuals)
+{
+  for (int k = 0; k < n_skips; k++)
+    {
+      size_t n = (size_t) (batch * skips[k].channels * skips[k].height * skips[k].width);
+      gesso_add (skips[k].data, residuals, n);
+      residuals += n;
+    }
+}
+
+/* The whole forward. With X planning (no arena) it touches no data and only accounts the
+ * allocations, which is how gesso_unet_scratch_bytes() finds the peak. */
+static gboolean
+run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
+     const float *context, int64_t batch, int64_t height, int64_t width, int64_t context_len,
+     const float *residuals, float *out, GError **error)
+{
+  const GessoUnetConfig *c = &u->config;
+  const UnetGlobals *g = &u->globals;
+  const int n = c->n_levels, lpb = c->layers_per_block;
+  const int64_t c0 = c->block_out_channels[0];
+  UnetSkip skips[MAX_SKIPS];
+  int n_skips = 0, cur;
+  size_t act_size, cat_size;
+  float *temb, *act[2], *cat;
+  int64_t h = height, w = width;
+  const float *prev;
+
+  buffer_sizes (u, batch, height, width, &act_size, &cat_size);
+  temb = unet_time_embedding (u, x, timesteps, batch, error);
+  if (temb == NULL
+      || !unet_run_down (u, x, sample, NULL, temb, context, batch, &h, &w, context_len, skips,
+                         &n_skips, error))
+    return FALSE;
 
   act[0] = unet_exec_alloc (x, act_size, error);
   act[1] = act[0] ? unet_exec_alloc (x, act_size, error) : NULL;
   cat = act[1] ? unet_exec_alloc (x, cat_size, error) : NULL;
   if (cat == NULL)
     return FALSE;
-
-  if (!unet_resnet_forward (x, g, &u->mid_resnets[0], skips[n_skips - 1].data, act[0], batch,
-                            h, w, temb, error)
-      || !unet_transformer_forward (x, g, &u->mid_attention, act[0], batch, h * w, context,
-                                    context_len, error)
-      || !unet_resnet_forward (x, g, &u->mid_resnets[1], act[0], act[1], batch, h, w, temb,
-                               error))
+  if (!unet_run_mid (u, x, skips[n_skips - 1].data, act[0], act[1], batch, h, w, temb, context,
+                     context_len, error))
     return FALSE;
+  /* after the middle block, whose input is the last skip as the down path left it */
+  if (residuals != NULL && unet_exec_computing (x))
+    {
+      const size_t mid = (size_t) (batch * c->block_out_channels[n - 1] * h * w);
+      add_skip_residuals (skips, n_skips, batch, residuals);
+      gesso_add (act[1], residuals + gesso_unet_residual_floats (u, batch, height, width) - mid,
+                 mid);
+    }
   cur = 1;
 
   for (int l = n - 1; l >= 0; l--)
@@ -643,7 +712,7 @@ run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
       for (int j = 0; j <= lpb; j++)
         {
           const UnetResnet *r = &u->up_resnets[l][j];
-          const Skip s = skips[--n_skips];
+          const UnetSkip s = skips[--n_skips];
           const int64_t ch_prev = r->in_channels - s.channels;
 
           if (s.height != h || s.width != w || ch_prev < 1)
@@ -712,7 +781,7 @@ gesso_unet_scratch_bytes (const GessoUnet *unet, int64_t batch, int64_t height, 
     return 0;
   /* planning touches no data and cannot fail */
   if (!run ((GessoUnet *) unet, &plan, NULL, NULL, NULL, batch, height, width, context_len,
-            NULL, NULL))
+            NULL, NULL, NULL))
     return 0;
   return plan.peak;
 }
@@ -736,10 +805,43 @@ gesso_unet_config_scratch_bytes (const GessoUnetConfig *config, int64_t batch, i
   return bytes;
 }
 
+size_t
+gesso_unet_residual_floats (const GessoUnet *unet, int64_t batch, int64_t height, int64_t width)
+{
+  const GessoUnetConfig *c;
+  int64_t total = 0, h = height, w = width;
+
+  g_return_val_if_fail (unet != NULL, 0);
+  c = &unet->config;
+  total += c->block_out_channels[0] * h * w;                    /* conv_in */
+  for (int l = 0; l < c->n_levels; l++)
+    {
+      total += c->layers_per_block * c->block_out_channels[l] * h * w;
+      if (l < c->n_levels - 1)
+        {
+          h /= 2;
+          w /= 2;
+          total += c->block_out_channels[l] * h * w;             /* downsampler */
+        }
+    }
+  total += c->block_out_channels[c->n_levels - 1] * h * w;      /* middle */
+  return (size_t) (batch * total);
+}
+
 gboolean
 gesso_unet_forward (GessoUnet *unet, const float *sample, const float *timesteps,
                     const float *context, int64_t batch, int64_t height, int64_t width,
                     int64_t context_len, float *out, GessoArena *scratch, GError **error)
+{
+  return gesso_unet_forward_controlled (unet, sample, timesteps, context, batch, height, width,
+                                        context_len, NULL, out, scratch, error);
+}
+
+gboolean
+gesso_unet_forward_controlled (GessoUnet *unet, const float *sample, const float *timesteps,
+                               const float *context, int64_t batch, int64_t height,
+                               int64_t width, int64_t context_len, const float *residuals,
+                               float *out, GessoArena *scratch, GError **error)
 {
   UnetExec x = { 0 };
   size_t need, free_bytes, mark;
@@ -786,8 +888,8 @@ gesso_unet_forward (GessoUnet *unet, const float *sample, const float *timesteps
 
   x.arena = scratch;
   mark = gesso_arena_mark (scratch);
-  ok = run (unet, &x, sample, timesteps, context, batch, height, width, context_len, out,
-            error);
+  ok = run (unet, &x, sample, timesteps, context, batch, height, width, context_len, residuals,
+            out, error);
   gesso_arena_reset (scratch, mark);
   return ok;
 }

@@ -143,6 +143,21 @@ gboolean gesso_unet_forward (GessoUnet *unet, const float *sample, const float *
                              int64_t context_len, float *out, GessoArena *scratch,
                              GError **error);
 
+/* ControlNet residuals for a forward of this size, packed in diffusers' order: one per skip
+ * connection (conv_in, then per level its resnets and its downsampler, [B, C, h, w] each),
+ * then the middle block's; the number of floats. */
+size_t gesso_unet_residual_floats (const GessoUnet *unet, int64_t batch, int64_t height,
+                                   int64_t width);
+
+/* gesso_unet_forward with RESIDUALS (gesso_unet_residual_floats() long, or NULL) added to
+ * the skip connections and the middle block's output, as diffusers' UNet adds
+ * down_block_additional_residuals and mid_block_additional_residual. */
+gboolean gesso_unet_forward_controlled (GessoUnet *unet, const float *sample,
+                                        const float *timesteps, const float *context,
+                                        int64_t batch, int64_t height, int64_t width,
+                                        int64_t context_len, const float *residuals, float *out,
+                                        GessoArena *scratch, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoUnet, gesso_unet_free)
 
 G_END_DECLS

@@ -96,6 +96,39 @@ gboolean unet_conv (UnetExec *x, const UnetLayer *layer, const float *in, float 
                     int64_t batch, int64_t in_channels, int64_t height, int64_t width,
                     int64_t out_channels, int64_t kernel, int64_t stride, GError **error);
 
+/* --- The encoder half, shared with ControlNets ------------------------------------------ */
+
+/* Skip connections: conv_in, then per level its resnets and its downsampler. */
+#define UNET_MAX_SKIPS (1 + GESSO_UNET_MAX_LEVELS * (GESSO_UNET_MAX_LAYERS_PER_BLOCK + 1))
+
+typedef struct
+{
+  float *data;
+  int64_t channels, height, width;
+} UnetSkip;
+
+/* A UNet of CONFIG with only its time embedding, down path and middle block, as a ControlNet
+ * has them; the loaded weights are checked against CONFIG's shapes. */
+GessoUnet *unet_build_encoder (GessoWeights *weights, const GessoUnetConfig *config,
+                               GError **error);
+
+/* SiLU(time embedding) [B, time_embed_dim], from the arena; NULL on failure. */
+float *unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps, int64_t batch,
+                            GError **error);
+
+/* conv_in(SAMPLE) (+ HINT [B, c0, h, w] when not NULL, a ControlNet's conditioning), then the
+ * down levels; every output is pushed on SKIPS (UNET_MAX_SKIPS long) in diffusers'
+ * down_block_res_samples order. *HEIGHT, *WIDTH become the deepest level's. */
+gboolean unet_run_down (GessoUnet *u, UnetExec *x, const float *sample, const float *hint,
+                        const float *temb, const float *context, int64_t batch,
+                        int64_t *height, int64_t *width, int64_t context_len, UnetSkip *skips,
+                        int *n_skips, GError **error);
+
+/* The middle block: IN -> OUT, TMP as large as either. */
+gboolean unet_run_mid (GessoUnet *u, UnetExec *x, const float *in, float *tmp, float *out,
+                       int64_t batch, int64_t height, int64_t width, const float *temb,
+                       const float *context, int64_t context_len, GError **error);
+
 /* --- Layers ----------------------------------------------------------------------------- */
 
 /* IN [B, in_channels, hw] -> OUT [B, out_channels, hw] (distinct buffers). TEMB_ACT is

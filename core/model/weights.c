@@ -109,6 +109,14 @@ check_family (GessoModelFiles *files, GError **error)
       const GessoModelTensor *t = gesso_model_files_tensor (files, i);
       const char *other_kind = other_kind_of_key (t->component, t->key);
 
+      if (other_kind != NULL && g_str_has_prefix (other_kind, "a ControlNet"))
+        {
+          g_autofree char *path = gesso_io_display (gesso_model_files_path (files));
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                       "'%s' is a ControlNet, not a Stable Diffusion checkpoint: give it as a "
+                       "control model (--control), with a checkpoint as the model", path);
+          return FALSE;
+        }
       if (other_kind != NULL)
         {
           g_autofree char *path = gesso_io_display (gesso_model_files_path (files));

@@ -25,6 +25,10 @@ void conformance_family_tokenizer (ConformanceRun *run, const ConformanceCase *c
  * recorded noise, through every file of the model (family-pipeline.c). */
 void conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c);
 
+/* controlnet/ cases: residuals and the controlled UNet output through every file of the
+ * ControlNet(s) (family-controlnet.c). */
+void conformance_family_controlnet (ConformanceRun *run, const ConformanceCase *c);
+
 /* scheduler/ cases: timesteps, sigmas and 5-step rollouts (family-scheduler.c). */
 void conformance_family_scheduler (ConformanceRun *run, const ConformanceCase *c);
 

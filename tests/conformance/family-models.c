@@ -70,12 +70,36 @@ is_weight_component (GessoComponent c)
          || c == GESSO_COMPONENT_TEXT_ENCODER;
 }
 
+/* A checkpoint, or else a ControlNet (whose network the files hold as UNet weights). */
+static GessoModelFiles *
+open_files (const char *path, GError **error)
+{
+  GError *checkpoint_error = NULL;
+  GessoModelFiles *files = gesso_model_files_open (path, &checkpoint_error);
+  GessoWeights *weights = files ? gesso_weights_new (files, &checkpoint_error) : NULL;
+
+  if (weights != NULL)
+    {
+      gesso_weights_free (weights);
+      return files;
+    }
+  gesso_model_files_free (files);
+  files = gesso_model_files_open_controlnet (path, NULL);
+  if (files != NULL)
+    {
+      g_error_free (checkpoint_error);
+      return files;
+    }
+  g_propagate_error (error, checkpoint_error);
+  return NULL;
+}
+
 static void
 check_variant (ConformanceRun *run, const ConformanceCase *c, const ConformanceVariant *v,
                GessoModelFiles *folder_files, GessoWeights *folder)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GessoModelFiles) files = gesso_model_files_open (v->path, &error);
+  g_autoptr (GessoModelFiles) files = open_files (v->path, &error);
   g_autoptr (GessoWeights) weights = NULL;
   Comparison cmp = { 0 };
 
@@ -129,7 +153,7 @@ check_model (ConformanceRun *run, const char *dir, const char *model)
       const ConformanceVariant *v = variants->pdata[i];
       if (strcmp (v->label, "diffusers") != 0)
         continue;
-      folder_files = gesso_model_files_open (v->path, &error);
+      folder_files = open_files (v->path, &error);
       if (folder_files != NULL)
         folder = gesso_weights_new (folder_files, &error);
       if (folder == NULL)

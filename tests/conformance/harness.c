@@ -8,6 +8,8 @@
 
 #include "gesso.h"
 #include "io/config.h"
+#include "io/model_files.h"
+#include "model/weights.h"
 #include "run.h"
 
 void
@@ -51,6 +53,16 @@ conformance_report_error (ConformanceRun *run, const ConformanceCase *c, const c
                       "%s", error->message);
 }
 
+/* Not a checkpoint, but a ControlNet whose files the engine reads. */
+static gboolean
+opens_as_controlnet (const char *path)
+{
+  g_autoptr (GessoModelFiles) files = gesso_model_files_open_controlnet (path, NULL);
+  g_autoptr (GessoWeights) weights = files ? gesso_weights_new (files, NULL) : NULL;
+
+  return weights != NULL;
+}
+
 /* The engine's verdict on MODEL: "" when one of its files probes (or fails for a reason other
  * than UNSUPPORTED, which the cases then report as failures), else the first reason given. */
 static char *
@@ -70,7 +82,8 @@ probe_model (const ConformanceCase *c, const char *model)
       params.path = v->path;
       params.config_dir = strcmp (v->label, "diffusers") != 0 ? v->diffusers_dir : NULL;
       probe = gesso_model_probe (&params, &error);
-      if (!g_error_matches (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED))
+      if (!g_error_matches (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED)
+          || opens_as_controlnet (v->path))
         return g_strdup ("");
       if (reason == NULL)
         reason = g_strdup (error->message);

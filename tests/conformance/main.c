@@ -30,6 +30,7 @@ static const Family families[] = {
   { "vae", conformance_family_vae, NULL },
   { "scheduler", conformance_family_scheduler, NULL },
   { "pipeline", conformance_family_pipeline, NULL },
+  { "controlnet", conformance_family_controlnet, NULL },
 };
 
 static char *
