@@ -163,6 +163,15 @@ decode (int fd, const char *path, GError **error)
       g_propagate_error (error, watch.refused);
       return NULL;
     }
+  /* said before the decoder's own complaint (libjpeg's "Improper call to JPEG library in
+   * state 205" for a cut progressive file), which tells a user nothing */
+  if (watch.jpeg && !watch.eoi_after_sos)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "image '%s' is incomplete: its JPEG data stops before the end of the "
+                   "picture (the file is truncated or damaged)", path);
+      return NULL;
+    }
   if (!ok || !closed)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read image '%s': %s", path,
@@ -177,13 +186,6 @@ decode (int fd, const char *path, GError **error)
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO,
                    first ? "cannot read image '%s': the file is empty"
                          : "cannot read image '%s': the file is damaged or not an image", path);
-      return NULL;
-    }
-  if (watch.jpeg && !watch.eoi_after_sos)
-    {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "image '%s' is incomplete: its JPEG data stops before the end of the "
-                   "picture (the file is truncated or damaged)", path);
       return NULL;
     }
   /* PNG and JPEG report every decoded row; fewer rows than the picture has is a cut file */

@@ -188,17 +188,20 @@ gesso_edit_check_memory (GessoModel *model, const GessoEditParams *params, int w
   need = add_saturated (need, extra);
   if (need <= available)
     return TRUE;
+  if (width <= 0)
+    width = model->native_size;
+  if (height <= 0)
+    height = model->native_size;
   if (need == G_MAXUINT64)
     g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                 "a %d x %d edit at a %d x %d working size is beyond what Gesso can plan "
-                 "memory for; lower the pixel budget or edit a smaller image or area",
-                 width, height, work_w, work_h);
+                 "a %d x %d edit at the pixel budget's %d x %d working size is beyond what "
+                 "this machine's memory can hold; lower the pixel budget or edit a smaller "
+                 "image or area", width, height, work_w, work_h);
   else
     g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
                  "this edit needs about %.1f GiB of memory but %.1f GiB is available "
                  "(image %d x %d, working size %d x %d); lower the pixel budget or edit a "
-                 "smaller image or area", (double) need / GIB, (double) available / GIB,
-                 width > 0 ? width : model->native_size,
-                 height > 0 ? height : model->native_size, work_w, work_h);
+                 "smaller image or area", (double) need / GIB, (double) available / GIB, width,
+                 height, work_w, work_h);
   return FALSE;
 }
