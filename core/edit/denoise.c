@@ -215,6 +215,9 @@ generic_step (GessoDenoise *d, guint i, guint n, const double *ts, float *x, GEr
   double t = ts[i];
   guint n_noise = gesso_sampler_step_noise_count (d->sampler, t);
 
+  /* diffusers' controlnet_keep: step i of the n run spans [i / n, (i + 1) / n] */
+  gesso_guider_set_progress (d->guider, (double) (i - d->first) / (double) (n - d->first),
+                             (double) (i + 1 - d->first) / (double) (n - d->first));
   if (!gesso_sampler_scale_model_input (d->sampler, &xt, t, &scaled, error)
       || !gesso_guider_predict (d->guider, d->scaled, t, d->prediction_buf, error))
     return FALSE;
@@ -270,6 +273,10 @@ repaint_step (GessoDenoise *d, double t, int levels, float *x, GError **error)
   GessoTensor x0 = latent_view (d, estimate);
   int level = (int) (t / repaint_scale (d));
 
+  /* RePaint's schedule jumps back and forth: where it is comes from the timestep, the level
+   * counted down from the top */
+  gesso_guider_set_progress (d->guider, (double) (levels - 1 - level) / (double) levels,
+                             (double) (levels - level) / (double) levels);
   if (!gesso_sampler_scale_model_input (d->sampler, &xt, t, &scaled, error)
       || !gesso_guider_predict (d->guider, d->scaled, t, d->prediction_buf, error))
     return FALSE;

@@ -56,7 +56,102 @@ gesso_guider_clear (GessoGuider *g)
   g_free (g->context);
   g_free (g->input);
   g_free (g->output);
+  g_free (g->control_images);
+  g_free (g->control_sample);
+  g_free (g->residuals);
   memset (g, 0, sizeof *g);
+}
+
+gboolean
+gesso_guider_set_controls (GessoGuider *g, const GessoGuiderControl *controls, int n,
+                           double start, double end, GError **error)
+{
+  const size_t plane = (size_t) (g->height * g->width);
+  size_t per_image = 0;
+
+  g_return_val_if_fail (g != NULL && n >= 0 && (n == 0 || controls != NULL), FALSE);
+  g_clear_pointer (&g->control_images, g_free);
+  g_clear_pointer (&g->control_sample, g_free);
+  g_clear_pointer (&g->residuals, g_free);
+  g->controls = NULL;
+  g->n_controls = 0;
+  if (n == 0)
+    return TRUE;
+  for (int j = 0; j < n; j++)
+    {
+      int f = gesso_controlnet_get_image_factor (controls[j].net);
+      size_t size = (size_t) gesso_controlnet_get_image_channels (controls[j].net) * plane
+                    * (size_t) f * (size_t) f;
+      if (j > 0 && size != per_image)
+        {
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                       "the ControlNets used together take control images of different sizes "
+                       "or channels; use ControlNets of one kind together");
+          return FALSE;
+        }
+      per_image = size;
+    }
+  g->control_images = g_try_new (float, 2 * per_image * (size_t) n);
+  g->residuals = g_try_new (float, gesso_unet_residual_floats (g->unet, 2, g->height,
+                                                                g->width));
+  if (g->in_channels != g->latent_channels)
+    g->control_sample = g_try_new (float, 2 * (size_t) g->latent_channels * plane);
+  if (g->control_images == NULL || g->residuals == NULL
+      || (g->in_channels != g->latent_channels && g->control_sample == NULL))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                   "not enough memory for the ControlNets' inputs at a %" G_GINT64_FORMAT
+                   " x %" G_GINT64_FORMAT " latent", g->width, g->height);
+      return FALSE;
+    }
+  for (int j = 0; j < n; j++)
+    for (int b = 0; b < 2; b++)
+      memcpy (g->control_images + ((size_t) j * 2 + (size_t) b) * per_image, controls[j].image,
+              per_image * sizeof (float));
+  g->controls = controls;
+  g->n_controls = n;
+  g->control_start = start;
+  g->control_end = end;
+  g->control_on = TRUE;
+  return TRUE;
+}
+
+void
+gesso_guider_set_progress (GessoGuider *g, double from, double to)
+{
+  g->control_on = !(from < g->control_start || to > g->control_end);
+}
+
+/* RESIDUALS = the sum of every ControlNet's for the batch the UNet is about to run. */
+static gboolean
+control_residuals (GessoGuider *g, const float *timesteps, const float *context, int64_t batch,
+                   GError **error)
+{
+  const size_t plane = (size_t) (g->height * g->width);
+  const size_t n_sample = (size_t) g->latent_channels * plane;
+  const float *sample = g->input;
+
+  if (g->control_sample != NULL)
+    {
+      for (int64_t b = 0; b < batch; b++)
+        memcpy (g->control_sample + b * n_sample,
+                g->input + b * (size_t) g->in_channels * plane, n_sample * sizeof (float));
+      sample = g->control_sample;
+    }
+  for (int j = 0; j < g->n_controls; j++)
+    {
+      const GessoGuiderControl *c = &g->controls[j];
+      const int f = gesso_controlnet_get_image_factor (c->net);
+      const size_t per_image = (size_t) gesso_controlnet_get_image_channels (c->net) * plane
+                               * (size_t) f * (size_t) f;
+
+      if (!gesso_controlnet_forward (c->net, sample, timesteps, context,
+                                     g->control_images + (size_t) j * 2 * per_image, c->scale,
+                                     batch, g->height, g->width, g->tokens, j > 0,
+                                     g->residuals, NULL, error))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 float *
@@ -124,8 +219,16 @@ gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out,
       if (n_cond > 0)
         memcpy (g->input + b * n_input + n_sample, g->conditioning, n_cond * sizeof (float));
     }
-  if (!gesso_unet_forward (g->unet, g->input, timesteps, context, batch, g->height, g->width,
-                           g->tokens, g->output, g->arena, error))
+  if (g->n_controls > 0 && g->control_on)
+    {
+      if (!control_residuals (g, timesteps, context, batch, error)
+          || !gesso_unet_forward_controlled (g->unet, g->input, timesteps, context, batch,
+                                             g->height, g->width, g->tokens, g->residuals,
+                                             g->output, g->arena, error))
+        return FALSE;
+    }
+  else if (!gesso_unet_forward (g->unet, g->input, timesteps, context, batch, g->height,
+                                g->width, g->tokens, g->output, g->arena, error))
     return FALSE;
   if (!pair)
     {

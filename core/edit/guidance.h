@@ -13,8 +13,14 @@
  * Inpainting UNets (9 channels) read [latent | mask | masked-image latent]: the guider puts
  * the conditioning channels after the sample's in both batch items.
  *
+ * ControlNets (Zhang et al. 2023), when set, see the same batch as the UNet (the 4-channel
+ * latent, both prompts, the control image repeated for both items, as diffusers runs them
+ * without guess mode) and their residuals, summed, go into the UNet; outside the start/end
+ * fraction of the schedule they are off for the step (A1111's guidance start/end, diffusers'
+ * control_guidance_start/end).
+ *
  * Everything a prediction needs is allocated by gesso_guider_init (inputs, outputs, the UNet's
- * arena for batch 2), so the sampling loop allocates nothing.
+ * arena for batch 2) and gesso_guider_set_controls, so the sampling loop allocates nothing.
  */
 #ifndef GESSO_GUIDANCE_H
 #define GESSO_GUIDANCE_H
@@ -22,10 +28,18 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "model/controlnet.h"
 #include "model/unet.h"
 #include "tensor/arena.h"
 
 G_BEGIN_DECLS
+
+typedef struct
+{
+  GessoControlNet *net;
+  const float *image;           /* [1, channels, h * factor, w * factor] in [0, 1], borrowed */
+  float scale;
+} GessoGuiderControl;
 
 typedef struct
 {
@@ -41,6 +55,14 @@ typedef struct
   float *input;                 /* [2, in_channels, h, w] */
   float *output;                /* [2, latent_channels, h, w] */
   GessoArena *arena;
+  const GessoGuiderControl *controls;   /* borrowed, N_CONTROLS of them */
+  int n_controls;
+  double control_start, control_end;    /* fractions of the schedule they act in */
+  gboolean control_on;                  /* in this step */
+  float *control_images;        /* per control [2, channels, h f, w f] */
+  float *control_sample;        /* [2, latent_channels, h, w]: the latent an inpainting UNet's
+                                 * input holds among its conditioning channels */
+  float *residuals;             /* gesso_unet_residual_floats (batch 2) */
 } GessoGuider;
 
 gboolean gesso_guider_init (GessoGuider *guider, GessoUnet *unet, int64_t height, int64_t width,
@@ -55,6 +77,14 @@ float *gesso_guider_conditional (GessoGuider *guider);
 void gesso_guider_set_scale (GessoGuider *guider, float guidance, float rescale);
 /* The extra input channels of an inpainting UNet (borrowed). */
 void gesso_guider_set_conditioning (GessoGuider *guider, const float *conditioning);
+
+/* N ControlNets for every prediction from now on, acting in the fraction [START, END] of the
+ * schedule. Their images must be sized for this guider's latent (h * factor by w * factor). */
+gboolean gesso_guider_set_controls (GessoGuider *guider, const GessoGuiderControl *controls,
+                                    int n, double start, double end, GError **error);
+/* The next prediction spans the fraction [FROM, TO] of the schedule: the ControlNets act when
+ * it lies within their start and end, as diffusers' controlnet_keep decides. */
+void gesso_guider_set_progress (GessoGuider *guider, double from, double to);
 
 /* OUT [1, latent_channels, h, w] = the guided prediction for SAMPLE [1, latent_channels, h, w]
  * (already scaled by the sampler's scale_model_input) at timestep T. */

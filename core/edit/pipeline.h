@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "edit/denoise.h"
+#include "edit/guidance.h"
 #include "edit/noise.h"
 #include "gesso.h"
 #include "sampling/sampler.h"
@@ -70,6 +71,11 @@ typedef struct
                                  * NULL: none */
   GessoLatentObserver observe;  /* phases "z0", "inversion", "denoise" */
   gpointer observe_data;
+  /* ControlNets with their images at the job's size (latent times their factor), borrowed;
+   * restyle's inversion runs without them. START/END: the fraction of the run they act in. */
+  const GessoGuiderControl *controls;
+  int n_controls;
+  double control_start, control_end;
 } GessoPipelineParams;
 
 typedef struct

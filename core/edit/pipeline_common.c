@@ -161,6 +161,9 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
                                      gesso_guider_conditional (&job->guider), error))
     goto err_clear;
   gesso_guider_set_scale (&job->guider, p->guidance, p->guidance_rescale);
+  if (!gesso_guider_set_controls (&job->guider, p->controls, p->n_controls, p->control_start,
+                                  p->control_end, error))
+    goto err_clear;
   if (!gesso_denoise_init (&job->denoise, job->sampler, &job->guider, p->noise,
                            m->prediction, error))
     goto err_clear;

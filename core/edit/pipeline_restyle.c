@@ -77,7 +77,11 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
     goto out;
   gesso_guider_set_scale (&job.guider, 1.0f, 0.0f);
   inversion.end = (guint) k;
-  if (!gesso_denoise_run (&inversion, latents, error))
+  /* no reference inverts through a ControlNet: it steers the regeneration only */
+  if (!gesso_guider_set_controls (&job.guider, NULL, 0, 0, 1, error)
+      || !gesso_denoise_run (&inversion, latents, error)
+      || !gesso_guider_set_controls (&job.guider, p->controls, p->n_controls, p->control_start,
+                                     p->control_end, error))
     goto out;
 
   /* regeneration: negative and target prompts with guidance */
