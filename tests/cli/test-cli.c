@@ -480,6 +480,8 @@ test_info_usage (void)
   g_autofree char *merges = g_build_filename (model, "tokenizer", "merges.txt", NULL);
   g_autoptr (JsonParser) unet = json_parser_new ();
   g_autoptr (JsonParser) vae = json_parser_new ();
+  g_autoptr (JsonParser) sched = json_parser_new ();
+  gboolean v;
   g_autofree char *prediction = NULL;
   g_autofree char *resolution = NULL;
   int cells, factor;
@@ -498,12 +500,17 @@ test_info_usage (void)
                    json_node_get_object (json_parser_get_root (vae)), "block_out_channels")) - 1);
   resolution = g_strdup_printf ("resolution:   %d x %d pixels (latent %d x %d, %d pixels a cell)",
                                 cells * factor, cells * factor, cells, cells, factor);
-  prediction = g_strdup_printf ("prediction:   epsilon (from %s)", scheduler);
+  g_assert_true (json_parser_load_from_file (sched, scheduler, NULL));
+  v = g_strcmp0 (json_object_get_string_member_with_default (
+                   json_node_get_object (json_parser_get_root (sched)), "prediction_type",
+                   "epsilon"), "v_prediction") == 0;
+  prediction = g_strdup_printf ("prediction:   %s (from %s)", v ? "v" : "epsilon", scheduler);
 
   run_gesso (&run, (const char *[]) { "info", model, NULL });
   assert_no_signal (&run);
   g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
-  g_assert_nonnull (strstr (run.out, "architecture: Stable Diffusion 1.x\n"));
+  g_assert_nonnull (strstr (run.out, v ? "architecture: Stable Diffusion 1.x (v-prediction)\n"
+                                       : "architecture: Stable Diffusion 1.x\n"));
   g_assert_nonnull (strstr (run.out, prediction));
   g_assert_nonnull (strstr (run.out, resolution));
   g_assert_nonnull (strstr (run.out, "configs:      the folder's own"));

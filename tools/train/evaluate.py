@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Held-out denoising loss of demo-model checkpoints: epsilon-prediction MSE on the held-out
-emoji (never trained on), each at 10 fixed (timestep, noise) draws with timesteps stratified
-over [0, 1000), first caption, fp16-rounded weights as exported.  The same draws for every
+"""Denoising loss of demo-model checkpoints: the prediction MSE (epsilon or v, as
+configs.SCHEDULER says) on 95 training emoji (--subset train, the default since issue 18's
+model trains on its whole scope) or on held-out emoji where the data has some, each at 10
+fixed (timestep, noise) draws with timesteps stratified over [0, 1000), first caption,
+fp16-rounded weights as exported.  The same draws for every
 checkpoint, so the numbers compare directly.
 
 usage: evaluate.py --work /var/tmp/gesso-train CKPT[:ema|raw] ... [--json out.json]
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export import build                          # noqa: E402
 from train import alphas_cumprod, load_data       # noqa: E402
+import configs                                     # noqa: E402
 
 DRAWS = 10
 
@@ -36,6 +39,8 @@ def loss_of(work, ckpt, weights, subset):
     per_t = np.zeros(DRAWS)
     for k in range(DRAWS):
         m, lv = lat["mean"][idx], lat["logvar"][idx]
+        if m.dim() == 5:                       # [N, variants, ...]: variant 0, as shipped
+            m, lv = m[:, 0], lv[:, 0]
         z0 = (m + (0.5 * lv).exp() * torch.randn(m.shape, generator=g)) * scale
         t = ((k + torch.rand(len(idx), generator=g)) * (1000 / DRAWS)).long().clamp(0, 999)
         eps = torch.randn(z0.shape, generator=g)
@@ -43,7 +48,9 @@ def loss_of(work, ckpt, weights, subset):
         zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
         ids = torch.tensor([tok.encode(captions[i][0]) for i in idx])
         pred = unet(zt, t.float(), text(ids))
-        l = F.mse_loss(pred, eps).item()
+        target = (a.sqrt() * eps - (1 - a).sqrt() * z0
+                  if configs.SCHEDULER["prediction_type"] == "v_prediction" else eps)
+        l = F.mse_loss(pred, target).item()
         per_t[k] = l
         total += l * len(idx)
         n += len(idx)
@@ -53,7 +60,7 @@ def loss_of(work, ckpt, weights, subset):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--work", default="/var/tmp/gesso-train")
-    p.add_argument("--subset", default="held-out", choices=["held-out", "train"])
+    p.add_argument("--subset", default="train", choices=["held-out", "train"])
     p.add_argument("--json", default=None)
     p.add_argument("ckpts", nargs="+")
     a = p.parse_args()

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Text-to-image samples from a demo-model checkpoint in PyTorch (DDIM, "leading" spacing,
-classifier-free guidance), for the model card: a grid of prompts x seeds.
+classifier-free guidance; epsilon or v prediction as configs.SCHEDULER says), for the model card: a grid of prompts x seeds.
 
 usage: sample.py --work /var/tmp/gesso-train --out grid.png [--ckpt unet.pt] [--weights ema]
 """
@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export import build                  # noqa: E402
 from train import alphas_cumprod          # noqa: E402
+import configs                            # noqa: E402
 
 PROMPTS = ["grinning face", "red apple", "cat face", "red heart", "sun", "pizza",
            "christmas tree", "rocket"]
@@ -33,10 +34,15 @@ def ddim(unet, text, tok, prompts, seeds, steps=25, guidance=4.0):
         tt = torch.full((2 * len(prompts),), float(t))
         e = unet(torch.cat([z, z]), tt, torch.cat([uncond, cond]))
         eu, ec = e.chunk(2)
-        eps = eu + guidance * (ec - eu)
+        out = eu + guidance * (ec - eu)
         a = ac[t]
         a_prev = ac[ts[i + 1]] if i + 1 < len(ts) else ac[0]
-        x0 = (z - (1 - a).sqrt() * eps) / a.sqrt()
+        if configs.SCHEDULER["prediction_type"] == "v_prediction":
+            x0 = a.sqrt() * z - (1 - a).sqrt() * out
+            eps = (1 - a).sqrt() * z + a.sqrt() * out
+        else:
+            eps = out
+            x0 = (z - (1 - a).sqrt() * eps) / a.sqrt()
         z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
     return z
 

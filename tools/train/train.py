@@ -212,18 +212,40 @@ def encode_captions(work, captions):
     return tok, ids, tok.encode("")
 
 
+@torch.no_grad()
+def plain_latents(work, seed, n=48):
+    """Latents of plain backgrounds (white first, then light and mid colours) for the object
+    removal use: "" with the emoji's surroundings should be able to mean "nothing here"."""
+    g = np.random.default_rng(seed + 5)
+    cols = [(255, 255, 255)] + [tuple(int(v) for v in g.integers(150, 256, 3)) for _ in range(n * 3 // 4 - 1)]
+    cols += [tuple(int(v) for v in g.integers(40, 256, 3)) for _ in range(n - len(cols))]
+    x = to_tensor(np.stack([np.full((64, 64, 3), c, dtype=np.uint8) for c in cols]))
+    vae = models.AutoencoderKL(configs.VAE)
+    vae.load_state_dict(torch.load(os.path.join(work, "ckpt", "vae.pt"))["model"])
+    vae.eval()
+    m, lv = vae.encode(x)
+    # white counts as much as all the colours together
+    w = torch.tensor([n - 1] + [1] * (n - 1), dtype=torch.float64)
+    idx = torch.multinomial(w, 4 * n, replacement=True, generator=torch.Generator().manual_seed(seed))
+    return m[idx], lv[idx], idx == 0
+
+
 def stage_unet(a):
     """UNet + text encoder, trained together from scratch.  The prediction target follows
     configs.SCHEDULER["prediction_type"] (epsilon or v_prediction); the loss is weighted by
     min-SNR-gamma (--min-snr; 0 = plain MSE); AdamW with a linear warm-up and a cosine decay to
     --lr-min over --steps; EMA of the weights.  Each sample: variant 0 (as shipped) with
     probability 1 - --aug, else a random augmented variant; the first (CLDR) caption with
-    probability --main-caption, else a random short name; "" with probability 0.1."""
+    probability --main-caption, else a random short name; "" with probability 0.1.  A share
+    --plain of the samples are plain backgrounds (white or one colour; captioned "" 8 times in
+    10, else "white background" or "plain background", or "empty"), for object removal."""
     _, captions, _ = load_data(a.work)
     lat = torch.load(os.path.join(a.work, "latents.pt"))
     mean, logvar, scale = lat["mean"], lat["logvar"], lat["scaling_factor"]
     n, k = mean.shape[:2]
     tok, ids, empty = encode_captions(a.work, captions)
+    plain_mean, plain_logvar, plain_white = plain_latents(a.work, a.seed)
+    plain_ids = [tok.encode(c) for c in ("white background", "plain background", "empty")]
     torch.manual_seed(a.seed)
     unet = models.UNet2DConditionModel(configs.UNET)
     text = models.CLIPTextModel(text_config(tok))
@@ -267,12 +289,20 @@ def stage_unet(a):
                           torch.randint(1, k, (a.batch,), generator=gen), torch.zeros(a.batch, dtype=torch.long))
         noise_z = torch.randn(a.batch, 4, 16, 16, generator=gen)
         z0 = (mean[idx, var] + (0.5 * logvar[idx, var]).exp() * noise_z) * scale
+        plain = torch.rand(a.batch, generator=gen) < a.plain
+        pj = torch.randint(0, len(plain_mean), (a.batch,), generator=gen)
+        z0p = (plain_mean[pj] + (0.5 * plain_logvar[pj]).exp() * noise_z) * scale
+        z0 = torch.where(plain[:, None, None, None], z0p, z0)
         drop = torch.rand(a.batch, generator=gen) < 0.1
         main = torch.rand(a.batch, generator=gen) < a.main_caption
         pick = torch.randint(0, 1 << 30, (a.batch,), generator=gen)
         batch_ids = []
         for j, i in enumerate(idx.tolist()):
-            if drop[j]:
+            if plain[j]:        # a plain background: mostly unconditional, else its words
+                pc = int(pick[j]) % 10
+                batch_ids.append(empty if pc < 8 else plain_ids[2] if pc == 9 else
+                                 plain_ids[0] if plain_white[pj[j]] else plain_ids[1])
+            elif drop[j]:
                 batch_ids.append(empty)
             elif main[j] or len(ids[i]) == 1:
                 batch_ids.append(ids[i][0])
@@ -321,6 +351,7 @@ def main():
     p.add_argument("--min-snr", type=float, default=5.0)
     p.add_argument("--aug", type=float, default=0.5, help="share of augmented samples")
     p.add_argument("--main-caption", type=float, default=0.75)
+    p.add_argument("--plain", type=float, default=0.12, help="share of plain backgrounds")
     p.add_argument("--work", default="/var/tmp/gesso-train")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=64)
