@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -157,6 +158,16 @@ output_format_ok (const char *path)
 
   return g_str_has_suffix (lower, ".png") || g_str_has_suffix (lower, ".jpg")
          || g_str_has_suffix (lower, ".jpeg");
+}
+
+/* An --out that exists must be a file the result can replace: a folder or a FIFO is refused
+ * now rather than after the whole run (and a FIFO would have blocked the write). */
+static gboolean
+output_kind_ok (const char *path)
+{
+  struct stat st;
+
+  return stat (path, &st) != 0 || S_ISREG (st.st_mode);
 }
 
 static gboolean
@@ -557,6 +568,10 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
     gesso_cli_error (_("cannot write '%s': name the output .png, .jpg or .jpeg"), o.out);
   else if (!output_dir_ok (o.out))
     gesso_cli_error (_("cannot write '%s': its folder does not exist"), o.out);
+  else if (!output_kind_ok (o.out))
+    gesso_cli_error (_("cannot write '%s': it exists and is not a regular file"), o.out);
+  else if (o.config_dir != NULL && !g_file_test (o.config_dir, G_FILE_TEST_IS_DIR))
+    gesso_cli_error (_("--config-dir '%s' is not a folder"), o.config_dir);
   else if (kind != GESSO_EDIT_GENERATE && o.image == NULL)
     gesso_cli_error (_("--image is required"));
   else if (kind == GESSO_EDIT_INPAINT && o.mask == NULL)
