@@ -315,6 +315,42 @@ typedef enum
 typedef gboolean (*GessoProgressFunc) (int step, int total, const GessoImage *preview,
                                        gpointer user_data);
 
+/* How a control image is made from the picture given for it (what ControlNet kinds expect;
+ * preprocessors that need networks of their own, depth or pose, are out: pass an image
+ * prepared elsewhere with NONE). */
+typedef enum
+{
+  GESSO_CONTROL_PREPROCESS_NONE,      /* the image as it is: RGB, transparency as black */
+  GESSO_CONTROL_PREPROCESS_SCRIBBLE,  /* strokes white on black: a layer's opaque pixels, or an
+                                       * opaque picture's dark lines */
+  GESSO_CONTROL_PREPROCESS_LINEART,   /* the picture's darkness, lines white on black */
+  GESSO_CONTROL_PREPROCESS_CANNY,     /* Canny edges (thresholds 100, 200 of 255) */
+  GESSO_CONTROL_PREPROCESS_INPAINT,   /* the input with the region to change at -1, as
+                                       * control_v11p_sd15_inpaint reads it */
+} GessoControlPreprocess;
+
+/* "none", "scribble", "lineart", "canny", "inpaint"; FALSE for anything else. */
+gboolean gesso_control_preprocess_from_name (const char *name, GessoControlPreprocess *out);
+const char *gesso_control_preprocess_name (GessoControlPreprocess preprocess);
+
+/* The control image PREPROCESS makes of IMAGE, RGBA (alpha 1), the same size; INPAINT needs
+ * MASK (the edit's, image size; 1 = change) and sets those pixels to -1, the only values
+ * outside [0, 1] here. */
+gboolean gesso_control_preprocess (const GessoImage *image, GessoControlPreprocess preprocess,
+                                   const GessoMask *mask, GessoImage *out, GError **error);
+
+/* One ControlNet steering an edit. */
+typedef struct
+{
+  const char *model;                  /* ControlNet file or folder */
+  const GessoImage *image;            /* what it follows, resized to the edit's picture if its
+                                       * size differs; NULL with INPAINT: the input itself */
+  float scale;                        /* conditioning scale: 1 as trained, 0 = no effect */
+  GessoControlPreprocess preprocess;
+} GessoControl;
+
+#define GESSO_MAX_CONTROLS 8
+
 typedef struct
 {
   GessoEditKind kind;
@@ -341,6 +377,9 @@ typedef struct
   GessoProgressFunc progress;
   gpointer progress_data;
   int preview_size;                   /* 0: no previews; else their longest side in pixels */
+  const GessoControl *controls;       /* N_CONTROLS ControlNets (at most GESSO_MAX_CONTROLS) */
+  int n_controls;
+  float control_start, control_end;   /* the fraction of the denoising steps they act in */
 } GessoEditParams;
 
 /* The method's friendly defaults (steps, guidance, strength, sampler, ...). */

@@ -24,6 +24,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "edit/controls.h"
 #include "edit/mask.h"
 #include "edit/model-private.h"
 #include "edit/pipeline.h"
@@ -54,6 +55,8 @@ gesso_edit_params_init (GessoEditParams *params, GessoEditKind kind)
   params->mask_grow = 4.0f;
   params->mask_feather = 8.0f;
   params->preview_size = 0;
+  params->control_start = 0.0f;
+  params->control_end = 1.0f;
   switch (kind)
     {
     case GESSO_EDIT_GENERATE:
@@ -156,7 +159,7 @@ check_params (const GessoEditParams *p, GError **error)
   if (p->preview_size < 0 || p->preview_size > MAX_PREVIEW_SIDE)
     return invalid (error, "preview size is %d; it must be 0 (no previews) or up to %d pixels",
                     p->preview_size, MAX_PREVIEW_SIDE);
-  return TRUE;
+  return gesso_edit_controls_check (p, error);
 }
 
 static gboolean
@@ -240,6 +243,7 @@ typedef struct
   float *decoded;
   GessoImage crop;
   GessoPreviewer *previewer;    /* NULL: no previews asked for */
+  GessoEditControls controls;
 } EditJob;
 
 static void
@@ -254,6 +258,7 @@ edit_job_clear (EditJob *job)
   g_free (job->latents);
   g_free (job->decoded);
   gesso_previewer_free (job->previewer);
+  gesso_edit_controls_clear (&job->controls);
 }
 
 static int
@@ -374,6 +379,18 @@ run_pipeline (GessoModel *model, const GessoEditParams *p, const GessoImage *inp
   job->decoded = job->latents ? alloc_floats (3 * (size_t) (in.height * in.width), error) : NULL;
   if (job->decoded == NULL)
     return FALSE;
+  if (!gesso_edit_controls_prepare (&job->controls, model, p, input, &job->region,
+                                    p->kind == GESSO_EDIT_GENERATE ? job->region.width
+                                                                   : input->width,
+                                    p->kind == GESSO_EDIT_GENERATE ? job->region.height
+                                                                   : input->height,
+                                    job->work_mask, (int) in.width / f, (int) in.height / f,
+                                    error))
+    return FALSE;
+  pp.controls = job->controls.controls;
+  pp.n_controls = job->controls.n;
+  pp.control_start = p->control_start;
+  pp.control_end = p->control_end;
 
   switch (p->kind)
     {

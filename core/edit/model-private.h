@@ -13,6 +13,7 @@
 #include "edit/prompt_cache.h"
 #include "gesso.h"
 #include "io/model_files.h"
+#include "model/controlnet.h"
 #include "model/text_encoder.h"
 #include "model/tokenizer.h"
 #include "model/unet.h"
@@ -45,7 +46,12 @@ struct GessoModel
   int native_size;
   int n_threads;
   float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
+  GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
 };
+
+/* The ControlNet at PATH for this model's UNet, opened on first use and kept with the model
+ * (a dialog's re-runs do not read it again). Borrowed. */
+GessoControlNet *gesso_model_controlnet (GessoModel *model, const char *path, GError **error);
 
 /* The sampler configuration for KIND on this model: diffusers' defaults for the class, then
  * Stable Diffusion's training schedule (scaled_linear betas 0.00085..0.012 over 1000 steps,

@@ -71,7 +71,27 @@ gesso_model_free (GessoModel *model)
   g_free (model->tokenizer_dir);
   g_free (model->architecture);
   g_free (model->preview_map);
+  if (model->controlnets != NULL)
+    g_hash_table_unref (model->controlnets);
   g_free (model);
+}
+
+GessoControlNet *
+gesso_model_controlnet (GessoModel *model, const char *path, GError **error)
+{
+  GessoControlNet *cn;
+
+  g_return_val_if_fail (model != NULL && path != NULL, NULL);
+  if (model->controlnets == NULL)
+    model->controlnets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                (GDestroyNotify) gesso_controlnet_free);
+  cn = g_hash_table_lookup (model->controlnets, path);
+  if (cn != NULL)
+    return cn;
+  cn = gesso_controlnet_open (path, model->unet, error);
+  if (cn != NULL)
+    g_hash_table_insert (model->controlnets, g_strdup (path), cn);
+  return cn;
 }
 
 const char *

@@ -209,6 +209,245 @@ test_not_a_checkpoint (void)
     }
 }
 
+/* --- Control images ----------------------------------------------------------------------- */
+
+static GessoImage
+square_on_black (int size, int from, int to, gboolean transparent_outside)
+{
+  GessoImage image;
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (gesso_image_init (&image, size, size, &error));
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++)
+      {
+        float *p = image.pixels + 4 * (y * size + x);
+        gboolean in = x >= from && x < to && y >= from && y < to;
+        p[0] = p[1] = p[2] = in ? 1.0f : 0.0f;
+        p[3] = in || !transparent_outside ? 1.0f : 0.0f;
+      }
+  return image;
+}
+
+static float
+grey_at (const GessoImage *image, int x, int y)
+{
+  const float *p = image->pixels + 4 * (y * image->width + x);
+  g_assert_cmpfloat (p[0], ==, p[1]);
+  g_assert_cmpfloat (p[1], ==, p[2]);
+  return p[0];
+}
+
+/* A white square on black: Canny marks its outline, one pixel wide on each side of the
+ * step at most, and nothing in the flat parts; the result is binary. */
+static void
+test_canny_square (void)
+{
+  GessoImage image = square_on_black (32, 8, 24, FALSE), edges = { 0 };
+  g_autoptr (GError) error = NULL;
+  int on_outline = 0;
+
+  g_assert_true (gesso_control_preprocess (&image, GESSO_CONTROL_PREPROCESS_CANNY, NULL,
+                                           &edges, &error));
+  for (int y = 0; y < 32; y++)
+    for (int x = 0; x < 32; x++)
+      {
+        float v = grey_at (&edges, x, y);
+        gboolean near_step = (x >= 6 && x <= 9) || (x >= 22 && x <= 25) || (y >= 6 && y <= 9)
+                             || (y >= 22 && y <= 25);
+        gboolean inside_box = x >= 6 && x <= 25 && y >= 6 && y <= 25;
+        g_assert_true (v == 0.0f || v == 1.0f);
+        if (v == 1.0f)
+          g_assert_true (near_step && inside_box);
+        /* the left outline, mid-height */
+        if (y == 16 && (x == 7 || x == 8) && v == 1.0f)
+          on_outline++;
+      }
+  g_assert_cmpint (on_outline, >=, 1);
+  g_assert_cmpfloat (grey_at (&edges, 16, 16), ==, 0.0f);
+  g_assert_cmpfloat (grey_at (&edges, 2, 2), ==, 0.0f);
+  gesso_image_clear (&image);
+  gesso_image_clear (&edges);
+}
+
+/* Scribble: a stroke layer's opaque pixels are white; an opaque picture's dark ones are. */
+static void
+test_scribble (void)
+{
+  GessoImage layer = square_on_black (16, 4, 8, TRUE);
+  GessoImage paper = square_on_black (16, 4, 8, FALSE);
+  GessoImage a = { 0 }, b = { 0 };
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (gesso_control_preprocess (&layer, GESSO_CONTROL_PREPROCESS_SCRIBBLE, NULL, &a,
+                                           &error));
+  g_assert_true (gesso_control_preprocess (&paper, GESSO_CONTROL_PREPROCESS_SCRIBBLE, NULL, &b,
+                                           &error));
+  g_assert_cmpfloat (grey_at (&a, 5, 5), ==, 1.0f);
+  g_assert_cmpfloat (grey_at (&a, 12, 12), ==, 0.0f);
+  /* on paper the square is white and the rest black: the black is the drawing */
+  g_assert_cmpfloat (grey_at (&b, 5, 5), ==, 0.0f);
+  g_assert_cmpfloat (grey_at (&b, 12, 12), ==, 1.0f);
+  gesso_image_clear (&layer);
+  gesso_image_clear (&paper);
+  gesso_image_clear (&a);
+  gesso_image_clear (&b);
+}
+
+/* Inpaint: the masked pixels are -1, the others the picture's colours. */
+static void
+test_inpaint_control_image (void)
+{
+  GessoImage image = square_on_black (8, 2, 6, FALSE), out = { 0 };
+  GessoMask mask;
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (gesso_mask_init (&mask, 8, 8, &error));
+  mask.values[0] = 1.0f;
+  g_assert_false (gesso_control_preprocess (&image, GESSO_CONTROL_PREPROCESS_INPAINT, NULL, &out,
+                                            &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (gesso_control_preprocess (&image, GESSO_CONTROL_PREPROCESS_INPAINT, &mask, &out,
+                                           &error));
+  g_assert_cmpfloat (grey_at (&out, 0, 0), ==, -1.0f);
+  g_assert_cmpfloat (grey_at (&out, 3, 3), ==, 1.0f);
+  g_assert_cmpfloat (grey_at (&out, 7, 7), ==, 0.0f);
+  gesso_image_clear (&image);
+  gesso_image_clear (&out);
+  gesso_mask_clear (&mask);
+}
+
+/* --- Whole edits ---------------------------------------------------------------------------- */
+
+static gboolean
+generate (GessoModel *model, const GessoControl *control, float start, float end,
+          GessoEditResult *result)
+{
+  g_autoptr (GError) error = NULL;
+  GessoEditParams p;
+  gboolean ok;
+
+  gesso_edit_params_init (&p, GESSO_EDIT_GENERATE);
+  p.prompt = "a house on a hill";
+  p.steps = 4;
+  p.width = p.height = 32;
+  p.seed = 7;
+  p.controls = control;
+  p.n_controls = control != NULL;
+  p.control_start = start;
+  p.control_end = end;
+  ok = gesso_edit_run (model, &p, NULL, NULL, result, &error);
+  g_assert_no_error (error);
+  return ok;
+}
+
+static gboolean
+same_image (const GessoEditResult *a, const GessoEditResult *b)
+{
+  return a->image.width == b->image.width && a->image.height == b->image.height
+         && memcmp (a->image.pixels, b->image.pixels,
+                    (size_t) a->image.width * (size_t) a->image.height * 4 * sizeof (float))
+              == 0;
+}
+
+/* Through the public API: a ControlNet at scale 0, or one outside its start/end for every
+ * step, gives the picture without it bit for bit; at scale 1 it changes the picture, and
+ * acting in half of the steps gives a third picture. */
+static void
+test_edit_with_control (void)
+{
+  g_autofree char *model_dir = model_path ("tiny-sd1", "diffusers");
+  g_autofree char *cn_path = model_path ("tiny-controlnet", "diffusers");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GessoModel) model = NULL;
+  GessoImage edges = square_on_black (32, 8, 24, FALSE);
+  GessoControl control = { .model = cn_path, .image = &edges, .scale = 0.0f,
+                           .preprocess = GESSO_CONTROL_PREPROCESS_CANNY };
+  GessoEditResult plain, zero, off, on, half;
+  GessoModelParams mp;
+
+  if (!g_file_test (model_dir, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no conformance models (../shared/conformance)");
+      gesso_image_clear (&edges);
+      return;
+    }
+  gesso_model_params_init (&mp);
+  mp.path = model_dir;
+  model = gesso_model_open (&mp, &error);
+  g_assert_no_error (error);
+  g_assert_true (generate (model, NULL, 0, 1, &plain));
+  g_assert_true (generate (model, &control, 0, 1, &zero));
+  control.scale = 1.0f;
+  g_assert_true (generate (model, &control, 0, 0, &off));
+  g_assert_true (generate (model, &control, 0, 1, &on));
+  g_assert_true (generate (model, &control, 0, 0.5f, &half));
+  g_assert_true (same_image (&plain, &zero));
+  g_assert_true (same_image (&plain, &off));
+  g_assert_false (same_image (&plain, &on));
+  g_assert_false (same_image (&plain, &half));
+  g_assert_false (same_image (&on, &half));
+  gesso_edit_result_clear (&plain);
+  gesso_edit_result_clear (&zero);
+  gesso_edit_result_clear (&off);
+  gesso_edit_result_clear (&on);
+  gesso_edit_result_clear (&half);
+  gesso_image_clear (&edges);
+}
+
+/* Bad settings are refused before anything runs, one line each. */
+static void
+test_edit_control_errors (void)
+{
+  g_autofree char *model_dir = model_path ("tiny-sd1", "diffusers");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GessoModel) model = NULL;
+  GessoImage image = square_on_black (16, 4, 8, FALSE);
+  GessoControl control = { .model = "/nonexistent/cn.safetensors", .image = &image,
+                           .scale = 1.0f };
+  GessoEditResult result;
+  GessoEditParams p;
+  GessoModelParams mp;
+
+  if (!g_file_test (model_dir, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no conformance models (../shared/conformance)");
+      gesso_image_clear (&image);
+      return;
+    }
+  gesso_model_params_init (&mp);
+  mp.path = model_dir;
+  model = gesso_model_open (&mp, &error);
+  g_assert_no_error (error);
+  gesso_edit_params_init (&p, GESSO_EDIT_GENERATE);
+  p.prompt = "x";
+  p.steps = 1;
+  p.width = p.height = 32;
+  p.controls = &control;
+  p.n_controls = 1;
+  g_assert_false (gesso_edit_run (model, &p, NULL, NULL, &result, &error));
+  g_test_message ("%s", error->message);
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_IO);
+  g_clear_error (&error);
+  control.scale = NAN;
+  g_assert_false (gesso_edit_run (model, &p, NULL, NULL, &result, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  control.scale = 1.0f;
+  p.control_start = 0.8f;
+  p.control_end = 0.2f;
+  g_assert_false (gesso_edit_run (model, &p, NULL, NULL, &result, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  p.control_start = 0.0f;
+  p.control_end = 1.0f;
+  control.preprocess = GESSO_CONTROL_PREPROCESS_INPAINT;
+  g_assert_false (gesso_edit_run (model, &p, NULL, NULL, &result, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  gesso_image_clear (&image);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -217,5 +456,10 @@ main (int argc, char **argv)
   g_test_add_func ("/controlnet/residuals-accumulate", test_residuals_accumulate);
   g_test_add_func ("/controlnet/other-family-refused", test_other_family_refused);
   g_test_add_func ("/controlnet/not-a-checkpoint", test_not_a_checkpoint);
+  g_test_add_func ("/controlnet/image/canny-square", test_canny_square);
+  g_test_add_func ("/controlnet/image/scribble", test_scribble);
+  g_test_add_func ("/controlnet/image/inpaint", test_inpaint_control_image);
+  g_test_add_func ("/controlnet/edit/with-control", test_edit_with_control);
+  g_test_add_func ("/controlnet/edit/errors", test_edit_control_errors);
   return g_test_run ();
 }
