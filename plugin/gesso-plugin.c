@@ -511,6 +511,45 @@ recipe_new (GimpProcedureConfig *config, GessoEditKind kind, const gchar *model_
   return g_key_file_to_data (keys, NULL, NULL);
 }
 
+/* What the plug-in holds per pixel of the area it reads, at its peak: the input as float RGBA
+ * (16), the selection as float coverage (4), the engine's result crop and blend mask at that
+ * size (16 + 4) and the buffer the new layer is written from (16). */
+#define PLUGIN_BYTES_PER_PIXEL (16 + 4 + 16 + 4 + 16)
+
+/* Refuses, before a single pixel is read, an area that cannot fit in the memory available: a
+ * whole 30000 x 30000 canvas would otherwise have the plug-in killed by the kernel's OOM
+ * killer halfway through, with nothing said. The engine checks its whole job again, the
+ * model loaded, in gesso_edit_run. */
+static gboolean
+check_area_memory (GimpImage *image, GimpDrawable *drawable, gint pad, GError **error)
+{
+  gint width = MAX (gimp_image_get_width (image), gimp_drawable_get_width (drawable));
+  gint height = MAX (gimp_image_get_height (image), gimp_drawable_get_height (drawable));
+  gboolean has_selection = FALSE;
+  gint x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+  guint64 need, available;
+
+  /* is_empty first: GIMP knows a fresh selection is empty, while finding the bounds of one
+   * scans the whole mask (seconds on a 60000 x 60000 canvas) */
+  if (!gimp_selection_is_empty (image))
+    gimp_selection_bounds (image, &has_selection, &x1, &y1, &x2, &y2);
+  if (has_selection)
+    {
+      width = MIN (width, x2 - x1 + 2 * MAX (pad, 0));
+      height = MIN (height, y2 - y1 + 2 * MAX (pad, 0));
+    }
+  need = (guint64) width * (guint64) height * PLUGIN_BYTES_PER_PIXEL;
+  available = gesso_memory_available ();
+  if (need <= available)
+    return TRUE;
+  g_set_error (error, GIMP_PLUG_IN_ERROR, 0,
+               _("Gesso needs about %.1f GiB of memory to edit an area of %d × %d pixels, but "
+                 "%.1f GiB is available: select a smaller area or scale the image down."),
+               (double) need / (1024.0 * 1024.0 * 1024.0), width, height,
+               (double) available / (1024.0 * 1024.0 * 1024.0));
+  return FALSE;
+}
+
 static GimpValueArray *
 run_error (GimpProcedure *procedure, GimpPDBStatusType status, GError *error)
 {
@@ -594,6 +633,8 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
 
   /* read everything first: the image is not touched until the engine is done */
   pad = args.context_margin + (gint) ceil (args.mask_grow) + (gint) ceil (args.mask_feather) + 2;
+  if (!check_area_memory (image, drawable, pad, &error))
+    goto out;
   switch (kind)
     {
     case GESSO_EDIT_GENERATE:

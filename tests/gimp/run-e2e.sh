@@ -228,6 +228,45 @@ else
     "expected a failing call with \"$want\"; $(run_error inpaint-empty)"
 fi
 
+# --- 5c. failures the plug-in must survive (issue 11) ------------------------------------------
+# One GIMP runs them all (tests/gimp/failures.py, Python-Fu: a failing call does not end the
+# batch): the demo model with a NaN weight, the demo model in float32 cut in place while a
+# run uses it and then used again, a 60000 x 60000 canvas. Each must end in GIMP's error
+# message, never a crashed plug-in, with no new layer; a last ordinary run must still work.
+demo="$repo/data/models/gesso-emoji-64"
+if [ -d "$demo" ]; then
+  fdir="$work/failures"
+  mkdir -p "$fdir"
+  if GESSO_SOURCE_DIR="$repo" python3 - "$fdir" <<'PY'
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["GESSO_SOURCE_DIR"], "tests", "reliability"))
+import common as c
+def nan(component, tensors):
+    for t in tensors:
+        if component == "unet" and t[0] == "conv_in.weight":
+            t[3] = b"\x00\x7e" + t[3][2:]          # the first value an F16 NaN
+c.copy_model(os.path.join(sys.argv[1], "nan"), edit=nan)
+c.copy_model(os.path.join(sys.argv[1], "f32"), f32=True)
+c.copy_model(os.path.join(sys.argv[1], "ok"))
+PY
+  then
+    gimp_run failures python-fu-eval "exec(open('$here/failures.py').read())" \
+      "GESSO_E2E_FAILURES=$fdir"
+    [ "$rc" = 0 ] || emit FAIL failures/run "$(run_error failures)"
+    while IFS= read -r line; do
+      case "$line" in
+        PASS\ *) emit PASS "${line#PASS }" ;;
+        FAIL\ *) emit FAIL "${line#FAIL }" ;;
+        *) echo "$line" ;;
+      esac
+    done < <(python3 "$here/failures_check.py" "$fdir/failures.json" 2>&1)
+  else
+    emit FAIL failures/models "could not make the test models from $demo"
+  fi
+else
+  emit SKIP failures "no demo model in data/models/gesso-emoji-64"
+fi
+
 # --- 6. the Script-Fu batch example -------------------------------------------------------------
 mkdir -p "$work/batch/in" "$work/batch/out"
 code="(begin (load \"$here/e2e.scm\") (load \"$repo/data/scripts/gesso-batch-inpaint.scm\")
