@@ -6,6 +6,10 @@
  *   gesso sdedit   --model M --image IN --strength S [--mask MASK] --prompt P --out OUT
  *   gesso restyle  --model M --image IN --source-prompt S --prompt P --strength S --out OUT
  *
+ * Any of them follows ControlNets: --control MODEL:IMAGE[:SCALE] (repeatable), with
+ * --control-preprocess none|scribble|lineart|canny|inpaint applied to each IMAGE and
+ * --control-start/--control-end, the fraction of the steps they act in.
+ *
  * and every command takes --steps, --guidance, --seed, --sampler, --threads, --jump-length,
  * --resample, --mask-grow, --mask-feather, --context-margin and --clip-skip (plus a few
  * finer knobs: --guidance-rescale, --eta, --pixel-budget, --prediction, --config-dir). A
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/control-options.h"
 #include "cli/image-io.h"
 #include "cli/parameters.h"
 #include "edit/region.h"
@@ -66,6 +71,10 @@ typedef struct
   char *eta;
   char *mask_grow;
   char *mask_feather;
+  char **controls;
+  char *control_preprocess;
+  char *control_start;
+  char *control_end;
 } Options;
 
 static volatile sig_atomic_t interrupted;
@@ -129,6 +138,10 @@ options_clear (Options *o)
   g_free (o->eta);
   g_free (o->mask_grow);
   g_free (o->mask_feather);
+  g_strfreev (o->controls);
+  g_free (o->control_preprocess);
+  g_free (o->control_start);
+  g_free (o->control_end);
 }
 
 /* TEXT of option NAME (NULL: not given) into *OUT; FALSE (error printed) when it is not a
@@ -250,7 +263,9 @@ apply_options (const Options *o, GessoEditKind kind, GessoEditParams *p)
       || !read_number ("strength", o->strength, &p->strength)
       || !read_number ("eta", o->eta, &p->eta)
       || !read_number ("mask-grow", o->mask_grow, &p->mask_grow)
-      || !read_number ("mask-feather", o->mask_feather, &p->mask_feather))
+      || !read_number ("mask-feather", o->mask_feather, &p->mask_feather)
+      || !read_number ("control-start", o->control_start, &p->control_start)
+      || !read_number ("control-end", o->control_end, &p->control_end))
     return FALSE;
   if (o->seed != NULL)
     {
@@ -358,7 +373,8 @@ warn_pixel_budget (const GessoModel *model, const GessoEditParams *p)
 
 /* Loads the inputs, opens the model, runs the edit and writes the result. */
 static int
-run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, GessoEditParams *p)
+run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, GessoEditParams *p,
+         GessoCliControls *controls)
 {
   GessoModel *model = NULL;
   GError *error = NULL;
@@ -414,6 +430,18 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
                    o->mask, mask.width, mask.height, o->image, input.width, input.height);
       goto out;
     }
+  if (!gesso_cli_controls_load (controls,
+                                kind == GESSO_EDIT_GENERATE
+                                  ? (p->width > 0 ? p->width
+                                                  : gesso_model_get_native_size (model))
+                                  : input.width,
+                                kind == GESSO_EDIT_GENERATE
+                                  ? (p->height > 0 ? p->height
+                                                   : gesso_model_get_native_size (model))
+                                  : input.height, &error))
+    goto out;
+  p->controls = controls->controls;
+  p->n_controls = controls->n;
   if (bar.tty)
     fprintf (stderr, "%s, seed %" G_GUINT64_FORMAT "\n", gesso_model_get_architecture (model),
              p->seed);
@@ -523,12 +551,25 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
       N_("What the model predicts: auto, epsilon or v"), N_("TYPE") },
     { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.config_dir,
       N_("A diffusers folder with the configs of a single-file model"), N_("DIR") },
+    { "control", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.controls,
+      N_("A ControlNet and the picture it follows, with its scale (default 1); repeatable"),
+      N_("MODEL:IMAGE[:SCALE]") },
+    { "control-preprocess", 0, 0, G_OPTION_ARG_STRING, &o.control_preprocess,
+      N_("How the control pictures are read: none, scribble, lineart, canny, inpaint"),
+      N_("KIND") },
+    { "control-start", 0, 0, G_OPTION_ARG_STRING, &o.control_start,
+      N_("Fraction of the steps after which the ControlNets start acting (default 0)"),
+      N_("F") },
+    { "control-end", 0, 0, G_OPTION_ARG_STRING, &o.control_end,
+      N_("Fraction of the steps after which they stop (default 1)"), N_("F") },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) context = g_option_context_new (NULL);
   GOptionEntry own[G_N_ELEMENTS (entries)];
   GessoModelParams mp;
   GessoEditParams p;
+  GessoCliControls controls = { 0 };
+  g_autoptr (GError) control_error = NULL;
   gboolean usable = FALSE;
   guint n_own = 0;
   int status;
@@ -578,9 +619,13 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
     gesso_cli_error (_("--mask is required (white = regenerate, black = keep)"));
   else if (kind == GESSO_EDIT_RESTYLE && o.source_prompt == NULL)
     gesso_cli_error (_("--source-prompt is required: describe the image as it is"));
+  else if (!gesso_cli_controls_parse (o.controls, o.control_preprocess, &controls,
+                                      &control_error))
+    gesso_cli_error ("%s", control_error->message);
   else
     usable = text_options (&o) && apply_options (&o, kind, &p) && model_params (&o, &mp);
-  status = usable ? run_job (kind, &o, &mp, &p) : GESSO_CLI_EXIT_USAGE;
+  status = usable ? run_job (kind, &o, &mp, &p, &controls) : GESSO_CLI_EXIT_USAGE;
+  gesso_cli_controls_clear (&controls);
   options_clear (&o);
   return status;
 }

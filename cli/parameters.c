@@ -125,6 +125,23 @@ gesso_cli_parameters_format (const GessoEditParams *p, GessoModel *model, int wi
       g_autofree char *skip = g_strdup_printf ("%d", p->clip_skip + 1);
       append_value (settings, "Clip skip", skip);
     }
+  /* as sd-webui-controlnet writes its units: one quoted "Key: value, ..." list each */
+  for (int j = 0; j < p->n_controls; j++)
+    {
+      const GessoControl *c = &p->controls[j];
+      g_autofree char *key = g_strdup_printf ("ControlNet %d", j);
+      g_autofree char *cn_stem = model_stem (c->model);
+      g_autofree char *unit = NULL;
+      char weight[G_ASCII_DTOSTR_BUF_SIZE], start[G_ASCII_DTOSTR_BUF_SIZE];
+      char end[G_ASCII_DTOSTR_BUF_SIZE];
+
+      unit = g_strdup_printf ("Module: %s, Model: %s, Weight: %s, Guidance Start: %s, "
+                              "Guidance End: %s", gesso_control_preprocess_name (c->preprocess),
+                              cn_stem, g_ascii_formatd (weight, sizeof weight, "%g", c->scale),
+                              g_ascii_formatd (start, sizeof start, "%g", p->control_start),
+                              g_ascii_formatd (end, sizeof end, "%g", p->control_end));
+      append_value (settings, key, unit);
+    }
   append_value (settings, "Version", version);
   g_string_append_printf (text, "\n%s", settings->str);
   return g_string_free (text, FALSE);

@@ -149,7 +149,10 @@ gesso_edit_controls_prepare (GessoEditControls *ec, GessoModel *model,
 
       if (net == NULL)
         {
-          g_prefix_error (error, "ControlNet %d: ", j + 1);
+          /* say which one, unless the message does */
+          if (error != NULL && *error != NULL
+              && !g_str_has_prefix ((*error)->message, "ControlNet"))
+            g_prefix_error (error, "ControlNet %d: ", j + 1);
           return FALSE;
         }
       if (gesso_controlnet_get_image_channels (net) != 3)
