@@ -24,7 +24,7 @@
 #include "io/config.h"
 #include "io/io-private.h"
 #include "io/model_cache.h"
-#include "io/safetensors.h"
+#include "io/header_scan.h"
 
 static const char *const kind_names[] = {
   "checkpoint", "LoRA", "embedding", "ControlNet", "VAE", "TAESD", "unknown",
@@ -79,12 +79,14 @@ typedef struct
   int64_t latent;               /* the VAE decoder's conv_in input channels */
   int64_t unet_in;              /* input_blocks.0.0 input channels: 9 for inpainting */
   int n_keys, n_numbered;
+  char *base_model;             /* kohya's ss_base_model_version */
 } Scan;
 
 static void
-scan_entry (Scan *s, const GessoSafetensorsEntry *e)
+scan_entry (const char *name, int ndim, const int64_t *shape, gpointer data)
 {
-  const char *k = e->name;
+  Scan *s = data;
+  const char *k = name;
 
   s->n_keys++;
   if (g_ascii_isdigit (k[0]))
@@ -92,8 +94,8 @@ scan_entry (Scan *s, const GessoSafetensorsEntry *e)
   if (g_str_has_prefix (k, "model.diffusion_model."))
     {
       s->unet = TRUE;
-      if (strcmp (k, "model.diffusion_model.input_blocks.0.0.weight") == 0 && e->ndim == 4)
-        s->unet_in = e->shape[1];
+      if (strcmp (k, "model.diffusion_model.input_blocks.0.0.weight") == 0 && ndim == 4)
+        s->unet_in = shape[1];
     }
   else if (g_str_has_prefix (k, "cond_stage_model.transformer."))
     s->sd1_text = TRUE;
@@ -116,18 +118,18 @@ scan_entry (Scan *s, const GessoSafetensorsEntry *e)
            || strstr (k, "attn2.to_k.lora_A.weight") != NULL
            || strstr (k, "attn2.to_k.lora_down.weight") != NULL
            || strstr (k, "attn2.processor.to_k_lora.down.weight") != NULL)
-          && e->ndim == 2)
-        s->lora_context = MAX (s->lora_context, e->shape[1]);
+          && ndim == 2)
+        s->lora_context = MAX (s->lora_context, shape[1]);
       if ((strstr (k, "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight") != NULL
            || strstr (k, "text_model.encoder.layers.0.mlp.fc1.lora_A.weight") != NULL)
-          && e->ndim == 2)
-        s->lora_text_width = e->shape[1];
+          && ndim == 2)
+        s->lora_text_width = shape[1];
     }
-  else if (g_str_has_suffix (k, "attn2.to_k.weight") && e->ndim == 2)
-    s->context = MAX (s->context, e->shape[1]);
+  else if (g_str_has_suffix (k, "attn2.to_k.weight") && ndim == 2)
+    s->context = MAX (s->context, shape[1]);
 
-  if ((strcmp (k, "emb_params") == 0 || g_str_has_prefix (k, "string_to_param.")) && e->ndim == 2)
-    s->embedding_width = e->shape[1];
+  if ((strcmp (k, "emb_params") == 0 || g_str_has_prefix (k, "string_to_param.")) && ndim == 2)
+    s->embedding_width = shape[1];
   if (strcmp (k, "clip_l") == 0)
     s->embedding_clip_l = TRUE;
   if (strcmp (k, "clip_g") == 0)
@@ -141,12 +143,12 @@ scan_entry (Scan *s, const GessoSafetensorsEntry *e)
     k += strlen ("first_stage_model.");
   if (g_str_has_prefix (k, "encoder.conv_in."))
     s->vae_encoder = TRUE;
-  if (strcmp (k, "decoder.conv_in.weight") == 0 && e->ndim == 4)
+  if (strcmp (k, "decoder.conv_in.weight") == 0 && ndim == 4)
     {
       s->vae_decoder = TRUE;
-      s->latent = e->shape[1];
+      s->latent = shape[1];
     }
-  if (g_ascii_isdigit (e->name[0]) && strstr (e->name, ".conv.0.weight") != NULL)
+  if (g_ascii_isdigit (name[0]) && strstr (name, ".conv.0.weight") != NULL)
     s->taesd = TRUE;
 }
 
@@ -202,10 +204,8 @@ identify_scan (const Scan *s, GessoAssetKind *kind, char **family)
 
 /* kohya-ss writes the base model a LoRA was trained on into the file's metadata. */
 static const char *
-family_from_metadata (const GessoSafetensors *st)
+family_from_base_model (const char *version)
 {
-  const char *version = gesso_safetensors_metadata (st, "ss_base_model_version");
-
   if (version == NULL)
     return NULL;
   if (g_str_has_prefix (version, "sdxl"))
@@ -217,10 +217,21 @@ family_from_metadata (const GessoSafetensors *st)
   return NULL;
 }
 
+static void
+scan_metadata (const char *key, const char *value, gpointer data)
+{
+  Scan *s = data;
+
+  if (strcmp (key, "ss_base_model_version") == 0)
+    {
+      g_free (s->base_model);
+      s->base_model = g_strdup (value);
+    }
+}
+
 static gboolean
 identify_file (const char *path, GessoAssetKind *kind, char **family, GError **error)
 {
-  g_autoptr (GessoSafetensors) st = NULL;
   Scan s = { 0 };
 
   if (gesso_io_has_pickle_extension (path))
@@ -228,17 +239,18 @@ identify_file (const char *path, GessoAssetKind *kind, char **family, GError **e
       gesso_io_set_pickle_error (error, path);
       return FALSE;
     }
-  st = gesso_safetensors_open (path, error);
-  if (st == NULL)
-    return FALSE;
-  for (guint i = 0; i < gesso_safetensors_count (st); i++)
-    scan_entry (&s, gesso_safetensors_entry (st, i));
+  if (!gesso_header_scan_file (path, scan_entry, scan_metadata, &s, error))
+    {
+      g_free (s.base_model);
+      return FALSE;
+    }
   identify_scan (&s, kind, family);
-  if (*kind == GESSO_ASSET_LORA && family_from_metadata (st) != NULL)
+  if (*kind == GESSO_ASSET_LORA && family_from_base_model (s.base_model) != NULL)
     {
       g_free (*family);
-      *family = g_strdup (family_from_metadata (st));
+      *family = g_strdup (family_from_base_model (s.base_model));
     }
+  g_free (s.base_model);
   return TRUE;
 }
 

@@ -3,10 +3,13 @@
  * read from headers laid out by hand (tests/unit/io-fixtures.c). */
 #include "gesso-config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "gesso.h"
 #include "io/comfy_paths.h"
+#include "io/header_scan.h"
+#include "io/safetensors.h"
 #include "unit/io-fixtures.h"
 
 static const float zeros[320 * 1024];    /* the largest tensor written */
@@ -310,6 +313,131 @@ test_warnings (void)
   fixture_remove_tree (home);
 }
 
+typedef struct
+{
+  GString *text;
+  guint n;
+} Collected;
+
+static void
+collect_tensor (const char *name, int ndim, const int64_t *shape, gpointer data)
+{
+  Collected *c = data;
+
+  g_string_append_printf (c->text, "%s[", name);
+  for (int i = 0; i < ndim; i++)
+    g_string_append_printf (c->text, "%s%" G_GINT64_FORMAT, i ? "," : "", shape[i]);
+  g_string_append (c->text, "]\n");
+  c->n++;
+}
+
+static void
+collect_metadata (const char *key, const char *value, gpointer data)
+{
+  Collected *c = data;
+
+  g_string_append_printf (c->text, "%s=%s\n", key, value);
+}
+
+static int
+compare_lines (const void *a, const void *b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The quick header pass sees what the validating reader sees: every name and shape of every
+ * conformance model file (the independent truth is core/io/safetensors.c's full parse, with
+ * json-glib), in order of the header; escapes and malformed text handled. */
+static void
+test_header_scan (void)
+{
+  const char *env = g_getenv ("GESSO_CONFORMANCE_DIR");
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+  g_autofree char *models = env != NULL && *env != '\0'
+                              ? g_build_filename (env, "models", NULL)
+                              : g_build_filename (source ? source : GESSO_SOURCE_DIR, "..",
+                                                  "shared", "conformance", "models", NULL);
+  static const char *const bad[] = {
+    "", "[]", "{", "{\"a\":", "{\"a\": {\"shape\": [1, 2}}", "{\"a\": {}}",
+    "{\"a\": {\"shape\": [1,2,3,4,5,6,7,8,9]}}", "{\"a\": {\"shape\": [-1]}}",
+    "{\"a\": {\"shape\": [99999999999999999999]}}", "{\"a\" {\"shape\": []}}",
+    "{\"\\x\": {\"shape\": []}}", "{\"a\": {\"shape\": []}} x",
+    "{\"a\": {\"shape\": [], \"x\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]"
+    "]]]]]]]]]]]]]]]]]]}}",
+  };
+  const char *good = "{\"__metadata__\": {\"ss_base_model_version\": \"sd_v1\", "
+                     "\"n\": {\"x\": 1}}, \"a\\\"\\u00e9\\ud83d\\ude00\": "
+                     "{\"dtype\": \"F16\", \"data_offsets\": [0, 8], "
+                     "\"shape\": [2, 2]}, \"b\": {\"shape\": []}}   ";
+  Collected c = { g_string_new (NULL), 0 };
+  g_autoptr (GError) error = NULL;
+  GDir *dir;
+  const char *name;
+  guint files = 0;
+
+  g_assert_true (gesso_header_scan_data (good, strlen (good), "good", collect_tensor,
+                                         collect_metadata, &c, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (c.text->str, ==,
+                   "ss_base_model_version=sd_v1\na\"\xc3\xa9\xf0\x9f\x98\x80[2,2]\nb[]\n");
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_string_truncate (c.text, 0);
+      g_assert_false (gesso_header_scan_data (bad[i], strlen (bad[i]), "bad", collect_tensor,
+                                              NULL, &c, &error));
+      g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+      g_assert_null (strchr (error->message, '\n'));
+      g_clear_error (&error);
+    }
+
+  dir = g_dir_open (models, 0, NULL);
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *sub = g_build_filename (models, name, NULL);
+      GDir *files_dir = g_dir_open (sub, 0, NULL);
+      const char *file;
+
+      while (files_dir != NULL && (file = g_dir_read_name (files_dir)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (sub, file, NULL);
+          g_autoptr (GessoSafetensors) st = NULL;
+          g_autoptr (GHashTable) shapes = NULL;
+          Collected scan = { g_string_new (NULL), 0 };
+          g_autoptr (GString) truth = g_string_new (NULL);
+          g_auto (GStrv) scanned = NULL;
+          g_auto (GStrv) expected = NULL;
+
+          if (!g_str_has_suffix (file, ".safetensors"))
+            continue;
+          st = gesso_safetensors_open (path, &error);
+          g_assert_no_error (error);
+          g_assert_true (gesso_header_scan_file (path, collect_tensor, NULL, &scan, &error));
+          g_assert_no_error (error);
+          for (guint i = 0; i < gesso_safetensors_count (st); i++)
+            {
+              const GessoSafetensorsEntry *e = gesso_safetensors_entry (st, i);
+              collect_tensor (e->name, e->ndim, e->shape, &(Collected) { truth, 0 });
+            }
+          /* the validating reader lists by data offset, the scan by header order: compare
+           * as sets */
+          scanned = g_strsplit (scan.text->str, "\n", -1);
+          expected = g_strsplit (truth->str, "\n", -1);
+          qsort (scanned, g_strv_length (scanned), sizeof (char *), compare_lines);
+          qsort (expected, g_strv_length (expected), sizeof (char *), compare_lines);
+          g_assert_true (g_strv_equal ((const char *const *) scanned,
+                                       (const char *const *) expected));
+          g_string_free (scan.text, TRUE);
+          files++;
+        }
+      if (files_dir != NULL)
+        g_dir_close (files_dir);
+    }
+  if (dir != NULL)
+    g_dir_close (dir);
+  g_string_free (c.text, TRUE);
+  g_test_message ("%u conformance files scanned alike", files);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -318,5 +446,6 @@ main (int argc, char **argv)
   g_test_add_func ("/core/io/model-library/comfy-paths", test_comfy_paths);
   g_test_add_func ("/core/io/model-library/cache-and-user-folders", test_cache_and_user_folders);
   g_test_add_func ("/core/io/model-library/warnings", test_warnings);
+  g_test_add_func ("/core/io/model-library/header-scan", test_header_scan);
   return g_test_run ();
 }
