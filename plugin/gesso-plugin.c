@@ -100,6 +100,9 @@ static const ProcedureInfo procedure_infos[] = {
        "new layer.") },
 };
 
+/* Not a menu item: what the model choosers offer, for scripts (and the end-to-end test). */
+#define MODELS_PROCEDURE "plug-in-gesso-models"
+
 static const ProcedureInfo *
 find_info (const gchar *name)
 {
@@ -131,6 +134,7 @@ gesso_query_procedures (GimpPlugIn *plug_in)
 
   for (gsize i = 0; i < G_N_ELEMENTS (procedure_infos); i++)
     list = g_list_append (list, g_strdup (procedure_infos[i].name));
+  list = g_list_append (list, g_strdup (MODELS_PROCEDURE));
   return list;
 }
 
@@ -219,6 +223,11 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                         "of one in Gesso's model folders; empty: the default "
                                         "model"),
                                       "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument (procedure, "vae", _("VAE"),
+                                      _("A separate VAE in place of the model's own: a "
+                                        ".safetensors file or diffusers vae/ folder, or the name "
+                                        "of one in the model folders; empty: the model's own"),
+                                      "", G_PARAM_READWRITE);
   gimp_procedure_add_int_argument (procedure, "steps", _("S_teps"),
                                    _("Denoising steps: more is slower and finer"), 1, 500,
                                    d.steps, G_PARAM_READWRITE);
@@ -296,12 +305,80 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                          G_PARAM_READWRITE);
 }
 
+/* plug-in-gesso-models: the paths and names the dialogs' choosers list for a kind. */
+static GimpValueArray *
+models_run (GimpProcedure *procedure, GimpProcedureConfig *config, gpointer run_data)
+{
+  g_autofree gchar *kind_name = NULL;
+  g_auto (GStrv) paths = NULL;
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  g_auto (GStrv) name_array = NULL;
+  GimpValueArray *values;
+  GessoAssetKind kind = GESSO_ASSET_KIND_COUNT;
+
+  g_object_get (config, "kind", &kind_name, NULL);
+  for (int k = 0; k < GESSO_ASSET_UNKNOWN; k++)
+    if (g_ascii_strcasecmp (kind_name != NULL ? kind_name : "", gesso_asset_kind_name (k)) == 0)
+      kind = (GessoAssetKind) k;
+  if (kind == GESSO_ASSET_KIND_COUNT)
+    {
+      g_autoptr (GError) error = g_error_new (GIMP_PLUG_IN_ERROR, 0,
+                                              _("Unknown kind “%s”: use checkpoint, LoRA, "
+                                                "embedding, ControlNet, VAE or TAESD"),
+                                              kind_name);
+      return gimp_procedure_new_return_values (procedure, GIMP_PDB_CALLING_ERROR,
+                                               g_steal_pointer (&error));
+    }
+  paths = gesso_ui_assets_find (kind);
+  for (gchar **p = paths; *p != NULL; p++)
+    {
+      g_autofree gchar *name = gesso_ui_model_display_name (*p);
+      g_strv_builder_add (names, name);
+    }
+  name_array = g_strv_builder_end (names);
+  values = gimp_procedure_new_return_values (procedure, GIMP_PDB_SUCCESS, NULL);
+  GIMP_VALUES_SET_STRV (values, 1, paths);
+  GIMP_VALUES_SET_STRV (values, 2, name_array);
+  return values;
+}
+
+static GimpProcedure *
+models_procedure_new (GimpPlugIn *plug_in)
+{
+  GimpProcedure *procedure = gimp_procedure_new (plug_in, MODELS_PROCEDURE,
+                                                 GIMP_PDB_PROC_TYPE_PLUGIN, models_run, NULL,
+                                                 NULL);
+
+  gimp_procedure_set_documentation (procedure, _("The models Gesso's choosers offer"),
+                                    _("Lists the models of one kind found in Gesso's model "
+                                      "folders, the folders added in its dialogs and those "
+                                      "A1111, Forge and ComfyUI keep models in, as the "
+                                      "dialogs' choosers list them: paths, and the names a "
+                                      "\"model\" or \"vae\" argument accepts."),
+                                    MODELS_PROCEDURE);
+  gimp_procedure_set_attribution (procedure, "Gesso contributors", "Gesso contributors",
+                                  "2026");
+  gimp_procedure_add_string_argument (procedure, "kind", _("Kind"),
+                                      _("checkpoint, LoRA, embedding, ControlNet, VAE or "
+                                        "TAESD"),
+                                      "checkpoint", G_PARAM_READWRITE);
+  gimp_procedure_add_string_array_return_value (procedure, "paths", _("Paths"),
+                                                _("Each model's file or folder"),
+                                                G_PARAM_READWRITE);
+  gimp_procedure_add_string_array_return_value (procedure, "names", _("Names"),
+                                                _("Each model's name as the chooser shows it"),
+                                                G_PARAM_READWRITE);
+  return procedure;
+}
+
 static GimpProcedure *
 gesso_create_procedure (GimpPlugIn *plug_in, const gchar *name)
 {
   const ProcedureInfo *info = find_info (name);
   GimpProcedure *procedure;
 
+  if (strcmp (name, MODELS_PROCEDURE) == 0)
+    return models_procedure_new (plug_in);
   if (info == NULL)
     return NULL;
   procedure = gimp_image_procedure_new (plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN, gesso_run,
@@ -327,6 +404,7 @@ typedef struct
   gchar *negative_prompt;
   gchar *source_prompt;
   gchar *model;
+  gchar *vae;
   gchar *sampler;
   gint steps, seed, jump_length, resample_count, context_margin, clip_skip, pixel_budget;
   gboolean random_seed, hide_strokes, full_inversion;
@@ -340,6 +418,7 @@ run_args_clear (RunArgs *args)
   g_free (args->negative_prompt);
   g_free (args->source_prompt);
   g_free (args->model);
+  g_free (args->vae);
   g_free (args->sampler);
   memset (args, 0, sizeof *args);
 }
@@ -408,6 +487,7 @@ run_args_read (GimpProcedureConfig *config, GessoEditKind kind, RunArgs *args)
   get_string (config, "negative-prompt", &args->negative_prompt);
   get_string (config, "source-prompt", &args->source_prompt);
   get_string (config, "model", &args->model);
+  get_string (config, "vae", &args->vae);
   get_string (config, "sampler", &args->sampler);
   get_int (config, "steps", &args->steps);
   get_int (config, "seed", &args->seed);
@@ -486,9 +566,27 @@ layer_name_new (GessoEditKind kind, const gchar *prompt)
 
 /* The recipe the dialog library writes for CONFIG, plus what only the run knows: the model's
  * file name and fingerprint, and the Gesso version. The seed in CONFIG is the one used. */
+/* A1111's "Model hash" of PATH (a file; NULL for a folder), read once per version of the
+ * file and then kept in the model cache the CLI shares. */
 static gchar *
-recipe_new (GimpProcedureConfig *config, GessoEditKind kind, const gchar *model_path)
+autov2_hash (const gchar *path)
 {
+  g_autofree gchar *cache_file = gesso_ui_cache_file ();
+  g_autoptr (GessoModelCache) cache = NULL;
+  g_autofree gchar *sha256 = NULL;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  cache = gesso_model_cache_new (cache_file);
+  sha256 = gesso_model_hash_sha256 (path, cache, NULL, NULL);
+  return sha256 != NULL ? gesso_model_hash_autov2 (sha256) : NULL;
+}
+
+static gchar *
+recipe_new (GimpProcedureConfig *config, GessoEditKind kind, const gchar *model_path,
+            const gchar *vae_path)
+{
+  g_autofree gchar *autov2 = autov2_hash (model_path);
   g_autofree gchar *base = gesso_recipe_new_from_config (config, kind);
   g_autoptr (GKeyFile) keys = g_key_file_new ();
   g_autofree gchar *file = g_path_get_basename (model_path);
@@ -506,6 +604,18 @@ recipe_new (GimpProcedureConfig *config, GessoEditKind kind, const gchar *model_
       g_key_file_set_string (keys, "recipe", "model-hash-method", GESSO_FINGERPRINT_METHOD);
       g_key_file_set_string (keys, "recipe", "model-sha256", sha256);
       g_key_file_set_uint64 (keys, "recipe", "model-size", size);
+    }
+  /* what A1111 writes as "Model hash" and civitai looks models up by */
+  if (autov2 != NULL)
+    g_key_file_set_string (keys, "recipe", "model-hash-autov2", autov2);
+  if (vae_path != NULL)
+    {
+      g_autofree gchar *vae_file = g_path_get_basename (vae_path);
+      g_autofree gchar *vae_autov2 = autov2_hash (vae_path);
+
+      g_key_file_set_string (keys, "recipe", "vae-file", vae_file);
+      if (vae_autov2 != NULL)
+        g_key_file_set_string (keys, "recipe", "vae-hash-autov2", vae_autov2);
     }
   g_key_file_set_string (keys, "recipe", "gesso-version", gesso_version ());
   return g_key_file_to_data (keys, NULL, NULL);
@@ -572,7 +682,8 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   GessoModel *model = NULL;
   RunArgs args = { 0 };
   GError *error = NULL, *engine_error = NULL;
-  gchar *model_path = NULL, *model_name = NULL, *sampler = NULL, *name = NULL, *recipe = NULL;
+  gchar *model_path = NULL, *vae_path = NULL, *model_name = NULL, *sampler = NULL;
+  gchar *name = NULL, *recipe = NULL;
   gint pad;
 
   gegl_init (NULL, NULL);
@@ -630,6 +741,9 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   model_path = gesso_ui_resolve_model (args.model, &error);
   if (model_path == NULL)
     goto out;
+  vae_path = gesso_ui_resolve_vae (args.vae, &error);
+  if (error != NULL)
+    goto out;
 
   /* read everything first: the image is not touched until the engine is done */
   pad = args.context_margin + (gint) ceil (args.mask_grow) + (gint) ceil (args.mask_feather) + 2;
@@ -662,6 +776,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   gimp_progress_pulse ();
   gesso_model_params_init (&model_params);
   model_params.path = model_path;
+  model_params.vae = vae_path;
   model = gesso_model_open (&model_params, &engine_error);
   if (model == NULL)
     {
@@ -716,7 +831,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
 
   /* the only writes of the run, as one undo step */
   name = layer_name_new (kind, args.prompt);
-  recipe = recipe_new (config, kind, model_path);
+  recipe = recipe_new (config, kind, model_path, vae_path);
   gimp_image_undo_group_start (image);
   layer = gesso_bridge_write_layer (image, drawable, name, &input, &result, &error);
   if (layer != NULL)
@@ -745,6 +860,7 @@ out:
   g_free (sampler);
   g_free (model_name);
   g_free (model_path);
+  g_free (vae_path);
   if (engine_error != NULL)
     g_error_free (engine_error);
   gesso_edit_result_clear (&result);

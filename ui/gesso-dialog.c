@@ -24,6 +24,8 @@ typedef struct
 
   GtkWidget *model_combo;
   GtkWidget *model_info;
+  GtkWidget *vae_combo;         /* NULL when the procedure has no "vae" */
+  gulong vae_notify_id;
   gboolean syncing_model;       /* guards the combo <-> config loop */
   gulong model_notify_id;
 
@@ -37,7 +39,7 @@ typedef struct
 
 /* Arguments the dialog places itself; any other argument goes under "Advanced". */
 static const gchar *const known_properties[] = {
-  "model", "prompt", "negative-prompt", "source-prompt", "steps", "guidance", "strength",
+  "model", "vae", "prompt", "negative-prompt", "source-prompt", "steps", "guidance", "strength",
   "seed", "random-seed", "sampler", "eta", "jump-length", "resample-count", "mask-grow",
   "mask-feather", "context-margin", "clip-skip", "guidance-rescale", "full-inversion",
   "pixel-budget", "hide-strokes", NULL,
@@ -298,6 +300,34 @@ model_notify (GObject *config, GParamSpec *pspec, DialogState *s)
     sync_combo_from_config (s);
 }
 
+/* The combo's last line, which adds a folder instead of choosing a model. */
+#define ADD_FOLDER_ID "\001add-folder"
+
+static void fill_model_combo (DialogState *s);
+
+/* "Add a models folder…": a folder of models kept anywhere (an A1111 or ComfyUI install
+ * elsewhere, a shared disk), remembered for every later dialog and for `gesso models`. */
+static void
+add_folder (DialogState *s)
+{
+  GtkWidget *chooser;
+  g_autofree gchar *dir = NULL;
+  g_autoptr (GError) error = NULL;
+
+  chooser = gtk_file_chooser_dialog_new (_("Add a Models Folder"), GTK_WINDOW (s->dialog),
+                                         GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
+                                         _("_Cancel"), GTK_RESPONSE_CANCEL,
+                                         _("_Add"), GTK_RESPONSE_ACCEPT, NULL);
+  gimp_dialog_set_alternative_button_order (GTK_DIALOG (chooser), GTK_RESPONSE_ACCEPT,
+                                            GTK_RESPONSE_CANCEL, -1);
+  if (gtk_dialog_run (GTK_DIALOG (chooser)) == GTK_RESPONSE_ACCEPT)
+    dir = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
+  gtk_widget_destroy (chooser);
+  if (dir != NULL && !gesso_ui_models_add_folder (dir, &error))
+    gtk_label_set_text (GTK_LABEL (s->model_info), error->message);
+  fill_model_combo (s);
+}
+
 static void
 model_combo_changed (GtkComboBox *combo, DialogState *s)
 {
@@ -305,6 +335,11 @@ model_combo_changed (GtkComboBox *combo, DialogState *s)
 
   if (s->syncing_model || id == NULL)
     return;
+  if (strcmp (id, ADD_FOLDER_ID) == 0)
+    {
+      add_folder (s);
+      return;
+    }
   s->syncing_model = TRUE;
   g_object_set (s->config, "model", id, NULL);
   s->syncing_model = FALSE;
@@ -387,16 +422,15 @@ browse_clicked (GtkButton *button, DialogState *s)
   g_object_set (s->config, "model", chosen, NULL);
 }
 
-static GtkWidget *
-model_section (DialogState *s)
+/* The default, every checkpoint found, "Add a models folder…"; then the config's model
+ * selected again. */
+static void
+fill_model_combo (DialogState *s)
 {
   g_auto (GStrv) models = gesso_ui_models_find ();
   g_autofree gchar *fallback = gesso_ui_get_default_model (NULL);
   g_autofree gchar *default_label = NULL;
-  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
-  GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
-  GtkWidget *button;
-  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (s->config), "model");
+  GtkComboBoxText *combo = GTK_COMBO_BOX_TEXT (s->model_combo);
 
   if (fallback != NULL)
     {
@@ -408,14 +442,96 @@ model_section (DialogState *s)
   else
     default_label = g_strdup (_("Default: no model installed"));
 
-  s->model_combo = gtk_combo_box_text_new ();
-  gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->model_combo), "", default_label);
+  s->syncing_model = TRUE;
+  gtk_combo_box_text_remove_all (combo);
+  gtk_combo_box_text_append (combo, "", default_label);
   for (gchar **m = models; *m != NULL; m++)
     {
       g_autofree gchar *name = gesso_ui_model_display_name (*m);
 
-      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->model_combo), *m, name);
+      gtk_combo_box_text_append (combo, *m, name);
     }
+  /* TRANSLATORS: the last entry of the model list: opens a folder chooser */
+  gtk_combo_box_text_append (combo, ADD_FOLDER_ID, _("Add a models folder…"));
+  s->syncing_model = FALSE;
+  sync_combo_from_config (s);
+}
+
+/* --- the VAE chooser ---------------------------------------------------------------------- */
+
+static void
+vae_combo_changed (GtkComboBox *combo, DialogState *s)
+{
+  const gchar *id = gtk_combo_box_get_active_id (combo);
+  g_autofree gchar *current = gesso_ui_config_get_string (s->config, "vae");
+
+  if (id != NULL && g_strcmp0 (id, current) != 0)
+    g_object_set (s->config, "vae", id, NULL);
+}
+
+/* A recipe or Reset changed "vae": show it (a path not found in the folders is added). */
+static void
+vae_notify (GObject *config, GParamSpec *pspec, DialogState *s)
+{
+  g_autofree gchar *current = gesso_ui_config_get_string (s->config, "vae");
+  const gchar *id = current != NULL ? current : "";
+
+  if (!combo_has_id (GTK_COMBO_BOX (s->vae_combo), id))
+    {
+      g_autofree gchar *name = gesso_ui_model_display_name (id);
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), id, name);
+    }
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (s->vae_combo), id);
+}
+
+/* "The model's own" and every VAE found (A1111's models/VAE, ComfyUI's models/vae, ...): a
+ * separate VAE replaces the checkpoint's, as in A1111's and ComfyUI's VAE choosers. */
+static GtkWidget *
+vae_row (DialogState *s)
+{
+  g_auto (GStrv) vaes = gesso_ui_assets_find (GESSO_ASSET_VAE);
+  g_autofree gchar *current = gesso_ui_config_get_string (s->config, "vae");
+  GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (s->config), "vae");
+
+  s->vae_combo = gtk_combo_box_text_new ();
+  /* TRANSLATORS: the first entry of the VAE list: the checkpoint's own autoencoder */
+  gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), "", _("The model's own"));
+  for (gchar **v = vaes; *v != NULL; v++)
+    {
+      g_autofree gchar *name = gesso_ui_model_display_name (*v);
+
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), *v, name);
+    }
+  if (current != NULL && current[0] != '\0'
+      && !combo_has_id (GTK_COMBO_BOX (s->vae_combo), current))
+    {
+      g_autofree gchar *name = gesso_ui_model_display_name (current);
+
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), current, name);
+    }
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (s->vae_combo), current != NULL ? current : "");
+  if (pspec != NULL && g_param_spec_get_blurb (pspec) != NULL)
+    gtk_widget_set_tooltip_text (s->vae_combo, g_param_spec_get_blurb (pspec));
+  g_signal_connect (s->vae_combo, "changed", G_CALLBACK (vae_combo_changed), s);
+  s->vae_notify_id = g_signal_connect (s->config, "notify::vae", G_CALLBACK (vae_notify), s);
+  /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
+  gtk_box_pack_start (GTK_BOX (row), gtk_label_new (_("VAE")), FALSE, FALSE, 0);
+  gtk_box_pack_start (GTK_BOX (row), s->vae_combo, TRUE, TRUE, 0);
+  return row;
+}
+
+static GtkWidget *
+model_section (DialogState *s)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
+  GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *button;
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (s->config), "model");
+
+  /* look again each time a dialog opens: models may have been added since */
+  gesso_ui_models_refresh ();
+  s->model_combo = gtk_combo_box_text_new ();
   gtk_widget_set_hexpand (s->model_combo, TRUE);
   if (pspec != NULL && g_param_spec_get_blurb (pspec) != NULL)
     gtk_widget_set_tooltip_text (s->model_combo, g_param_spec_get_blurb (pspec));
@@ -437,7 +553,10 @@ model_section (DialogState *s)
                              -1);
   gtk_box_pack_start (GTK_BOX (box), s->model_info, FALSE, FALSE, 0);
 
-  sync_combo_from_config (s);
+  if (gesso_ui_config_has (s->config, "vae"))
+    gtk_box_pack_start (GTK_BOX (box), vae_row (s), FALSE, FALSE, 0);
+
+  fill_model_combo (s);
   g_signal_connect (s->model_combo, "changed", G_CALLBACK (model_combo_changed), s);
   s->model_notify_id = g_signal_connect (s->config, "notify::model",
                                          G_CALLBACK (model_notify), s);
@@ -728,6 +847,8 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
   gesso_preview_free (s.preview);
   if (s.model_notify_id != 0)
     g_signal_handler_disconnect (config, s.model_notify_id);
+  if (s.vae_notify_id != 0)
+    g_signal_handler_disconnect (config, s.vae_notify_id);
   gtk_widget_destroy (dialog);
   g_free (s.recipe);
   return run;

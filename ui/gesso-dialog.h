@@ -74,15 +74,30 @@ gchar *gesso_ui_sampler_engine_name (const gchar *nick);
 /* --- Models ---------------------------------------------------------------------------- */
 
 /* Folders searched for models, in order: the bundled models (<datadir>/gesso/models), the
- * user's (gimp_directory()/gesso/models), then each folder in $GESSO_MODEL_PATH
- * (G_SEARCHPATH_SEPARATOR-separated). Folders that do not exist are left out. Owned strings;
- * free with g_strfreev(). */
+ * user's (gimp_directory()/gesso/models), each folder in $GESSO_MODEL_PATH
+ * (G_SEARCHPATH_SEPARATOR-separated), the folders added with "Add a models folder…" (kept in
+ * $XDG_CONFIG_HOME/gesso/model-folders, which `gesso models` reads too), and the folders A1111,
+ * Forge and ComfyUI keep models in under the home folder (ComfyUI's extra_model_paths.yaml
+ * included). Folders that do not exist are left out. Owned strings; free with g_strfreev(). */
 gchar **gesso_ui_model_dirs_new (void);
 
-/* Every model found directly inside those folders (a .safetensors file, or a folder holding
- * model_index.json), bundled first, duplicates removed, each group sorted by name. Absolute
- * paths; free with g_strfreev(). Never loads weights. */
+/* The checkpoints found in those folders (sub-folders three deep; a .safetensors file whose
+ * header says checkpoint, or a diffusers folder), bundled first, then by path; files of
+ * Gesso's and the user's folders that cannot be read are listed too, so the chooser says what
+ * is wrong with them. Absolute paths; free with g_strfreev(). Never loads weights; kinds are
+ * kept in the model cache (gesso_ui_cache_file). */
 gchar **gesso_ui_models_find (void);
+/* "sd15/diffusers" for a model found in a model folder, else the file or folder name; the
+ * ".safetensors" suffix left out: what the choosers show. Owned string. */
+gchar *gesso_ui_model_display_name (const gchar *path);
+/* The same for another kind (GESSO_ASSET_VAE for the VAE chooser). */
+gchar **gesso_ui_assets_find (GessoAssetKind kind);
+/* Forgets what was found, so that the next call looks again. */
+void gesso_ui_models_refresh (void);
+/* Remembers DIR as a models folder (for `gesso models` too) and looks again. */
+gboolean gesso_ui_models_add_folder (const gchar *dir, GError **error);
+/* $XDG_CACHE_HOME/gesso/models.ini: kinds and hashes of model files, shared with `gesso`. */
+gchar *gesso_ui_cache_file (void);
 
 /* The model a run uses when "model" is empty: the first model found in the bundled folder,
  * else the first found anywhere, else NULL with ERROR set to a message a user can act on. */
@@ -94,6 +109,11 @@ gchar *gesso_ui_get_default_model (GError **error);
  * ".safetensors"); "" or NULL the default model. NULL with ERROR set to a message a user can act
  * on when nothing matches. Touches no GTK, so non-interactive runs may call it. */
 gchar *gesso_ui_resolve_model (const gchar *model, GError **error);
+
+/* The path a "vae" value stands for: NULL without an error for "" (the model's own VAE); an
+ * existing path as it is; else the name of a VAE found in the model folders. NULL with ERROR
+ * set when nothing matches. Touches no GTK. */
+gchar *gesso_ui_resolve_vae (const gchar *vae, GError **error);
 
 /* A one-line description, e.g. "Stable Diffusion 2.x (v-prediction) · 768 px · 1.3 B
  * parameters · F16", from the file headers and configs without loading any weight

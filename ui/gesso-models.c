@@ -1,20 +1,26 @@
 /* Gesso: finding models on disk and describing them in one line, for the model chooser.
  *
- * Nothing here loads weights: a model is recognised by its name (a .safetensors file) or by
- * its model_index.json (a diffusers folder), and described from the file headers only.
+ * Nothing here loads weights: the folders are Gesso's own, the user's and those A1111 and
+ * ComfyUI keep models in (core/io/model_library.c), each file is recognised from its header
+ * (a checkpoint, a VAE, ...), and described from the file headers only.
  */
 #include "gesso-config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib/gi18n-lib.h>
 
+#include "gesso.h"
+
 #include "gesso-dialog.h"
 #include "gesso-ui-private.h"
 
-/* Folders inside a model folder that are looked into once more, so that the usual
- * arrangement "models/sd15/sd15.safetensors + vocab.json" is found too. */
-#define SCAN_DEPTH 2
+/* The models found, shared by the dialog, its preview thread and the plug-in's run: built on
+ * first use and again by gesso_ui_models_refresh(), so that one dialog does not scan the
+ * folders once per line it shows. */
+static GMutex library_lock;
+static GessoModelLibrary *library;
 
 static gboolean
 is_model_folder (const gchar *path)
@@ -40,109 +46,137 @@ gesso_ui_is_model_path (const gchar *path)
   return is_model_file (path);
 }
 
-static gint
-compare_strings (gconstpointer a, gconstpointer b)
-{
-  return g_utf8_collate (*(const gchar *const *) a, *(const gchar *const *) b);
-}
-
-static void
-scan_dir (const gchar *dir, int depth, GPtrArray *found)
-{
-  g_autoptr (GDir) handle = g_dir_open (dir, 0, NULL);
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const gchar *name;
-
-  if (handle == NULL)
-    return;
-  while ((name = g_dir_read_name (handle)) != NULL)
-    if (name[0] != '.')
-      g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, compare_strings);
-
-  for (guint i = 0; i < names->len; i++)
-    {
-      g_autofree gchar *path = g_build_filename (dir, names->pdata[i], NULL);
-
-      if (g_file_test (path, G_FILE_TEST_IS_DIR))
-        {
-          if (is_model_folder (path))
-            g_ptr_array_add (found, g_steal_pointer (&path));
-          else if (depth + 1 < SCAN_DEPTH)
-            scan_dir (path, depth + 1, found);
-        }
-      else if (is_model_file (path))
-        {
-          g_ptr_array_add (found, g_steal_pointer (&path));
-        }
-    }
-}
-
-static void
-add_dir (GPtrArray *dirs, const gchar *dir)
-{
-  g_autofree gchar *canonical = NULL;
-
-  if (dir == NULL || dir[0] == '\0' || !g_file_test (dir, G_FILE_TEST_IS_DIR))
-    return;
-  canonical = g_canonicalize_filename (dir, NULL);
-  for (guint i = 0; i < dirs->len; i++)
-    if (g_strcmp0 (dirs->pdata[i], canonical) == 0)
-      return;
-  g_ptr_array_add (dirs, g_steal_pointer (&canonical));
-}
-
 const gchar *
 gesso_ui_get_bundled_model_dir (void)
 {
   return GESSO_DATADIR G_DIR_SEPARATOR_S "models";
 }
 
-gchar **
-gesso_ui_model_dirs_new (void)
+gchar *
+gesso_ui_cache_file (void)
 {
-  GPtrArray *dirs = g_ptr_array_new ();
+  return g_build_filename (g_get_user_cache_dir (), "gesso", "models.ini", NULL);
+}
+
+/* Every folder, in the order the chooser lists their models: Gesso's own first, then the
+ * user's, then those of A1111 and ComfyUI. */
+static GessoModelLibrary *
+library_new (void)
+{
+  GessoModelLibrary *lib = gesso_model_library_new ();
   g_autofree gchar *user = g_build_filename (gimp_directory (), "gesso", "models", NULL);
+  g_autoptr (GessoModelCache) cache = NULL;
+  g_autofree gchar *cache_file = gesso_ui_cache_file ();
   const gchar *env = g_getenv ("GESSO_MODEL_PATH");
 
-  add_dir (dirs, gesso_ui_get_bundled_model_dir ());
-  add_dir (dirs, user);
+  gesso_model_library_add_folder (lib, gesso_ui_get_bundled_model_dir (), GESSO_ASSET_UNKNOWN,
+                                  "Gesso");
+  gesso_model_library_add_folder (lib, user, GESSO_ASSET_UNKNOWN, "GIMP");
   if (env != NULL)
     {
       g_auto (GStrv) parts = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
 
       for (gchar **p = parts; *p != NULL; p++)
-        add_dir (dirs, *p);
+        gesso_model_library_add_folder (lib, *p, GESSO_ASSET_UNKNOWN, "GESSO_MODEL_PATH");
     }
-  g_ptr_array_add (dirs, NULL);
-  return (gchar **) g_ptr_array_free (dirs, FALSE);
+  gesso_model_library_add_user_folders (lib, g_get_user_config_dir ());
+  gesso_model_library_add_known_folders (lib, g_get_home_dir ());
+  cache = gesso_model_cache_new (cache_file);
+  gesso_model_library_scan (lib, cache);
+  (void) gesso_model_cache_save (cache, NULL);
+  return lib;
+}
+
+void
+gesso_ui_models_refresh (void)
+{
+  g_mutex_lock (&library_lock);
+  g_clear_pointer (&library, gesso_model_library_free);
+  g_mutex_unlock (&library_lock);
+}
+
+/* Locks the library, building it when needed; gesso_ui_models_unlock releases it. */
+static GessoModelLibrary *
+library_lock_get (void)
+{
+  g_mutex_lock (&library_lock);
+  if (library == NULL)
+    library = library_new ();
+  return library;
+}
+
+static void
+library_unlock (void)
+{
+  g_mutex_unlock (&library_lock);
+}
+
+gchar **
+gesso_ui_model_dirs_new (void)
+{
+  GessoModelLibrary *lib = library_lock_get ();
+  gchar **dirs = g_strdupv ((gchar **) gesso_model_library_get_folders (lib));
+
+  library_unlock ();
+  return dirs;
+}
+
+/* What a chooser of KIND offers. Checkpoints include the files of Gesso's and the user's
+ * folders that could not be read, so the chooser can say what is wrong with them. */
+static gboolean
+offered (const GessoAsset *a, GessoAssetKind kind)
+{
+  return a->kind == kind
+         || (kind == GESSO_ASSET_CHECKPOINT && a->problem != NULL
+             && g_strcmp0 (a->source, "A1111") != 0 && g_strcmp0 (a->source, "ComfyUI") != 0);
+}
+
+static int
+compare_paths (const void *a, const void *b)
+{
+  return strcmp (*(const gchar *const *) a, *(const gchar *const *) b);
+}
+
+gchar **
+gesso_ui_assets_find (GessoAssetKind kind)
+{
+  GessoModelLibrary *lib = library_lock_get ();
+  g_autofree gchar *bundled = g_canonicalize_filename (gesso_ui_get_bundled_model_dir (), NULL);
+  GPtrArray *found = g_ptr_array_new ();
+
+  /* the bundled models first (the default model is one of them), then the others by path */
+  for (int pass = 0; pass < 2; pass++)
+    {
+      guint first = found->len;
+
+      for (guint i = 0; i < gesso_model_library_count (lib); i++)
+        {
+          const GessoAsset *a = gesso_model_library_get (lib, i);
+          gboolean is_bundled = g_strcmp0 (a->folder, bundled) == 0;
+
+          if (offered (a, kind) && is_bundled == (pass == 0))
+            g_ptr_array_add (found, g_strdup (a->path));
+        }
+      qsort (found->pdata + first, found->len - first, sizeof (gpointer), compare_paths);
+    }
+  library_unlock ();
+  g_ptr_array_add (found, NULL);
+  return (gchar **) g_ptr_array_free (found, FALSE);
 }
 
 gchar **
 gesso_ui_models_find (void)
 {
-  g_auto (GStrv) dirs = gesso_ui_model_dirs_new ();
-  GPtrArray *found = g_ptr_array_new ();
-  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  return gesso_ui_assets_find (GESSO_ASSET_CHECKPOINT);
+}
 
-  for (gchar **d = dirs; *d != NULL; d++)
-    {
-      g_autoptr (GPtrArray) here = g_ptr_array_new_with_free_func (g_free);
-
-      scan_dir (*d, 0, here);
-      for (guint i = 0; i < here->len; i++)
-        {
-          gchar *path = here->pdata[i];
-
-          if (g_hash_table_contains (seen, path))
-            continue;
-          here->pdata[i] = NULL;
-          g_hash_table_add (seen, path);
-          g_ptr_array_add (found, path);
-        }
-    }
-  g_ptr_array_add (found, NULL);
-  return (gchar **) g_ptr_array_free (found, FALSE);
+gboolean
+gesso_ui_models_add_folder (const gchar *dir, GError **error)
+{
+  if (!gesso_model_library_remember_folder (g_get_user_config_dir (), dir, error))
+    return FALSE;
+  gesso_ui_models_refresh ();
+  return TRUE;
 }
 
 gchar *
@@ -300,5 +334,34 @@ gesso_ui_resolve_model (const gchar *model, GError **error)
                  "diffusers folder, the name of a model in %s, or leave Model empty to use the "
                  "default model."),
                model, gimp_filename_to_utf8 (user_dir));
+  return NULL;
+}
+
+gchar *
+gesso_ui_resolve_vae (const gchar *vae, GError **error)
+{
+  g_auto (GStrv) vaes = NULL;
+  g_autofree gchar *with_ext = NULL;
+
+  if (vae == NULL || vae[0] == '\0')
+    return NULL;
+  if (g_file_test (vae, G_FILE_TEST_EXISTS))
+    return g_strdup (vae);
+  with_ext = g_strconcat (vae, ".safetensors", NULL);
+  vaes = gesso_ui_assets_find (GESSO_ASSET_VAE);
+  for (gchar **v = vaes; *v != NULL; v++)
+    {
+      g_autofree gchar *name = gesso_ui_model_display_name (*v);
+      g_autofree gchar *base = g_path_get_basename (*v);
+
+      if (g_strcmp0 (name, vae) == 0 || g_strcmp0 (base, vae) == 0
+          || g_strcmp0 (base, with_ext) == 0)
+        return g_strdup (*v);
+    }
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               _("The VAE “%s” was not found. Give the path of a VAE .safetensors file or "
+                 "diffusers vae/ folder, the name of one in the model folders, or leave VAE "
+                 "empty to use the model's own."),
+               vae);
   return NULL;
 }

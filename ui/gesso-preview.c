@@ -44,6 +44,7 @@ struct _GessoPreview
 
   GessoModel *model;            /* the model the last preview opened, kept for the next */
   gchar *model_path;
+  gchar *vae_path;              /* its separate VAE; NULL: its own */
 
   PreviewJob *job;              /* the running job, or NULL */
   GThread *thread;
@@ -61,6 +62,7 @@ struct _PreviewJob
   GessoPreview *owner;          /* main thread only; NULL once the pane let go of the job */
 
   gchar *model_path;
+  gchar *vae_path;              /* a separate VAE, or NULL */
   GessoModel *model;            /* borrowed from the pane, or the one opened by the worker */
   GessoModel *opened;           /* opened by the worker; the pane adopts it when done */
 
@@ -118,6 +120,7 @@ job_unref (gpointer data)
   gesso_mask_clear (&job->mask);
   g_clear_error (&job->error);
   g_free (job->model_path);
+  g_free (job->vae_path);
   g_free (job->prompt);
   g_free (job->negative_prompt);
   g_free (job->source_prompt);
@@ -316,13 +319,22 @@ job_prepare (GessoPreview *p, PreviewJob *job, GError **error)
   GimpProcedureConfig *config = p->config;
   GessoEditParams *params = &job->params;
   g_autofree gchar *model = gesso_ui_config_get_string (config, "model");
+  g_autofree gchar *vae = gesso_ui_config_get_string (config, "vae");
+  g_autoptr (GError) vae_error = NULL;
   g_autofree gchar *nick = NULL;
   gdouble s = p->scale;
   int steps;
 
   if ((job->model_path = gesso_ui_resolve_model (model, error)) == NULL)
     return FALSE;
-  if (p->model != NULL && g_strcmp0 (p->model_path, job->model_path) == 0)
+  job->vae_path = gesso_ui_resolve_vae (vae, &vae_error);
+  if (vae_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&vae_error));
+      return FALSE;
+    }
+  if (p->model != NULL && g_strcmp0 (p->model_path, job->model_path) == 0
+      && g_strcmp0 (p->vae_path, job->vae_path) == 0)
     job->model = p->model;
 
   if (gesso_ui_config_get_number (config, "random-seed", 0.0) != 0.0
@@ -468,6 +480,7 @@ job_thread (gpointer data)
 
       gesso_model_params_init (&model_params);
       model_params.path = job->model_path;
+      model_params.vae = job->vae_path;
       job->opened = gesso_model_open (&model_params, &job->error);
       job->model = job->opened;
     }
@@ -587,8 +600,10 @@ adopt_model (GessoPreview *p, PreviewJob *job)
     return;
   g_clear_pointer (&p->model, gesso_model_free);
   g_free (p->model_path);
+  g_free (p->vae_path);
   p->model = g_steal_pointer (&job->opened);
   p->model_path = g_strdup (job->model_path);
+  p->vae_path = g_strdup (job->vae_path);
 }
 
 static gboolean
@@ -815,6 +830,7 @@ gesso_preview_free (GessoPreview *p)
     }
   g_clear_pointer (&p->model, gesso_model_free);
   g_free (p->model_path);
+  g_free (p->vae_path);
   g_clear_object (&p->base);
   g_clear_object (&p->box);
   g_clear_object (&p->config);

@@ -18,9 +18,6 @@ G_BEGIN_DECLS
 
 const gchar *gesso_ui_get_bundled_model_dir (void);
 gboolean gesso_ui_is_model_path (const gchar *path);
-/* "sd15/diffusers" for a model found in a model folder, else the file or folder name; the
- * ".safetensors" suffix left out. Owned string. */
-gchar *gesso_ui_model_display_name (const gchar *path);
 
 /* --- gesso-recipe.c --------------------------------------------------------------------- */
 

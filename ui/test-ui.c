@@ -221,9 +221,11 @@ test_models_find (void)
   g_autofree gchar *profile = g_build_filename (root, "profile", NULL);
   g_auto (GStrv) models = NULL;
   g_autofree gchar *name = NULL;
+  /* files that are not valid safetensors ("x") are listed all the same, so the chooser can
+   * say what is wrong with them; folders are looked into three deep */
   const gchar *expected[] = {
-    "one/a.safetensors", "one/diffusers-model", "one/sd15/sd15.safetensors",
-    "two/z.safetensors", NULL,
+    "one/a.safetensors", "one/diffusers-model", "one/sd15/deeper/too-deep.safetensors",
+    "one/sd15/sd15.safetensors", "two/z.safetensors", NULL,
   };
   guint n = 0;
 
@@ -235,9 +237,11 @@ test_models_find (void)
   touch (one, "diffusers-model/unet/diffusion_pytorch_model.safetensors");
   touch (one, "sd15/sd15.safetensors");
   touch (one, "sd15/deeper/too-deep.safetensors");
+  touch (one, "sd15/deeper/deepest/too-deep.safetensors");
   touch (two, "z.safetensors");
   g_setenv ("GIMP3_DIRECTORY", profile, TRUE);
   g_setenv ("GESSO_MODEL_PATH", path, TRUE);
+  gesso_ui_models_refresh ();
 
   models = gesso_ui_models_find ();
   for (; models[n] != NULL; n++)
@@ -249,7 +253,7 @@ test_models_find (void)
     }
   g_assert_null (expected[n]);
 
-  name = gesso_ui_model_display_name (models[2]);
+  name = gesso_ui_model_display_name (models[3]);
   g_assert_cmpstr (name, ==, "sd15/sd15");
   g_assert_true (gesso_ui_is_model_path (models[1]));
   g_assert_false (gesso_ui_is_model_path (one));
@@ -284,6 +288,7 @@ test_models_resolve (void)
   touch (one, "diffusers-model/model_index.json");
   g_setenv ("GIMP3_DIRECTORY", profile, TRUE);
   g_setenv ("GESSO_MODEL_PATH", one, TRUE);
+  gesso_ui_models_refresh ();
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -315,6 +320,13 @@ test_sampler_names (void)
 int
 main (int argc, char **argv)
 {
+  g_autofree gchar *home = g_dir_make_tmp ("gesso-ui-home-XXXXXX", NULL);
+
+  /* models are looked for under the home folder too (A1111, ComfyUI) and kinds cached in
+   * XDG_CACHE_HOME: keep both away from the machine's */
+  g_setenv ("HOME", home, TRUE);
+  g_setenv ("XDG_CACHE_HOME", home, TRUE);
+  g_setenv ("XDG_CONFIG_HOME", home, TRUE);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/ui/recipe/round-trip", test_recipe_round_trip);
   g_test_add_func ("/ui/recipe/locale", test_recipe_locale);

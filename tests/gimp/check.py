@@ -279,6 +279,45 @@ def case_generate(d):
     recipe_checks("generate", d, facts, "generate", "a red apple on a table", 1)
 
 
+def case_models(d):
+    """The chooser's list under a HOME with A1111's and ComfyUI's folders, and a run by the
+    names the chooser shows: its recipe names the files and carries A1111's model hash, the
+    first 10 hex digits of the file's SHA-256 (hashlib here, independently of Gesso)."""
+    import hashlib
+
+    def lines(name):
+        path = os.path.join(d, name)
+        return open(path).read().split() if os.path.exists(path) else []
+
+    def autov2(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()[:10]
+
+    home = os.path.join(d, "home")
+    paths = lines("checkpoint-paths.txt")
+    want = {
+        "stable-diffusion-webui/models/Stable-diffusion/a.safetensors",
+        "ComfyUI/models/checkpoints/c.safetensors",
+        "elsewhere/ckpt/e.safetensors",
+    }
+    found = {os.path.relpath(p, home) for p in paths}
+    check("models/checkpoints", want <= found and
+          "stable-diffusion-webui/models/Lora/b.safetensors" not in found,
+          f"the chooser lists {sorted(found)}; expected {sorted(want)} and no LoRA")
+    check("models/names", "a" in lines("checkpoint-names.txt"),
+          f"names {lines('checkpoint-names.txt')}")
+    vaes = {os.path.relpath(p, home) for p in lines("vae-paths.txt")}
+    check("models/vaes", vaes == {"ComfyUI/models/vae/d.safetensors"}, f"VAEs {sorted(vaes)}")
+    recipe = read_recipe(os.path.join(d, "models-recipe.txt")) or {}
+    a = os.path.join(home, "stable-diffusion-webui/models/Stable-diffusion/a.safetensors")
+    v = os.path.join(home, "ComfyUI/models/vae/d.safetensors")
+    got = {k: recipe.get(k) for k in ("model-file", "model-hash-autov2", "vae-file",
+                                      "vae-hash-autov2")}
+    expected = {"model-file": "a.safetensors", "model-hash-autov2": autov2(a),
+                "vae-file": "d.safetensors", "vae-hash-autov2": autov2(v)}
+    check("models/recipe-hash", got == expected, f"recipe has {got}, expected {expected}")
+
+
 def case_strokes(d):
     facts = read_facts(d)
     layer_basics("strokes", facts, "Realize: a green bush", 20, 24, 16, 12)
@@ -376,14 +415,14 @@ ARGS = {
 
 
 # The labels the dialogs (ui/) add to the generated ones, as msgids; "Stop" has no mnemonic.
-OWN_LABELS = ["_Prompt", "Negative prompt", "Pre_view", "Stop", "Browse…", "Advanced",
+OWN_LABELS = ["_Prompt", "Negative prompt", "Pre_view", "Stop", "Browse…", "VAE", "Advanced",
               "Use recipe of this la_yer"]
 RESTYLE_OWN_LABELS = ["Source prompt (what the _image shows)",
                       "Target _prompt (what it should become)"] + OWN_LABELS[1:]
-# Arguments whose labels no dialog shows: the dialogs give the prompts and the model widgets
-# of their own (listed above, the model without a mnemonic).
+# Arguments whose labels no dialog shows: the dialogs give the prompts, the model and the VAE
+# widgets of their own (listed above, the model and the VAE without a mnemonic).
 NOT_SHOWN = {"run-mode", "image", "drawables", "prompt", "negative-prompt", "source-prompt",
-             "model"}
+             "model", "vae"}
 
 
 def mnemonic(label):
@@ -500,6 +539,10 @@ def case_install(d):
         == localedir for m in mos), f"catalogs {mos}, expected under {localedir}")
     model = os.path.join(datadir, "models", "gesso-emoji-64", "model_index.json")
     check("install/demo-model", os.path.isfile(at(model)), f"no {model} in the install")
+    # the CLIP vocabulary is compiled in; its MIT licence must travel with the binaries
+    clip = [os.path.join(datadir, "clip", f) for f in ("LICENSE", "bpe_simple_vocab_16e6.txt.gz")]
+    check("install/clip-licence", all(os.path.isfile(at(f)) for f in clip),
+          f"expected {clip} in the install")
     check("install/compiled-paths",
           f'#define GESSO_DATADIR "{datadir}"' in config and
           f'#define GESSO_LOCALEDIR "{localedir}"' in config,
@@ -522,7 +565,7 @@ def main(argv):
     else:
         {"inpaint": case_inpaint, "generate": case_generate, "strokes": case_strokes,
          "restyle": case_restyle, "last-vals": case_last_vals, "batch": case_batch,
-         "install": case_install}[case](d)
+         "install": case_install, "models": case_models}[case](d)
     return 1 if "FAIL" in results else 0
 
 

@@ -283,3 +283,34 @@
           (e2e-export-flat img (string-append in "/sample-" (number->string i) ".png"))
           (gimp-image-delete img)
           (loop (+ i 1))))))
+
+; The model choosers' list (plug-in-gesso-models, what the dialogs offer) with HOME holding
+; A1111's and ComfyUI's folders, then a run that names its model and VAE the way a user picks
+; them there: "a" (A1111's models/Stable-diffusion/a.safetensors) and "d" (ComfyUI's
+; models/vae/d.safetensors).
+; A string array comes back from a procedure as a list in Script-Fu 3.0 (a vector in some
+; builds); either is written one item a line.
+(define (e2e-write-list path items)
+  (let ((port (open-output-file path)))
+    (for-each (lambda (item) (display item port) (newline port))
+              (if (vector? items) (vector->list items) items))
+    (close-output-port port)))
+
+(define (e2e-models model out)
+  (let* ((checkpoints (plug-in-gesso-models #:kind "checkpoint"))
+         (vaes (plug-in-gesso-models #:kind "VAE"))
+         (port (open-output-file (e2e-path out "facts.txt")))
+         (made (e2e-new-image RGB 32 32))
+         (img (car made))
+         (bg (cadr made)))
+    (e2e-write-list (e2e-path out "checkpoint-paths.txt") (car checkpoints))
+    (e2e-write-list (e2e-path out "checkpoint-names.txt") (cadr checkpoints))
+    (e2e-write-list (e2e-path out "vae-paths.txt") (car vaes))
+    (let ((new (car (plug-in-gesso-generate #:run-mode RUN-NONINTERACTIVE #:image img
+                                            #:drawables (vector bg)
+                                            #:prompt "a red apple" #:model "a" #:vae "d"
+                                            #:steps 2 #:seed 3 #:random-seed FALSE
+                                            #:pixel-budget 1024))))
+      (e2e-describe-layer port img new "models" out))
+    (close-output-port port)
+    (gimp-image-delete img)))

@@ -228,6 +228,61 @@ else
     "expected a failing call with \"$want\"; $(run_error inpaint-empty)"
 fi
 
+# --- 5b. models where A1111 and ComfyUI keep them ----------------------------------------------
+# HOME holds A1111's and ComfyUI's model folders and an extra_model_paths.yaml naming one more;
+# the choosers' list (plug-in-gesso-models) must offer the checkpoints, and a run naming "a"
+# and the VAE "d" as the chooser shows them must record their A1111 hashes. "a" is the tiny
+# SD 1.x single file with its configs in a folder named like it (no tokenizer: the bundled
+# CLIP table), "d" that file's own VAE as a CompVis-layout VAE file.
+conf="$repo/../shared/conformance/models"
+if [ -f "$conf/tiny-sd1/tiny-sd1.safetensors" ] && [ -f "$conf/tiny-sd2/tiny-sd2-fp16.safetensors" ]
+then
+  h="$work/models-case/home"
+  sd="$h/stable-diffusion-webui/models/Stable-diffusion"
+  mkdir -p "$sd" "$h/stable-diffusion-webui/models/Lora" "$h/ComfyUI/models/checkpoints" \
+    "$h/ComfyUI/models/vae" "$h/elsewhere/ckpt"
+  cp "$conf/tiny-sd1/tiny-sd1.safetensors" "$sd/a.safetensors"
+  for part in unet vae text_encoder scheduler; do
+    mkdir -p "$sd/a/$part"
+    cp "$conf/tiny-sd1/diffusers/$part/"*config.json "$sd/a/$part/"
+  done
+  cp "$conf/tiny-sd2/tiny-sd2-fp16.safetensors" "$h/ComfyUI/models/checkpoints/c.safetensors"
+  cp "$conf/tiny-sd1/tiny-sd1.safetensors" "$h/elsewhere/ckpt/e.safetensors"
+  python3 - "$sd/a.safetensors" "$h/ComfyUI/models/vae/d.safetensors" \
+    "$h/stable-diffusion-webui/models/Lora/b.safetensors" <<'PY'
+import json, struct, sys
+def read(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), data[8 + n:]
+def write(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, (dtype, shape, blob) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+header, data = read(sys.argv[1])
+prefix = "first_stage_model."
+write(sys.argv[2], {k[len(prefix):]: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
+                    for k, v in header.items() if k.startswith(prefix)})
+write(sys.argv[3], {"lora_unet_x_attn2_to_k.lora_down.weight": ("F32", [4, 768], bytes(4 * 4 * 768))})
+PY
+  printf 'mine:\n  base_path: ~/elsewhere\n  checkpoints: ckpt\n' \
+    >"$h/ComfyUI/extra_model_paths.yaml"
+  gimp_run models plug-in-script-fu-eval "$(scm models "$(q "$model")" "$(q "$work/models-case")")" \
+    "HOME=$h"
+  if [ "$rc" = 0 ]; then
+    judge models "$work/models-case"
+  else
+    emit FAIL models/run "$(run_error models)"
+  fi
+else
+  emit SKIP models "no tiny-sd1/tiny-sd2 single files in ../shared/conformance"
+fi
+
 # --- 5c. failures the plug-in must survive (issue 11) ------------------------------------------
 # One GIMP runs them all (tests/gimp/failures.py, Python-Fu: a failing call does not end the
 # batch): the demo model with a NaN weight, the demo model in float32 cut in place while a
