@@ -1,7 +1,8 @@
 /* tokenizer/ cases: every prompt of the manifest through the model's diffusers tokenizer
  * folder (<dir>/models/<model>/diffusers/tokenizer), compared exactly with the manifest's
- * input_ids, the case tensor's row and untruncated_ids. One result per prompt (variant
- * "prompt NN"); max_abs is the number of ids that differ, tol 0. */
+ * input_ids, the case tensor's row and untruncated_ids; then again through the CLIP table
+ * Gesso ships (variant "bundled prompt NN"). One result per prompt (variant "prompt NN");
+ * max_abs is the number of ids that differ, tol 0. */
 #include <math.h>
 #include <string.h>
 
@@ -50,10 +51,11 @@ check_special (ConformanceRun *run, const ConformanceCase *c, const char *key, i
 }
 
 static void
-check_prompt (ConformanceRun *run, const ConformanceCase *c, GessoTokenizer *tok, guint index,
-              JsonObject *prompt, const int64_t *row, size_t max_length)
+check_prompt (ConformanceRun *run, const ConformanceCase *c, GessoTokenizer *tok,
+              const char *prefix, guint index, JsonObject *prompt, const int64_t *row,
+              size_t max_length)
 {
-  g_autofree char *variant = g_strdup_printf ("prompt %02u", index);
+  g_autofree char *variant = g_strdup_printf ("%sprompt %02u", prefix, index);
   g_autofree int64_t *ids = g_new (int64_t, max_length);
   g_autofree int64_t *all = NULL;
   g_autoptr (GError) error = NULL;
@@ -166,7 +168,31 @@ conformance_family_tokenizer (ConformanceRun *run, const ConformanceCase *c)
           conformance_report (run, c, CONFORMANCE_FAIL, variant, NAN, 0, "not an object");
           continue;
         }
-      check_prompt (run, c, tok, i, json_node_get_object (node),
+      check_prompt (run, c, tok, "", i, json_node_get_object (node),
                     rows != NULL ? rows + (size_t) i * max_length : NULL, max_length);
     }
+
+  /* The same prompts through the CLIP table Gesso ships (model/clip_vocab.h), with the
+   * convention the manifest's pad token names: what a model without tokenizer files gets. */
+  {
+    const char *pad = conformance_manifest_string (c, "pad_token");
+    g_autoptr (GessoTokenizer) bundled = NULL;
+
+    bundled = gesso_tokenizer_new_bundled (g_strcmp0 (pad, "!") == 0
+                                             ? GESSO_CLIP_FLAVOR_OPENCLIP
+                                             : GESSO_CLIP_FLAVOR_OPENAI, &error);
+    if (bundled == NULL)
+      {
+        conformance_report (run, c, CONFORMANCE_FAIL, "bundled", NAN, 0, "%s",
+                            error->message);
+        return;
+      }
+    for (guint i = 0; i < n_prompts; i++)
+      {
+        JsonNode *node = json_array_get_element (prompts, i);
+        if (JSON_NODE_HOLDS_OBJECT (node))
+          check_prompt (run, c, bundled, "bundled ", i, json_node_get_object (node),
+                        rows != NULL ? rows + (size_t) i * max_length : NULL, max_length);
+      }
+  }
 }
