@@ -132,6 +132,7 @@ decode (int fd, const char *path, GError **error)
   g_autoptr (GError) local = NULL;
   g_autofree guint8 *buffer = g_malloc (1 << 16);
   LoadWatch watch = { .path = path };
+  g_autofree char *format_name = NULL;
   GdkPixbufFormat *format;
   gboolean ok = TRUE, first = TRUE, closed;
   GdkPixbuf *pixbuf;
@@ -189,8 +190,9 @@ decode (int fd, const char *path, GError **error)
       return NULL;
     }
   /* PNG and JPEG report every decoded row; fewer rows than the picture has is a cut file */
-  if (format != NULL && (strcmp (gdk_pixbuf_format_get_name (format), "png") == 0
-                         || strcmp (gdk_pixbuf_format_get_name (format), "jpeg") == 0)
+  format_name = format != NULL ? gdk_pixbuf_format_get_name (format) : NULL;
+  if (format_name != NULL
+      && (strcmp (format_name, "png") == 0 || strcmp (format_name, "jpeg") == 0)
       && watch.rows_done < gdk_pixbuf_get_height (pixbuf))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,

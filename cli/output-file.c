@@ -164,9 +164,10 @@ gesso_cli_output_commit (GessoCliOutput *output, const volatile sig_atomic_t *ca
     }
   if (cancel != NULL && *cancel)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CANCELLED, "cancelled while writing '%s'; %s",
-                   output->path,
-                   output->existed ? "the file that was there is unchanged" : "nothing was written");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CANCELLED,
+                   "cancelled while writing '%s'; %s", output->path,
+                   output->existed ? "the file that was there is unchanged"
+                                   : "nothing was written");
       gesso_cli_output_abort (output);
       return FALSE;
     }

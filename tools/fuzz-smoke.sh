@@ -24,7 +24,7 @@ if [ ! -f "$build/build.ninja" ]; then
     -Db_lundef=false -Dplugin=disabled -Dc_args=-Wno-pass-failed
 fi
 ninja -C "$build" tests/fuzz/fuzz-safetensors tests/fuzz/fuzz-config tests/fuzz/fuzz-ldm_yaml \
-  tests/fuzz/fuzz-comfy_paths tests/fuzz/fuzz-header_scan \
+  tests/fuzz/fuzz-comfy_paths tests/fuzz/fuzz-header_scan tests/fuzz/fuzz-image \
   cli/gesso tests/test-safetensors tests/test-config tests/test-model-files tests/test-ldm-yaml \
   tests/cli/test-cli
 
@@ -36,7 +36,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 # sanitized here too, which is a check of its own)
 rm -rf "$seeds"
 mkdir -p "$seeds/safetensors" "$seeds/config" "$seeds/ldm_yaml" "$seeds/comfy_paths" \
-  "$seeds/header_scan"
+  "$seeds/header_scan" \
+  "$seeds/image"
+# images: the samples (PNG with and without alpha), a progressive JPEG, and each of them cut
+cp "$top"/data/samples/*.png "$top"/tests/reliability/data/*.jpg "$seeds/image/"
+for f in "$seeds"/image/*; do head -c $(( $(stat -c %s "$f") / 2 )) "$f" >"$f.cut"; done
 # ComfyUI's extra_model_paths.yaml: the example file's shape, and a few of its variations
 printf 'a111:\n    base_path: ../webui/\n    checkpoints: models/Stable-diffusion\n    loras: |\n         models/Lora\n         models/LyCORIS\n    is_default: true\n' \
   >"$seeds/comfy_paths/a111.yaml"
@@ -50,7 +54,7 @@ status=0
 for f in "$seeds"/safetensors/*; do
   [ -f "$f" ] && tail -c +9 "$f" | head -c 65536 >"$seeds/header_scan/$(basename "$f")"
 done
-for target in safetensors config ldm_yaml comfy_paths header_scan; do
+for target in safetensors config ldm_yaml comfy_paths header_scan image; do
   exe=$build/tests/fuzz/fuzz-$target
   corpus=$build/fuzz-corpus/$target          # grows run over run; the seeds stay as they are
   log=$build/fuzz-$target.log
