@@ -249,11 +249,17 @@ gesso_header_scan_data (const char *data, size_t length, const char *name,
                         GessoHeaderTensorFunc tensor, GessoHeaderMetadataFunc metadata,
                         gpointer user_data, GError **error)
 {
-  Reader r = { data, data + length, NULL, name };
-  g_autoptr (GString) key = g_string_new (NULL);
-  g_autoptr (GString) text = g_string_new (NULL);
+  Reader r = { data, data, NULL, name };
+  g_autoptr (GString) key = NULL;
+  g_autoptr (GString) text = NULL;
   gboolean ok = FALSE;
 
+  /* an empty header (DATA may then be NULL: no pointer arithmetic on it) is no JSON */
+  if (data == NULL || length == 0)
+    return fail (&r, error);
+  r.end = data + length;
+  key = g_string_new (NULL);
+  text = g_string_new (NULL);
   r.text = text;
   if (!eat (&r, '{'))
     return fail (&r, error);
