@@ -8,7 +8,9 @@
  *     gesso_unet_scratch_bytes), the VAE's for encoding and decoding (gesso_vae_*_scratch),
  *     whichever is larger, plus the sampling loop's latents and the working-size image planes;
  *   - the buffers at image size: the result crop (RGBA float, 16 bytes a pixel) and its blend
- *     mask (4), and the grown and feathered mask (4) when there is one.
+ *     mask (4), and the grown and feathered mask (4) when there is one;
+ *   - each ControlNet's weights (twice its files: 16-bit widened), activations and control
+ *     images.
  * Every figure is an upper bound (the crop is at most the image; RePaint's extra buffers are a
  * few latents), so a job that is refused could not have run, and one that runs may still fail
  * if something else takes the memory meanwhile; that failure is then a NO_MEMORY error, as
@@ -21,9 +23,11 @@
  */
 #include "gesso-config.h"
 
+#include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "edit/model-private.h"
@@ -124,6 +128,33 @@ add_saturated (guint64 a, guint64 b)
   return a > G_MAXUINT64 - b ? G_MAXUINT64 : a + b;
 }
 
+/* Bytes of the .safetensors files at PATH (a file, or a folder and its sub-folders one deep:
+ * a diffusers ControlNet keeps its weights at the top): what a ControlNet loaded during the
+ * edit will add, twice over for 16-bit files widened to float32. */
+static guint64
+weights_upper_bound (const char *path)
+{
+  g_autoptr (GDir) dir = NULL;
+  const char *name;
+  guint64 total = 0;
+  GStatBuf st;
+
+  if (path == NULL || g_stat (path, &st) != 0)
+    return 0;
+  if (!S_ISDIR (st.st_mode))
+    return g_str_has_suffix (path, ".safetensors") ? 2 * (guint64) st.st_size : 0;
+  dir = g_dir_open (path, 0, NULL);
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_str_has_suffix (name, ".safetensors") && g_stat (child, &st) == 0
+          && S_ISREG (st.st_mode))
+        total = add_saturated (total, 2 * (guint64) st.st_size);
+    }
+  return total;
+}
+
 guint64
 gesso_edit_estimate_memory (GessoModel *model, const GessoEditParams *params, int width,
                             int height, gboolean with_mask, int *work_width, int *work_height)
@@ -173,6 +204,16 @@ gesso_edit_estimate_memory (GessoModel *model, const GessoEditParams *params, in
   /* image size: the result crop (RGBA), its blend mask, the prepared mask */
   pixels = (guint64) w * (guint64) h;
   total = add_saturated (total, pixels * (16 + 4 + (with_mask ? 4 : 0)));
+  /* each ControlNet: its weights, activations no larger than the UNet's (it is the UNet's
+   * encoder), the residuals it hands the UNet (a latent per block, a few dozen), and its
+   * control image at image size, as given and as preprocessed */
+  for (int i = 0; i < params->n_controls && params->controls != NULL; i++)
+    {
+      total = add_saturated (total, weights_upper_bound (params->controls[i].model));
+      total = add_saturated (total, unet);
+      total = add_saturated (total, (guint64) latent * sizeof (float) * 64);
+      total = add_saturated (total, pixels * 32);
+    }
   return total;
 }
 
