@@ -201,10 +201,38 @@ format_hash (const char *path, GessoModelCache *cache)
 
 /* Describes PATH; FALSE (after the one-line error) when it is unreadable or unusable. A
  * readable model that Gesso cannot use is still described. */
+/* A ControlNet: what it steers and which models it fits. */
+static gboolean
+describe_controlnet (const char *path, const GessoControlNetInfo *cn, GessoModelCache *cache)
+{
+  g_autofree char *params = format_count (cn->parameters);
+  g_autofree char *hash = format_hash (path, cache);
+  g_autofree char *text = NULL;
+
+  print_field (_("path"), path);
+  print_field (_("kind"), cn->has_config ? _("ControlNet (diffusers folder)")
+                                         : _("ControlNet (original layout)"));
+  print_field (_("fits"), cn->family != NULL ? cn->family : _("unknown"));
+  text = g_strdup_printf (_("%d-channel image, %d pixels per latent cell"), cn->image_channels,
+                          cn->image_factor);
+  print_field (_("control"), text);
+  g_free (text);
+  text = g_strdup_printf (_("%d levels, text width %d, %s parameters"), cn->levels,
+                          cn->text_width, params);
+  print_field (_("encoder"), text);
+  if (hash != NULL)
+    print_field (_("model hash"), hash);
+  return TRUE;
+}
+
 static gboolean
 describe (const char *path, const GessoModelParams *defaults, GessoModelCache *cache)
 {
   g_autofree char *hash = NULL;
+  GessoControlNetInfo controlnet;
+
+  if (gesso_controlnet_probe (path, &controlnet, NULL))
+    return describe_controlnet (path, &controlnet, cache);
 
   g_autoptr (GError) error = NULL;
   g_autoptr (GessoModelSummary) summary = gesso_model_summary_new (path, &error);

@@ -271,6 +271,22 @@ gboolean gesso_model_library_remember_folder (const char *config_dir, const char
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoModelLibrary, gesso_model_library_free)
 
+/* What a ControlNet file or folder is, read from its header and weight shapes (no weight is
+ * read): what `gesso info` and the choosers say about it. */
+typedef struct
+{
+  const char *family;                 /* "Stable Diffusion 1.x", "2.x", "XL", or NULL: unknown */
+  int text_width;                     /* the text embedding width its attention reads */
+  int image_channels;                 /* of the control image (3: RGB) */
+  int image_factor;                   /* control image pixels per latent cell (8) */
+  int levels;                         /* of its UNet encoder */
+  guint64 parameters;
+  gboolean has_config;                /* a diffusers folder's config.json */
+} GessoControlNetInfo;
+
+/* FALSE (and ERROR) when PATH is no ControlNet Gesso can read. */
+gboolean gesso_controlnet_probe (const char *path, GessoControlNetInfo *info, GError **error);
+
 /* --- Images and masks ------------------------------------------------------------------- */
 
 /* RGBA, float, sRGB-encoded (not linear) in [0, 1], straight (not premultiplied) alpha,

@@ -465,3 +465,76 @@ gesso_controlnet_forward (GessoControlNet *cn, const float *sample, const float 
   gesso_arena_reset (scratch, mark);
   return ok;
 }
+
+/* --- Describing -------------------------------------------------------------------------- */
+
+static const char *
+family_of_text_width (int width)
+{
+  switch (width)
+    {
+    case 768:
+      return "Stable Diffusion 1.x";
+    case 1024:
+      return "Stable Diffusion 2.x";
+    case 2048:
+      return "Stable Diffusion XL";
+    default:
+      return NULL;
+    }
+}
+
+gboolean
+gesso_controlnet_probe (const char *path, GessoControlNetInfo *info, GError **error)
+{
+  g_autoptr (GessoModelFiles) files = NULL;
+  g_autoptr (GessoWeights) weights = NULL;
+  int64_t shape[8];
+  int ndim;
+
+  g_return_val_if_fail (path != NULL && info != NULL, FALSE);
+  memset (info, 0, sizeof *info);
+  files = gesso_model_files_open_controlnet (path, error);
+  weights = files ? gesso_weights_new (files, error) : NULL;
+  if (weights == NULL)
+    return FALSE;
+  if (!gesso_weights_shape (weights, GESSO_COMPONENT_UNET,
+                            "controlnet_cond_embedding.conv_in.weight", &ndim, shape)
+      || ndim != 4)
+    {
+      gesso_weights_set_missing_error (weights, GESSO_COMPONENT_UNET,
+                                       "controlnet_cond_embedding.conv_in.weight", error);
+      return FALSE;
+    }
+  info->image_channels = (int) shape[1];
+  info->image_factor = 1;
+  for (int i = 1; i < MAX_HINT_BLOCKS; i += 2)
+    {
+      g_autofree char *name = g_strdup_printf ("controlnet_cond_embedding.blocks.%d.weight", i);
+      if (!gesso_weights_has (weights, GESSO_COMPONENT_UNET, name))
+        break;
+      info->image_factor *= 2;
+    }
+  for (int l = 0; l < GESSO_UNET_MAX_LEVELS; l++)
+    {
+      g_autofree char *resnet = g_strdup_printf ("down_blocks.%d.resnets.0.conv1.weight", l);
+      g_autofree char *to_k = g_strdup_printf ("down_blocks.%d.attentions.0.transformer_blocks."
+                                               "0.attn2.to_k.weight", l);
+
+      if (!gesso_weights_has (weights, GESSO_COMPONENT_UNET, resnet))
+        break;
+      info->levels = l + 1;
+      if (info->text_width == 0
+          && gesso_weights_shape (weights, GESSO_COMPONENT_UNET, to_k, &ndim, shape) && ndim == 2)
+        info->text_width = (int) shape[1];
+    }
+  info->family = family_of_text_width (info->text_width);
+  for (guint i = 0; i < gesso_model_files_count (files); i++)
+    {
+      const GessoModelTensor *t = gesso_model_files_tensor (files, i);
+      if (t->component == GESSO_COMPONENT_UNET)
+        info->parameters += (guint64) t->entry->numel;
+    }
+  info->has_config = gesso_model_files_config (files, "controlnet") != NULL;
+  return TRUE;
+}

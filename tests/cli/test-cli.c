@@ -809,6 +809,15 @@ test_control (void)
     g_error ("the parameters lack the ControlNet: %s", run.out);
   run_clear (&run);
 
+  run_gesso (&run, (const char *[]) { "info", cn, NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  if (strstr (run.out, "kind:         ControlNet (original layout)\n") == NULL
+      || strstr (run.out, "control:      3-channel image, 8 pixels per latent cell\n") == NULL
+      || strstr (run.out, "encoder:      2 levels, text width 32, ") == NULL)
+    g_error ("gesso info does not describe the ControlNet: %s", run.out);
+  run_clear (&run);
+
   run_gesso (&run, (const char *[]) { "generate", "--model", sd2, "--prompt", "a house",
                                       "--steps", "1", "--width", "64", "--height", "64",
                                       "--control", spec, "--out", png, NULL });
