@@ -271,6 +271,19 @@ out:
   return TRUE;
 }
 
+gboolean
+gesso_bridge_read_control (GimpDrawable *drawable, const GessoBridgeInput *input,
+                           GessoImage *out, GError **error)
+{
+  gint off_x = 0, off_y = 0;
+  GeglRectangle rect;
+
+  gimp_drawable_get_offsets (drawable, &off_x, &off_y);
+  gegl_rectangle_set (&rect, input->image_x - off_x, input->image_y - off_y,
+                      (guint) input->width, (guint) input->height);
+  return read_pixels (drawable, &rect, out, error);
+}
+
 /* DST (covering DST_RECT on the canvas, zero-filled) gets SRC (covering SRC_RECT) where they
  * overlap. */
 static void

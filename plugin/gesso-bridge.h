@@ -57,6 +57,11 @@ gboolean gesso_bridge_read_visible (GimpImage *image, GimpDrawable *strokes, gin
  * coverage as SHAPE, or the whole canvas. */
 gboolean gesso_bridge_read_target (GimpImage *image, GessoBridgeInput *input, GError **error);
 
+/* What a ControlNet follows: DRAWABLE's own pixels (not the composite) over the canvas box
+ * INPUT covers, transparent where the drawable does not reach, at INPUT's size. */
+gboolean gesso_bridge_read_control (GimpDrawable *drawable, const GessoBridgeInput *input,
+                                    GessoImage *out, GError **error);
+
 /* Writes RESULT as a new layer named NAME directly above ABOVE (same parent), covering only
  * the pixels the edit changed: colour from the result, alpha = blend x the source's alpha (x
  * the selection for generate), so everything outside shows the original through. The layer

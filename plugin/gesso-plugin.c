@@ -190,6 +190,72 @@ sampler_choice_new (GessoEditKind kind)
   return choice;
 }
 
+/* What a control layer is read as: the engine's preprocessors. */
+static GimpChoice *
+control_preprocess_choice_new (void)
+{
+  GimpChoice *choice = gimp_choice_new_with_values (
+    "none", GESSO_CONTROL_PREPROCESS_NONE, _("As it is"),
+    _("The layer is already a control image (an edge map, a depth map, a pose)"), NULL);
+
+  gimp_choice_add (choice, "scribble", GESSO_CONTROL_PREPROCESS_SCRIBBLE, _("Scribble"),
+                   _("Strokes: a layer's painted pixels, or a drawing's dark lines"));
+  gimp_choice_add (choice, "lineart", GESSO_CONTROL_PREPROCESS_LINEART, _("Line art"),
+                   _("A line drawing: its dark lines"));
+  gimp_choice_add (choice, "canny", GESSO_CONTROL_PREPROCESS_CANNY, _("Canny edges"),
+                   _("The edges of a picture (for Canny ControlNets)"));
+  gimp_choice_add (choice, "inpaint", GESSO_CONTROL_PREPROCESS_INPAINT, _("Inpainting"),
+                   _("The picture with the selection left out (for the inpaint ControlNet)"));
+  return choice;
+}
+
+/* A ControlNet makes the result follow a picture's structure. Realize Strokes follows its own
+ * stroke layer (scribble); Generate and Inpaint follow a layer the user picks. The labels have
+ * no mnemonics: Inpaint's dialog has used up the alphabet (see add_arguments). */
+static void
+add_control_arguments (GimpProcedure *procedure, GessoEditKind kind)
+{
+  GessoEditParams d;
+
+  gesso_edit_params_init (&d, kind);
+  gimp_procedure_add_string_argument (procedure, "control-model", _("ControlNet"),
+                                      _("A ControlNet that makes the result keep a picture's "
+                                        "structure: a .safetensors file or a diffusers folder; "
+                                        "empty for none"),
+                                      "", G_PARAM_READWRITE);
+  if (kind == GESSO_EDIT_SDEDIT)
+    gimp_procedure_add_boolean_argument (procedure, "follow-strokes",
+                                         _("Follow the strokes' shape (ControlNet)"),
+                                         _("The ControlNet (a scribble one) follows the strokes "
+                                           "painted on this layer, so the picture keeps their "
+                                           "exact layout"),
+                                         FALSE, G_PARAM_READWRITE);
+  else
+    {
+      gimp_procedure_add_drawable_argument (procedure, "control-drawable", _("Control layer"),
+                                            _("The layer the ControlNet follows, over the area "
+                                              "being edited"),
+                                            TRUE, G_PARAM_READWRITE);
+      gimp_procedure_add_choice_argument (procedure, "control-preprocess",
+                                          _("Control layer is"),
+                                          _("How the control layer is read"),
+                                          control_preprocess_choice_new (), "none",
+                                          G_PARAM_READWRITE);
+    }
+  gimp_procedure_add_double_argument (procedure, "control-scale", _("Control strength"),
+                                      _("How strongly the ControlNet steers: 1 as trained, 0 not "
+                                        "at all"),
+                                      0.0, 2.0, 1.0, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "control-start", _("Control from"),
+                                      _("Fraction of the steps after which the ControlNet "
+                                        "starts steering"),
+                                      0.0, 1.0, d.control_start, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument (procedure, "control-end", _("Control until"),
+                                      _("Fraction of the steps after which it stops: stopping "
+                                        "early leaves the details to the model"),
+                                      0.0, 1.0, d.control_end, G_PARAM_READWRITE);
+}
+
 /* Mnemonics: GIMP wants each label of a dialog to have its own, distinct from the dialog's
  * buttons (_Help, _Reset, _Cancel, _OK, _Load Saved Settings, _Save Settings), and the dialog
  * adds _Prompt, Pre_view and "Use recipe of this la_yer". Inpaint's fifteen settings then use
@@ -300,6 +366,9 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                      "model's native size)"),
                                    0, 4096 * 4096, d.pixel_budget, G_PARAM_READWRITE);
 
+  if (kind != GESSO_EDIT_RESTYLE)
+    add_control_arguments (procedure, kind);
+
   gimp_procedure_add_layer_return_value (procedure, "layer", _("Layer"),
                                          _("The new layer holding the result"), FALSE,
                                          G_PARAM_READWRITE);
@@ -409,6 +478,11 @@ typedef struct
   gint steps, seed, jump_length, resample_count, context_margin, clip_skip, pixel_budget;
   gboolean random_seed, hide_strokes, full_inversion;
   gdouble guidance, strength, mask_grow, mask_feather, eta, guidance_rescale;
+  gchar *control_model;         /* "": no ControlNet */
+  gchar *control_preprocess;
+  gboolean follow_strokes;
+  GimpDrawable *control_drawable;
+  gdouble control_scale, control_start, control_end;
 } RunArgs;
 
 static void
@@ -420,6 +494,9 @@ run_args_clear (RunArgs *args)
   g_free (args->model);
   g_free (args->vae);
   g_free (args->sampler);
+  g_free (args->control_model);
+  g_free (args->control_preprocess);
+  g_clear_object (&args->control_drawable);
   memset (args, 0, sizeof *args);
 }
 
@@ -505,6 +582,52 @@ run_args_read (GimpProcedureConfig *config, GessoEditKind kind, RunArgs *args)
   get_double (config, "mask-feather", &args->mask_feather);
   get_double (config, "eta", &args->eta);
   get_double (config, "guidance-rescale", &args->guidance_rescale);
+  args->control_scale = 1.0;
+  args->control_start = d.control_start;
+  args->control_end = d.control_end;
+  get_string (config, "control-model", &args->control_model);
+  get_string (config, "control-preprocess", &args->control_preprocess);
+  get_boolean (config, "follow-strokes", &args->follow_strokes);
+  get_double (config, "control-scale", &args->control_scale);
+  get_double (config, "control-start", &args->control_start);
+  get_double (config, "control-end", &args->control_end);
+  if (has_property (config, "control-drawable"))
+    g_object_get (config, "control-drawable", &args->control_drawable, NULL);
+}
+
+/* The run's ControlNet, if one is chosen: its control image read from the stroke layer
+ * (Realize Strokes) or the control layer over the area INPUT covers. FALSE with ERROR when a
+ * ControlNet is chosen with nothing to follow. */
+static gboolean
+control_read (const RunArgs *args, GessoEditKind kind, GimpDrawable *drawable,
+              const GessoBridgeInput *input, GessoControl *control, GessoImage *image,
+              GError **error)
+{
+  GimpDrawable *source = kind == GESSO_EDIT_SDEDIT ? (args->follow_strokes ? drawable : NULL)
+                                                   : args->control_drawable;
+  GessoControlPreprocess preprocess = GESSO_CONTROL_PREPROCESS_SCRIBBLE;
+
+  if (args->control_model == NULL || args->control_model[0] == '\0')
+    return TRUE;
+  if (kind != GESSO_EDIT_SDEDIT)
+    gesso_control_preprocess_from_name (args->control_preprocess, &preprocess);
+  if (source == NULL && preprocess != GESSO_CONTROL_PREPROCESS_INPAINT)
+    {
+      g_set_error_literal (error, GIMP_PLUG_IN_ERROR, 0,
+                           kind == GESSO_EDIT_SDEDIT
+                             ? _("A ControlNet is chosen but “Follow the strokes' shape” is "
+                                 "off: turn it on, or choose no ControlNet")
+                             : _("A ControlNet is chosen but no control layer: choose the "
+                                 "layer it should follow, or no ControlNet"));
+      return FALSE;
+    }
+  if (source != NULL && !gesso_bridge_read_control (source, input, image, error))
+    return FALSE;
+  control->model = args->control_model;
+  control->image = source != NULL ? image : NULL;
+  control->scale = (float) args->control_scale;
+  control->preprocess = preprocess;
+  return TRUE;
 }
 
 /* --- the run ------------------------------------------------------------------------------ */
@@ -680,6 +803,8 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   GessoEditParams params;
   GessoModelParams model_params;
   GessoModel *model = NULL;
+  GessoControl control = { 0 };
+  GessoImage control_image = { 0 };
   RunArgs args = { 0 };
   GError *error = NULL, *engine_error = NULL;
   gchar *model_path = NULL, *vae_path = NULL, *model_name = NULL, *sampler = NULL;
@@ -769,6 +894,8 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
         goto out;
       break;
     }
+  if (!control_read (&args, kind, drawable, &input, &control, &control_image, &error))
+    goto out;
 
   gimp_progress_init (progress_text (kind));
   model_name = g_path_get_basename (model_path);
@@ -809,6 +936,13 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   params.full_inversion = args.full_inversion;
   params.progress = progress_step;
   params.progress_data = NULL;
+  if (control.model != NULL)
+    {
+      params.controls = &control;
+      params.n_controls = 1;
+      params.control_start = (float) args.control_start;
+      params.control_end = (float) args.control_end;
+    }
   if (kind == GESSO_EDIT_GENERATE)
     {
       params.width = input.width;
@@ -864,6 +998,7 @@ out:
   if (engine_error != NULL)
     g_error_free (engine_error);
   gesso_edit_result_clear (&result);
+  gesso_image_clear (&control_image);
   gesso_bridge_input_clear (&input);
   if (model != NULL)
     gesso_model_free (model);

@@ -16,6 +16,16 @@
 #include "gesso-dialog.h"
 #include "gesso-ui-private.h"
 
+/* A combo over a string property naming a file of one kind (a VAE, a ControlNet) found in
+ * the model folders, its first entry "" (the property's "none"). */
+typedef struct
+{
+  const gchar *property;
+  GtkWidget *combo;
+  GimpProcedureConfig *config;
+  gulong notify_id;
+} AssetChooser;
+
 typedef struct
 {
   GimpProcedureDialog *dialog;
@@ -24,8 +34,8 @@ typedef struct
 
   GtkWidget *model_combo;
   GtkWidget *model_info;
-  GtkWidget *vae_combo;         /* NULL when the procedure has no "vae" */
-  gulong vae_notify_id;
+  AssetChooser vae;             /* combo NULL when the procedure has no "vae" */
+  AssetChooser controlnet;      /* combo NULL when it has no "control-model" */
   gboolean syncing_model;       /* guards the combo <-> config loop */
   gulong model_notify_id;
 
@@ -42,7 +52,8 @@ static const gchar *const known_properties[] = {
   "model", "vae", "prompt", "negative-prompt", "source-prompt", "steps", "guidance", "strength",
   "seed", "random-seed", "sampler", "eta", "jump-length", "resample-count", "mask-grow",
   "mask-feather", "context-margin", "clip-skip", "guidance-rescale", "full-inversion",
-  "pixel-budget", "hide-strokes", NULL,
+  "pixel-budget", "hide-strokes", "control-model", "follow-strokes", "control-drawable",
+  "control-preprocess", "control-scale", "control-start", "control-end", NULL,
 };
 
 /* --- i18n -------------------------------------------------------------------------------- */
@@ -457,68 +468,90 @@ fill_model_combo (DialogState *s)
   sync_combo_from_config (s);
 }
 
-/* --- the VAE chooser ---------------------------------------------------------------------- */
+/* --- choosers of VAEs and ControlNets ------------------------------------------------------ */
 
 static void
-vae_combo_changed (GtkComboBox *combo, DialogState *s)
+asset_combo_changed (GtkComboBox *combo, AssetChooser *c)
 {
   const gchar *id = gtk_combo_box_get_active_id (combo);
-  g_autofree gchar *current = gesso_ui_config_get_string (s->config, "vae");
+  g_autofree gchar *current = gesso_ui_config_get_string (c->config, c->property);
 
   if (id != NULL && g_strcmp0 (id, current) != 0)
-    g_object_set (s->config, "vae", id, NULL);
+    g_object_set (c->config, c->property, id, NULL);
 }
 
-/* A recipe or Reset changed "vae": show it (a path not found in the folders is added). */
+/* A recipe or Reset changed the property: show it (a path not found in the folders is
+ * added). */
 static void
-vae_notify (GObject *config, GParamSpec *pspec, DialogState *s)
+asset_notify (GObject *config, GParamSpec *pspec, AssetChooser *c)
 {
-  g_autofree gchar *current = gesso_ui_config_get_string (s->config, "vae");
+  g_autofree gchar *current = gesso_ui_config_get_string (c->config, c->property);
   const gchar *id = current != NULL ? current : "";
 
-  if (!combo_has_id (GTK_COMBO_BOX (s->vae_combo), id))
+  if (!combo_has_id (GTK_COMBO_BOX (c->combo), id))
     {
       g_autofree gchar *name = gesso_ui_model_display_name (id);
-      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), id, name);
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (c->combo), id, name);
     }
-  gtk_combo_box_set_active_id (GTK_COMBO_BOX (s->vae_combo), id);
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (c->combo), id);
 }
 
-/* "The model's own" and every VAE found (A1111's models/VAE, ComfyUI's models/vae, ...): a
- * separate VAE replaces the checkpoint's, as in A1111's and ComfyUI's VAE choosers. */
+/* NONE_LABEL, then every file of KIND found (A1111's models/VAE or models/ControlNet,
+ * ComfyUI's models/vae or models/controlnet, ...), as A1111's and ComfyUI's choosers list
+ * them; LABEL in front. */
 static GtkWidget *
-vae_row (DialogState *s)
+asset_row (DialogState *s, AssetChooser *c, const gchar *property, GessoAssetKind kind,
+           const gchar *label, const gchar *none_label)
 {
-  g_auto (GStrv) vaes = gesso_ui_assets_find (GESSO_ASSET_VAE);
-  g_autofree gchar *current = gesso_ui_config_get_string (s->config, "vae");
+  g_auto (GStrv) found = gesso_ui_assets_find (kind);
+  g_autofree gchar *current = gesso_ui_config_get_string (s->config, property);
   GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
-  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (s->config), "vae");
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (s->config), property);
 
-  s->vae_combo = gtk_combo_box_text_new ();
-  /* TRANSLATORS: the first entry of the VAE list: the checkpoint's own autoencoder */
-  gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), "", _("The model's own"));
-  for (gchar **v = vaes; *v != NULL; v++)
+  c->property = property;
+  c->config = s->config;
+  c->combo = gtk_combo_box_text_new ();
+  gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (c->combo), "", none_label);
+  for (gchar **v = found; *v != NULL; v++)
     {
       g_autofree gchar *name = gesso_ui_model_display_name (*v);
 
-      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), *v, name);
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (c->combo), *v, name);
     }
-  if (current != NULL && current[0] != '\0'
-      && !combo_has_id (GTK_COMBO_BOX (s->vae_combo), current))
+  if (current != NULL && current[0] != '\0' && !combo_has_id (GTK_COMBO_BOX (c->combo), current))
     {
       g_autofree gchar *name = gesso_ui_model_display_name (current);
 
-      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (s->vae_combo), current, name);
+      gtk_combo_box_text_append (GTK_COMBO_BOX_TEXT (c->combo), current, name);
     }
-  gtk_combo_box_set_active_id (GTK_COMBO_BOX (s->vae_combo), current != NULL ? current : "");
+  gtk_combo_box_set_active_id (GTK_COMBO_BOX (c->combo), current != NULL ? current : "");
   if (pspec != NULL && g_param_spec_get_blurb (pspec) != NULL)
-    gtk_widget_set_tooltip_text (s->vae_combo, g_param_spec_get_blurb (pspec));
-  g_signal_connect (s->vae_combo, "changed", G_CALLBACK (vae_combo_changed), s);
-  s->vae_notify_id = g_signal_connect (s->config, "notify::vae", G_CALLBACK (vae_notify), s);
-  /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
-  gtk_box_pack_start (GTK_BOX (row), gtk_label_new (_("VAE")), FALSE, FALSE, 0);
-  gtk_box_pack_start (GTK_BOX (row), s->vae_combo, TRUE, TRUE, 0);
+    gtk_widget_set_tooltip_text (c->combo, g_param_spec_get_blurb (pspec));
+  g_signal_connect (c->combo, "changed", G_CALLBACK (asset_combo_changed), c);
+  {
+    g_autofree gchar *signal = g_strconcat ("notify::", property, NULL);
+    c->notify_id = g_signal_connect (s->config, signal, G_CALLBACK (asset_notify), c);
+  }
+  gtk_box_pack_start (GTK_BOX (row), gtk_label_new (label), FALSE, FALSE, 0);
+  gtk_box_pack_start (GTK_BOX (row), c->combo, TRUE, TRUE, 0);
   return row;
+}
+
+static void
+asset_chooser_disconnect (AssetChooser *c)
+{
+  if (c->notify_id != 0)
+    g_signal_handler_disconnect (c->config, c->notify_id);
+  c->notify_id = 0;
+}
+
+/* "The model's own" and every VAE found: a separate VAE replaces the checkpoint's. */
+static GtkWidget *
+vae_row (DialogState *s)
+{
+  /* TRANSLATORS: "VAE" has no mnemonic in English, as for "Negative prompt"; "The model's
+   * own" is the first entry of the VAE list: the checkpoint's own autoencoder */
+  return asset_row (s, &s->vae, "vae", GESSO_ASSET_VAE, _("VAE"), _("The model's own"));
 }
 
 static GtkWidget *
@@ -687,6 +720,79 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
   return expander;
 }
 
+/* --- ControlNet ------------------------------------------------------------------------- */
+
+/* A row: the property's nick as a plain label (no mnemonic: see controlnet_section), then
+ * WIDGET. */
+static GtkWidget *
+nick_row (DialogState *s, const gchar *property, GtkWidget *widget)
+{
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (s->config), property);
+  GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+
+  gtk_box_pack_start (GTK_BOX (row), gtk_label_new (g_param_spec_get_nick (pspec)), FALSE,
+                      FALSE, 0);
+  gtk_box_pack_start (GTK_BOX (row), widget, TRUE, TRUE, 0);
+  if (g_param_spec_get_blurb (pspec) != NULL)
+    gtk_widget_set_tooltip_text (widget, g_param_spec_get_blurb (pspec));
+  return row;
+}
+
+/* Folded away like Advanced: a ControlNet is a choice few runs make. Its widgets are made here,
+ * bound to the config, rather than generated: generated ones need mnemonics, and Inpaint's
+ * dialog has two letters left (tests/gimp/check.py). */
+static GtkWidget *
+controlnet_section (DialogState *s)
+{
+  static const gchar *const scales[] = { "control-scale", "control-start", "control-end" };
+  GObject *config = G_OBJECT (s->config);
+  GtkWidget *box, *frame, *expander;
+
+  if (!gesso_ui_config_has (s->config, "control-model"))
+    return NULL;
+  box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
+  /* TRANSLATORS: no mnemonic in English, as for "Negative prompt"; "None" is the first
+   * entry of the ControlNet list */
+  gtk_box_pack_start (GTK_BOX (box),
+                      asset_row (s, &s->controlnet, "control-model", GESSO_ASSET_CONTROLNET,
+                                 _("ControlNet"), _("None")),
+                      FALSE, FALSE, 0);
+  if (gesso_ui_config_has (s->config, "follow-strokes"))
+    {
+      GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (config),
+                                                        "follow-strokes");
+      gtk_box_pack_start (GTK_BOX (box),
+                          gimp_prop_check_button_new (config, "follow-strokes",
+                                                      g_param_spec_get_nick (pspec)),
+                          FALSE, FALSE, 0);
+    }
+  if (gesso_ui_config_has (s->config, "control-drawable"))
+    gtk_box_pack_start (GTK_BOX (box),
+                        nick_row (s, "control-drawable",
+                                  gimp_prop_drawable_chooser_new (config, "control-drawable",
+                                                                  NULL)),
+                        FALSE, FALSE, 0);
+  if (gesso_ui_config_has (s->config, "control-preprocess"))
+    gtk_box_pack_start (GTK_BOX (box),
+                        nick_row (s, "control-preprocess",
+                                  gimp_prop_choice_combo_box_new (config, "control-preprocess")),
+                        FALSE, FALSE, 0);
+  for (gsize i = 0; i < G_N_ELEMENTS (scales); i++)
+    if (gesso_ui_config_has (s->config, scales[i]))
+      gtk_box_pack_start (GTK_BOX (box),
+                          gimp_prop_spin_scale_new (config, scales[i], 0.05, 0.25, 2), FALSE,
+                          FALSE, 0);
+  frame = gimp_frame_new ("<expander>");
+  gtk_container_add (GTK_CONTAINER (frame), box);
+  gtk_widget_show_all (box);
+  expander = gtk_expander_new (_("ControlNet"));
+  gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
+  gtk_container_add (GTK_CONTAINER (expander), frame);
+  gtk_widget_show (frame);
+  gtk_widget_show (expander);
+  return expander;
+}
+
 /* --- recipes ----------------------------------------------------------------------------- */
 
 static void
@@ -826,6 +932,8 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
     gtk_box_pack_start (GTK_BOX (right), model_section (&s), FALSE, FALSE, 0);
   if ((child = settings_section (&s)) != NULL)
     gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
+  if ((child = controlnet_section (&s)) != NULL)
+    gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
   if ((child = advanced_section (&s, procedure)) != NULL)
     gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
 
@@ -847,8 +955,8 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
   gesso_preview_free (s.preview);
   if (s.model_notify_id != 0)
     g_signal_handler_disconnect (config, s.model_notify_id);
-  if (s.vae_notify_id != 0)
-    g_signal_handler_disconnect (config, s.vae_notify_id);
+  asset_chooser_disconnect (&s.vae);
+  asset_chooser_disconnect (&s.controlnet);
   gtk_widget_destroy (dialog);
   g_free (s.recipe);
   return run;

@@ -333,6 +333,34 @@ def case_strokes(d):
     recipe_checks("strokes", d, facts, "strokes", "a green bush", 3)
 
 
+def case_strokes_control(d):
+    facts = read_facts(d)
+    # the strokes' box: x 12..40, y 16..46
+    layer_basics("strokes-control", facts, "Realize: a black fence", 12, 16, 28, 30)
+    identical("strokes-control", "original-layer-identical", d, "orig-before.png",
+              "orig-after.png", "the Background layer's pixels changed")
+    identical("strokes-control", "stroke-layer-identical", d, "strokes-before.png",
+              "strokes-after.png", "the stroke layer's pixels changed")
+    identical("strokes-control", "undo-restores", d, "flat-before.png", "flat-hidden.png",
+              "with the new layer hidden the image differs")
+    outside_unchanged("strokes-control", d, (12, 16, 40, 46))
+    recipe_checks("strokes-control", d, facts, "strokes", "a black fence", 5)
+    recipe = read_recipe(os.path.join(d, "strokes-control-recipe.txt")) or {}
+    def same(got, want):
+        if isinstance(want, float):
+            try:
+                return abs(float(got) - want) < 1e-9
+            except (TypeError, ValueError):
+                return False
+        return (got or "").lower() == want
+    want = {"follow-strokes": "true", "control-scale": 0.9, "control-end": 0.75}
+    wrong = {k: (recipe.get(k), v) for k, v in want.items() if not same(recipe.get(k), v)}
+    check("strokes-control/recipe-control",
+          not wrong and recipe.get("control-model", "").endswith(".safetensors"),
+          f"recipe lacks the ControlNet settings: wrong {wrong}, control-model "
+          f"{recipe.get('control-model')!r}")
+
+
 def case_restyle(d):
     facts = read_facts(d)
     layer_basics("restyle", facts, "Restyle: a watercolor painting", 0, 0, 48, 40)
@@ -416,13 +444,15 @@ ARGS = {
 
 # The labels the dialogs (ui/) add to the generated ones, as msgids; "Stop" has no mnemonic.
 OWN_LABELS = ["_Prompt", "Negative prompt", "Pre_view", "Stop", "Browse…", "VAE", "Advanced",
-              "Use recipe of this la_yer"]
+              "ControlNet", "Use recipe of this la_yer"]
 RESTYLE_OWN_LABELS = ["Source prompt (what the _image shows)",
                       "Target _prompt (what it should become)"] + OWN_LABELS[1:]
-# Arguments whose labels no dialog shows: the dialogs give the prompts, the model and the VAE
-# widgets of their own (listed above, the model and the VAE without a mnemonic).
+# Arguments whose labels no dialog shows: the dialogs give the prompts, the model, the VAE and
+# the ControlNet settings widgets of their own (listed above, the model, the VAE and the
+# ControlNet without a mnemonic; the ControlNet's settings are labelled by their nicks).
 NOT_SHOWN = {"run-mode", "image", "drawables", "prompt", "negative-prompt", "source-prompt",
-             "model", "vae"}
+             "model", "vae", "control-model", "follow-strokes", "control-drawable",
+             "control-preprocess", "control-scale", "control-start", "control-end"}
 
 
 def mnemonic(label):
@@ -564,6 +594,7 @@ def main(argv):
         case_labels(d, argv[3] if len(argv) > 3 else ".")
     else:
         {"inpaint": case_inpaint, "generate": case_generate, "strokes": case_strokes,
+         "strokes-control": case_strokes_control,
          "restyle": case_restyle, "last-vals": case_last_vals, "batch": case_batch,
          "install": case_install, "models": case_models}[case](d)
     return 1 if "FAIL" in results else 0

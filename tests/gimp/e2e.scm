@@ -235,6 +235,46 @@
     (close-output-port port)
     (gimp-image-delete img)))
 
+; Realize Strokes following the strokes' shape with a scribble ControlNet (CONTROLNET, for
+; MODEL's UNet): one new layer over the strokes' box, nothing else touched, the ControlNet's
+; settings in the recipe.
+(define (e2e-strokes-control model controlnet out)
+  (let* ((port (open-output-file (e2e-path out "facts.txt")))
+         (made (e2e-new-image RGB 64 64))
+         (img (car made))
+         (bg (cadr made))
+         (strokes (car (gimp-layer-new img "Strokes" 64 64 RGBA-IMAGE 100
+                                       LAYER-MODE-NORMAL))))
+    (gimp-image-insert-layer img strokes 0 0)
+    (gimp-drawable-edit-clear strokes)
+    (e2e-paint-rect img strokes 12 16 28 6 '(20 20 20))
+    (e2e-paint-rect img strokes 30 16 6 30 '(20 20 20))
+    (e2e-export-layer img bg (e2e-path out "orig-before.png"))
+    (e2e-export-layer img strokes (e2e-path out "strokes-before.png"))
+    (e2e-export-flat img (e2e-path out "flat-before.png"))
+    (e2e-fact port "layers-before" (e2e-layer-count img))
+    (let ((new (car (plug-in-gesso-realize-strokes #:run-mode RUN-NONINTERACTIVE #:image img
+                                                   #:drawables (vector strokes)
+                                                   #:prompt "a black fence"
+                                                   #:model model #:steps 3 #:seed 5
+                                                   #:random-seed FALSE #:strength 0.8
+                                                   #:mask-grow 0.0 #:mask-feather 0.0
+                                                   #:hide-strokes FALSE #:pixel-budget 4096
+                                                   #:control-model controlnet
+                                                   #:follow-strokes TRUE
+                                                   #:control-scale 0.9
+                                                   #:control-end 0.75))))
+      (e2e-fact port "layers-after" (e2e-layer-count img))
+      (e2e-describe-layer port img new "strokes-control" out)
+      (e2e-export-layer img bg (e2e-path out "orig-after.png"))
+      (e2e-export-layer img strokes (e2e-path out "strokes-after.png"))
+      (gimp-item-set-visible new FALSE)
+      (e2e-export-flat img (e2e-path out "flat-hidden.png"))
+      (gimp-item-set-visible new TRUE)
+      (e2e-export-flat img (e2e-path out "flat-after.png")))
+    (close-output-port port)
+    (gimp-image-delete img)))
+
 ; Restyle a grayscale image, no selection: the whole layer, written back as gray.
 (define (e2e-restyle model out)
   (let* ((port (open-output-file (e2e-path out "facts.txt")))

@@ -201,6 +201,22 @@ for c in inpaint generate strokes restyle; do
   fi
 done
 
+# Realize Strokes following the strokes with a ControlNet: the tiny one made for tiny-sd1.
+controlnet="$repo/../shared/conformance/models/tiny-controlnet/tiny-controlnet-fp16.safetensors"
+if [ -f "$controlnet" ] && [ "$(basename "$(dirname "$model")")" = tiny-sd1 ]; then
+  controlnet="$(cd "$(dirname "$controlnet")" && pwd -P)/$(basename "$controlnet")"
+  mkdir -p "$work/strokes-control"
+  gimp_run strokes-control plug-in-script-fu-eval \
+    "$(scm strokes-control "$(q "$model")" "$(q "$controlnet")" "$(q "$work/strokes-control")")"
+  if [ "$rc" = 0 ]; then
+    judge strokes-control "$work/strokes-control"
+  else
+    emit FAIL strokes-control/run "$(run_error strokes-control)"
+  fi
+else
+  emit SKIP strokes-control "needs ../shared/conformance's tiny-sd1 and its tiny-controlnet"
+fi
+
 # Filters ▸ Repeat (RUN-WITH-LAST-VALS) runs with the defaults of a fresh profile: minutes.
 if [ "${GESSO_E2E_SLOW:-0}" = 1 ]; then
   mkdir -p "$work/last-vals"
