@@ -6,7 +6,11 @@
  * inputs. Prints the load time, each evaluation's time and the process's peak resident set
  * (getrusage), which is what `/usr/bin/time -v` reports as "Maximum resident set size".
  *
- *   bench-unet MODEL [--side 64] [--batch 2] [--evals 2] [--threads 0]
+ * With --controlnet CN it also opens that ControlNet for the UNet and times, interleaved in
+ * the same run, a plain evaluation and a controlled one (the ControlNet on a random control
+ * image, then the UNet with its residuals), and prints their ratio.
+ *
+ *   bench-unet MODEL [--side 64] [--batch 2] [--evals 2] [--threads 0] [--controlnet CN]
  */
 #include <glib.h>
 #include <stdio.h>
@@ -14,6 +18,7 @@
 
 #include "gesso.h"
 #include "io/model_files.h"
+#include "model/controlnet.h"
 #include "model/unet.h"
 #include "model/weights.h"
 #include "ops/ops.h"
@@ -41,8 +46,67 @@ random_floats (GRand *rand, size_t n)
   return values;
 }
 
+static double
+seconds_since (gint64 start)
+{
+  return (double) (g_get_monotonic_time () - start) / 1e6;
+}
+
+/* Plain and controlled evaluations, interleaved, and the ratio of their best times. */
 static gboolean
-run (const char *path, int side, int batch, int evals, GError **error)
+run_controlled (GessoUnet *unet, const char *controlnet_path, const float *sample,
+                const float *timesteps, const float *context, float *out, int side, int batch,
+                int evals, GRand *rand, GError **error)
+{
+  g_autoptr (GessoControlNet) cn = NULL;
+  g_autofree float *image = NULL, *residuals = NULL;
+  double best_plain = G_MAXDOUBLE, best_controlled = G_MAXDOUBLE;
+  gint64 start = g_get_monotonic_time ();
+  int f;
+
+  cn = gesso_controlnet_open (controlnet_path, unet, error);
+  if (cn == NULL)
+    return FALSE;
+  f = gesso_controlnet_get_image_factor (cn);
+  printf ("controlnet load: %.2f s, peak RSS %.2f GiB\n", seconds_since (start),
+          peak_rss_gib ());
+  image = random_floats (rand, (size_t) batch * 3 * (size_t) (side * f) * (size_t) (side * f));
+  for (size_t i = 0; i < (size_t) batch * 3 * (size_t) (side * f) * (size_t) (side * f); i++)
+    image[i] = image[i] > 0 ? 1.0f : 0.0f;
+  residuals = g_new (float, gesso_unet_residual_floats (unet, batch, side, side));
+  for (int e = 0; e <= evals; e++)
+    {
+      double plain, controlled;
+
+      start = g_get_monotonic_time ();
+      if (!gesso_unet_forward (unet, sample, timesteps, context, batch, side, side,
+                               CONTEXT_TOKENS, out, NULL, error))
+        return FALSE;
+      plain = seconds_since (start);
+      start = g_get_monotonic_time ();
+      if (!gesso_controlnet_forward (cn, sample, timesteps, context, image, 1.0f, batch, side,
+                                     side, CONTEXT_TOKENS, FALSE, residuals, NULL, error)
+          || !gesso_unet_forward_controlled (unet, sample, timesteps, context, batch, side,
+                                             side, CONTEXT_TOKENS, residuals, out, NULL, error))
+        return FALSE;
+      controlled = seconds_since (start);
+      printf ("round %d: plain %.2f s, with ControlNet %.2f s (%.2fx)%s, peak RSS %.2f GiB\n",
+              e, plain, controlled, controlled / plain, e == 0 ? ", warm-up" : "",
+              peak_rss_gib ());
+      if (e > 0)
+        {
+          best_plain = MIN (best_plain, plain);
+          best_controlled = MIN (best_controlled, controlled);
+        }
+    }
+  printf ("controlled / plain, best of %d: %.2f s / %.2f s = %.2fx\n", evals, best_controlled,
+          best_plain, best_controlled / best_plain);
+  return TRUE;
+}
+
+static gboolean
+run (const char *path, int side, int batch, int evals, const char *controlnet_path,
+     GError **error)
 {
   g_autoptr (GessoModelFiles) files = NULL;
   g_autoptr (GessoWeights) weights = NULL;
@@ -72,6 +136,9 @@ run (const char *path, int side, int batch, int evals, GError **error)
     timesteps[b] = 500.0f;
   out = g_new (float, (size_t) batch * (size_t) config->out_channels * (size_t) side
                       * (size_t) side);
+  if (controlnet_path != NULL)
+    return run_controlled (unet, controlnet_path, sample, timesteps, context, out, side, batch,
+                           evals, rand, error);
   for (int e = 1; e <= evals; e++)
     {
       start = g_get_monotonic_time ();
@@ -89,11 +156,14 @@ int
 main (int argc, char **argv)
 {
   int side = 64, batch = 2, evals = 2, threads = 0;
+  g_autofree char *controlnet = NULL;
   GOptionEntry entries[] = {
     { "side", 0, 0, G_OPTION_ARG_INT, &side, "Latent side in cells (64 = 512 px for SD)", "N" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Batch (2 = a guidance pair)", "B" },
     { "evals", 0, 0, G_OPTION_ARG_INT, &evals, "Evaluations to time", "K" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads (0 = all cores)", "T" },
+    { "controlnet", 0, 0, G_OPTION_ARG_FILENAME, &controlnet,
+      "Also time evaluations with this ControlNet, interleaved", "CN" },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) options = g_option_context_new ("MODEL");
@@ -112,7 +182,7 @@ main (int argc, char **argv)
       return 2;
     }
   gesso_ops_set_threads (threads);
-  if (!run (argv[1], side, batch, evals, &error))
+  if (!run (argv[1], side, batch, evals, controlnet, &error))
     {
       fprintf (stderr, "bench-unet: %s\n", error->message);
       return 1;
