@@ -327,14 +327,14 @@ compose (const GessoImage *input, const GessoEditResult *result, GessoImage *out
 }
 
 /* Bytes the command itself holds per pixel of the image beyond the engine's estimate: the
- * input as float RGBA (16) and the composite it writes (16) for an edit, and the 8-bit copy
- * gdk-pixbuf encodes from (4). */
+ * input as float RGBA (16) and the composite it writes (16) for an edit, the 8-bit copy
+ * gdk-pixbuf encodes from (4) and the encoded file, at most about as large (4). */
 static guint64
 cli_bytes (GessoEditKind kind, int width, int height)
 {
   guint64 pixels = (guint64) MAX (width, 0) * (guint64) MAX (height, 0);
 
-  return pixels * (kind == GESSO_EDIT_GENERATE ? 4 : 16 + 16 + 4);
+  return pixels * (kind == GESSO_EDIT_GENERATE ? 4 + 4 : 16 + 16 + 4 + 4);
 }
 
 /* Refuses an image whose own buffers cannot fit, whatever the model: what a 74-byte PNG that

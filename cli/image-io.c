@@ -337,13 +337,6 @@ gesso_cli_image_save (const GessoImage *image, const char *path, GError **error)
   return gesso_cli_image_save_with_parameters (image, path, NULL, error);
 }
 
-/* gdk-pixbuf's writer hands the encoded bytes here, on their way to the temporary file. */
-static gboolean
-write_to_output (const char *data, gsize count, GError **error, gpointer user_data)
-{
-  return gesso_cli_output_write (user_data, data, count, error);
-}
-
 gboolean
 gesso_cli_image_save_with_parameters (const GessoImage *image, const char *path,
                                       const char *parameters, GError **error)
@@ -357,11 +350,13 @@ gesso_cli_image_save_full (const GessoImage *image, const char *path, const char
 {
   GessoCliOutput *output;
   char *keys[2] = { NULL, NULL }, *values[2] = { NULL, NULL };
+  g_autofree gchar *encoded = NULL;
+  gsize encoded_size = 0;
   g_autoptr (GdkPixbuf) pixbuf = NULL;
   g_autoptr (GError) local = NULL;
   g_autofree char *lower = NULL;
   const char *type;
-  gboolean jpeg, ok;
+  gboolean jpeg;
   guint8 *pixels;
   int stride, channels;
 
@@ -417,21 +412,23 @@ gesso_cli_image_save_full (const GessoImage *image, const char *path, const char
       keys[0] = (char *) "tEXt::parameters";
       values[0] = (char *) parameters;
     }
+  /* Encoded in memory first: gdk-pixbuf's PNG writer leaks its text chunks when its write
+   * callback fails (libpng's error longjmp skips their free), so the file is written here,
+   * where a full disk is one error of ours. */
+  if (!gdk_pixbuf_save_to_bufferv (pixbuf, &encoded, &encoded_size, type, keys, values, &local))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot write image '%s': %s", path,
+                   local != NULL ? local->message : "unknown error");
+      return FALSE;
+    }
+  g_clear_object (&pixbuf);
   /* never in place: a full disk or a Ctrl-C must not cost the user the file at PATH, which
    * may be the input image itself (output-file.h) */
   output = gesso_cli_output_begin (path, error);
   if (output == NULL)
     return FALSE;
-  ok = gdk_pixbuf_save_to_callbackv (pixbuf, write_to_output, output, type, keys, values,
-                                     &local);
-  if (!ok)
+  if (!gesso_cli_output_write (output, encoded, encoded_size, error))
     {
-      /* the output's own message (a full disk) when the failure was writing */
-      if (local != NULL && local->domain == GESSO_ERROR)
-        g_propagate_error (error, g_steal_pointer (&local));
-      else
-        g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot write image '%s': %s", path,
-                     local != NULL ? local->message : "unknown error");
       gesso_cli_output_abort (output);
       return FALSE;
     }
