@@ -56,7 +56,7 @@ gesso_guider_clear (GessoGuider *g)
   g_free (g->context);
   g_free (g->input);
   g_free (g->output);
-  g_free (g->control_images);
+  g_free (g->control_embeddings);
   g_free (g->control_sample);
   g_free (g->residuals);
   memset (g, 0, sizeof *g);
@@ -67,10 +67,11 @@ gesso_guider_set_controls (GessoGuider *g, const GessoGuiderControl *controls, i
                            double start, double end, GError **error)
 {
   const size_t plane = (size_t) (g->height * g->width);
-  size_t per_image = 0;
+  size_t per_image = 0, per_embedding;
+  g_autofree float *pair = NULL;
 
   g_return_val_if_fail (g != NULL && n >= 0 && (n == 0 || controls != NULL), FALSE);
-  g_clear_pointer (&g->control_images, g_free);
+  g_clear_pointer (&g->control_embeddings, g_free);
   g_clear_pointer (&g->control_sample, g_free);
   g_clear_pointer (&g->residuals, g_free);
   g->controls = NULL;
@@ -91,12 +92,14 @@ gesso_guider_set_controls (GessoGuider *g, const GessoGuiderControl *controls, i
         }
       per_image = size;
     }
-  g->control_images = g_try_new (float, 2 * per_image * (size_t) n);
+  per_embedding = gesso_controlnet_embedding_floats (controls[0].net, 2, g->height, g->width);
+  pair = g_try_new (float, 2 * per_image);
+  g->control_embeddings = g_try_new (float, per_embedding * (size_t) n);
   g->residuals = g_try_new (float, gesso_unet_residual_floats (g->unet, 2, g->height,
                                                                 g->width));
   if (g->in_channels != g->latent_channels)
     g->control_sample = g_try_new (float, 2 * (size_t) g->latent_channels * plane);
-  if (g->control_images == NULL || g->residuals == NULL
+  if (pair == NULL || g->control_embeddings == NULL || g->residuals == NULL
       || (g->in_channels != g->latent_channels && g->control_sample == NULL))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
@@ -104,10 +107,23 @@ gesso_guider_set_controls (GessoGuider *g, const GessoGuiderControl *controls, i
                    " x %" G_GINT64_FORMAT " latent", g->width, g->height);
       return FALSE;
     }
+  /* the image is the same at every step: embed it once, for both items of a guidance pair */
   for (int j = 0; j < n; j++)
-    for (int b = 0; b < 2; b++)
-      memcpy (g->control_images + ((size_t) j * 2 + (size_t) b) * per_image, controls[j].image,
-              per_image * sizeof (float));
+    {
+      for (int b = 0; b < 2; b++)
+        memcpy (pair + (size_t) b * per_image, controls[j].image, per_image * sizeof (float));
+      if (gesso_controlnet_embedding_floats (controls[j].net, 2, g->height, g->width)
+            != per_embedding
+          || !gesso_controlnet_embed (controls[j].net, pair, 2, g->height, g->width,
+                                      g->control_embeddings + (size_t) j * per_embedding, NULL,
+                                      error))
+        {
+          if (error == NULL || *error == NULL)
+            g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                         "the ControlNets used together have encoders of different widths");
+          return FALSE;
+        }
+    }
   g->controls = controls;
   g->n_controls = n;
   g->control_start = start;
@@ -141,14 +157,15 @@ control_residuals (GessoGuider *g, const float *timesteps, const float *context,
   for (int j = 0; j < g->n_controls; j++)
     {
       const GessoGuiderControl *c = &g->controls[j];
-      const int f = gesso_controlnet_get_image_factor (c->net);
-      const size_t per_image = (size_t) gesso_controlnet_get_image_channels (c->net) * plane
-                               * (size_t) f * (size_t) f;
+      const size_t per_embedding = gesso_controlnet_embedding_floats (c->net, 2, g->height,
+                                                                      g->width);
 
-      if (!gesso_controlnet_forward (c->net, sample, timesteps, context,
-                                     g->control_images + (size_t) j * 2 * per_image, c->scale,
-                                     batch, g->height, g->width, g->tokens, j > 0,
-                                     g->residuals, NULL, error))
+      /* a batch of 1 reads the first item's half of the pair's embedding */
+      if (!gesso_controlnet_forward_embedded (c->net, sample, timesteps, context,
+                                              g->control_embeddings
+                                                + (size_t) j * per_embedding,
+                                              c->scale, batch, g->height, g->width, g->tokens,
+                                              j > 0, g->residuals, NULL, error))
         return FALSE;
     }
   return TRUE;

@@ -59,7 +59,7 @@ typedef struct
   int n_controls;
   double control_start, control_end;    /* fractions of the schedule they act in */
   gboolean control_on;                  /* in this step */
-  float *control_images;        /* per control [2, channels, h f, w f] */
+  float *control_embeddings;    /* per control, its image's embedding for a batch of 2 */
   float *control_sample;        /* [2, latent_channels, h, w]: the latent an inpainting UNet's
                                  * input holds among its conditioning channels */
   float *residuals;             /* gesso_unet_residual_floats (batch 2) */

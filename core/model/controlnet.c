@@ -366,26 +366,45 @@ run_zero_conv (UnetExec *x, const UnetLayer *conv, const float *skip, int64_t ba
   return TRUE;
 }
 
+/* One call's inputs: an evaluation (SAMPLE set), or only the control image's embedding
+ * (SAMPLE NULL: IMAGE -> HINT_OUT). An evaluation takes IMAGE, or HINT when the embedding was
+ * made before. */
+typedef struct
+{
+  const float *sample, *timesteps, *context;
+  const float *image;
+  const float *hint;
+  float *hint_out;
+  float scale;
+  int64_t batch, height, width, context_len;
+  gboolean accumulate;
+  float *residuals;
+} Job;
+
 static gboolean
-run (GessoControlNet *cn, UnetExec *x, const float *sample, const float *timesteps,
-     const float *context, const float *image, float scale, int64_t batch, int64_t height,
-     int64_t width, int64_t context_len, gboolean accumulate, float *residuals, GError **error)
+run (GessoControlNet *cn, UnetExec *x, const Job *j, GError **error)
 {
   const GessoUnetConfig *c = gesso_unet_get_config (cn->encoder);
   const int f = gesso_controlnet_get_image_factor (cn);
-  const int64_t deepest = c->block_out_channels[c->n_levels - 1];
+  const int64_t deepest = c->block_out_channels[c->n_levels - 1], batch = j->batch;
   UnetSkip skips[UNET_MAX_SKIPS];
   int n_skips = 0;
-  int64_t h = height, w = width;
-  float *temb, *hint, *mid_tmp, *mid;
+  int64_t h = j->height, w = j->width;
+  float *temb, *hint = (float *) j->hint, *mid_tmp, *mid, *residuals = j->residuals;
 
-  temb = unet_time_embedding (cn->encoder, x, timesteps, batch, error);
-  hint = temb ? unet_exec_alloc (x, (size_t) (batch * c->block_out_channels[0] * h * w), error)
-              : NULL;
-  if (hint == NULL
-      || !run_hint (cn, x, image, batch, height * f, width * f, hint, error)
-      || !unet_run_down (cn->encoder, x, sample, hint, temb, context, batch, &h, &w,
-                         context_len, skips, &n_skips, error))
+  if (j->sample == NULL)
+    return run_hint (cn, x, j->image, batch, h * f, w * f, j->hint_out, error);
+  temb = unet_time_embedding (cn->encoder, x, j->timesteps, batch, error);
+  if (temb == NULL)
+    return FALSE;
+  if (hint == NULL)
+    {
+      hint = unet_exec_alloc (x, (size_t) (batch * c->block_out_channels[0] * h * w), error);
+      if (hint == NULL || !run_hint (cn, x, j->image, batch, h * f, w * f, hint, error))
+        return FALSE;
+    }
+  if (!unet_run_down (cn->encoder, x, j->sample, hint, temb, j->context, batch, &h, &w,
+                      j->context_len, skips, &n_skips, error))
     return FALSE;
   if (n_skips != cn->n_zero)
     {
@@ -398,46 +417,41 @@ run (GessoControlNet *cn, UnetExec *x, const float *sample, const float *timeste
   mid = mid_tmp ? unet_exec_alloc (x, (size_t) (batch * deepest * h * w), error) : NULL;
   if (mid == NULL
       || !unet_run_mid (cn->encoder, x, skips[n_skips - 1].data, mid_tmp, mid, batch, h, w,
-                        temb, context, context_len, error))
+                        temb, j->context, j->context_len, error))
     return FALSE;
 
   for (int k = 0; k < n_skips; k++)
     {
       const UnetSkip *s = &skips[k];
       if (!run_zero_conv (x, &cn->zero[k], s->data, batch, s->channels, s->height, s->width,
-                          scale, accumulate, residuals, error))
+                          j->scale, j->accumulate, residuals, error))
         return FALSE;
       if (unet_exec_computing (x))
         residuals += batch * s->channels * s->height * s->width;
     }
-  return run_zero_conv (x, &cn->zero_mid, mid, batch, deepest, h, w, scale, accumulate,
+  return run_zero_conv (x, &cn->zero_mid, mid, batch, deepest, h, w, j->scale, j->accumulate,
                         residuals, error);
 }
 
-gboolean
-gesso_controlnet_forward (GessoControlNet *cn, const float *sample, const float *timesteps,
-                          const float *context, const float *image, float scale,
-                          int64_t batch, int64_t height, int64_t width, int64_t context_len,
-                          gboolean accumulate, float *residuals, GessoArena *scratch,
-                          GError **error)
+/* Plans JOB's memory, then runs it in SCRATCH (or the ControlNet's own arena). */
+static gboolean
+execute (GessoControlNet *cn, const Job *job, GessoArena *scratch, GError **error)
 {
   UnetExec plan = { .arena = NULL, .used = 0, .peak = 0 }, x = { 0 };
   size_t mark;
   gboolean ok;
 
-  g_return_val_if_fail (cn != NULL && sample != NULL && timesteps != NULL, FALSE);
-  g_return_val_if_fail (context != NULL && image != NULL && residuals != NULL, FALSE);
-  if (!isfinite (scale))
+  if (!isfinite (job->scale))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "ControlNet scale is %g; it must be a finite number", (double) scale);
+                   "ControlNet scale is %g; it must be a finite number", (double) job->scale);
       return FALSE;
     }
-  if (!gesso_unet_check_size (cn->encoder, batch, height, width, context_len, error))
+  if (!gesso_unet_check_size (cn->encoder, job->batch, job->height, job->width,
+                              job->sample != NULL ? job->context_len : 1, error))
     return FALSE;
   /* planning touches no data and cannot fail */
-  run (cn, &plan, NULL, NULL, NULL, NULL, scale, batch, height, width, context_len, accumulate,
-       residuals, NULL);
+  run (cn, &plan, job, NULL);
   if (scratch == NULL)
     {
       if (cn->own_arena == NULL || gesso_arena_capacity (cn->own_arena) < plan.peak)
@@ -460,10 +474,62 @@ gesso_controlnet_forward (GessoControlNet *cn, const float *sample, const float 
     }
   x.arena = scratch;
   mark = gesso_arena_mark (scratch);
-  ok = run (cn, &x, sample, timesteps, context, image, scale, batch, height, width, context_len,
-            accumulate, residuals, error);
+  ok = run (cn, &x, job, error);
   gesso_arena_reset (scratch, mark);
   return ok;
+}
+
+gboolean
+gesso_controlnet_forward (GessoControlNet *cn, const float *sample, const float *timesteps,
+                          const float *context, const float *image, float scale,
+                          int64_t batch, int64_t height, int64_t width, int64_t context_len,
+                          gboolean accumulate, float *residuals, GessoArena *scratch,
+                          GError **error)
+{
+  Job job = { .sample = sample, .timesteps = timesteps, .context = context, .image = image,
+              .scale = scale, .batch = batch, .height = height, .width = width,
+              .context_len = context_len, .accumulate = accumulate, .residuals = residuals };
+
+  g_return_val_if_fail (cn != NULL && sample != NULL && timesteps != NULL, FALSE);
+  g_return_val_if_fail (context != NULL && image != NULL && residuals != NULL, FALSE);
+  return execute (cn, &job, scratch, error);
+}
+
+size_t
+gesso_controlnet_embedding_floats (const GessoControlNet *cn, int64_t batch, int64_t height,
+                                   int64_t width)
+{
+  g_return_val_if_fail (cn != NULL, 0);
+  return (size_t) (batch * gesso_unet_get_config (cn->encoder)->block_out_channels[0] * height
+                   * width);
+}
+
+gboolean
+gesso_controlnet_embed (GessoControlNet *cn, const float *image, int64_t batch, int64_t height,
+                        int64_t width, float *embedding, GessoArena *scratch, GError **error)
+{
+  Job job = { .image = image, .hint_out = embedding, .scale = 1.0f, .batch = batch,
+              .height = height, .width = width };
+
+  g_return_val_if_fail (cn != NULL && image != NULL && embedding != NULL, FALSE);
+  return execute (cn, &job, scratch, error);
+}
+
+gboolean
+gesso_controlnet_forward_embedded (GessoControlNet *cn, const float *sample,
+                                   const float *timesteps, const float *context,
+                                   const float *embedding, float scale, int64_t batch,
+                                   int64_t height, int64_t width, int64_t context_len,
+                                   gboolean accumulate, float *residuals, GessoArena *scratch,
+                                   GError **error)
+{
+  Job job = { .sample = sample, .timesteps = timesteps, .context = context, .hint = embedding,
+              .scale = scale, .batch = batch, .height = height, .width = width,
+              .context_len = context_len, .accumulate = accumulate, .residuals = residuals };
+
+  g_return_val_if_fail (cn != NULL && sample != NULL && timesteps != NULL, FALSE);
+  g_return_val_if_fail (context != NULL && embedding != NULL && residuals != NULL, FALSE);
+  return execute (cn, &job, scratch, error);
 }
 
 /* --- Describing -------------------------------------------------------------------------- */

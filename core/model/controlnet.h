@@ -48,6 +48,22 @@ gboolean gesso_controlnet_forward (GessoControlNet *controlnet, const float *sam
                                    gboolean accumulate, float *residuals, GessoArena *scratch,
                                    GError **error);
 
+/* The control image's embedding (the conditioning network's output) depends on the image
+ * alone, so a sampling loop makes it once and hands it to every step: EMBEDDING holds
+ * gesso_controlnet_embedding_floats() floats for a BATCH of HEIGHT x WIDTH latents. The
+ * results are bit for bit those of gesso_controlnet_forward. */
+size_t gesso_controlnet_embedding_floats (const GessoControlNet *controlnet, int64_t batch,
+                                          int64_t height, int64_t width);
+gboolean gesso_controlnet_embed (GessoControlNet *controlnet, const float *image,
+                                 int64_t batch, int64_t height, int64_t width,
+                                 float *embedding, GessoArena *scratch, GError **error);
+gboolean gesso_controlnet_forward_embedded (GessoControlNet *controlnet, const float *sample,
+                                            const float *timesteps, const float *context,
+                                            const float *embedding, float scale, int64_t batch,
+                                            int64_t height, int64_t width, int64_t context_len,
+                                            gboolean accumulate, float *residuals,
+                                            GessoArena *scratch, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoControlNet, gesso_controlnet_free)
 
 G_END_DECLS

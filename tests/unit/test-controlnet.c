@@ -158,6 +158,41 @@ test_residuals_accumulate (void)
   close_base (&base);
 }
 
+/* The image's embedding made once and reused gives the residuals of a whole evaluation bit
+ * for bit (the sampling loop relies on it to skip the conditioning network at every step). */
+static void
+test_embedding_reused (void)
+{
+  Base base = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GessoControlNet) cn = NULL;
+  g_autofree char *cn_path = model_path ("tiny-controlnet-b", "diffusers");
+  float sample[B * 4 * H * W], context[B * L * D], t[B] = { 321.5f, 12.0f };
+  g_autofree float *image = NULL, *embedding = NULL, *whole = NULL, *reused = NULL;
+  size_t n_res;
+
+  if (!open_base ("tiny-sd1", &base))
+    return;
+  cn = gesso_controlnet_open (cn_path, base.unet, &error);
+  g_assert_no_error (error);
+  fill (sample, G_N_ELEMENTS (sample), 2.0f, 7);
+  fill (context, G_N_ELEMENTS (context), 1.0f, 8);
+  image = g_new (float, B * 3 * 64 * H * W);
+  fill (image, (size_t) B * 3 * 64 * H * W, 1.0f, 9);
+  n_res = gesso_unet_residual_floats (base.unet, B, H, W);
+  whole = g_new (float, n_res);
+  reused = g_new (float, n_res);
+  embedding = g_new (float, gesso_controlnet_embedding_floats (cn, B, H, W));
+  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 0.7f, B, H, W, L,
+                                           FALSE, whole, NULL, &error));
+  g_assert_true (gesso_controlnet_embed (cn, image, B, H, W, embedding, NULL, &error));
+  g_assert_true (gesso_controlnet_forward_embedded (cn, sample, t, context, embedding, 0.7f, B,
+                                                    H, W, L, FALSE, reused, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (whole, n_res * sizeof (float), reused, n_res * sizeof (float));
+  close_base (&base);
+}
+
 /* tiny-sd2's UNet has linear projections and other heads: tiny-sd1's ControlNet does not fit
  * it, and says so in one line naming the file. */
 static void
@@ -454,6 +489,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/controlnet/scale-zero-is-no-control", test_scale_zero_is_no_control);
   g_test_add_func ("/controlnet/residuals-accumulate", test_residuals_accumulate);
+  g_test_add_func ("/controlnet/embedding-reused", test_embedding_reused);
   g_test_add_func ("/controlnet/other-family-refused", test_other_family_refused);
   g_test_add_func ("/controlnet/not-a-checkpoint", test_not_a_checkpoint);
   g_test_add_func ("/controlnet/image/canny-square", test_canny_square);
