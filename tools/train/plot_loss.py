@@ -88,16 +88,23 @@ def main():
     if os.path.exists(ev):
         for r in json.load(open(ev)):
             if r["weights"] == "ema" and 0 < r["step"] <= last:
-                points.append((r["step"], r["loss"], f"held-out {r['loss']:.4f}"))
+                points.append((r["step"], r["loss"], f"{r.get('subset', 'held-out')} {r['loss']:.4f}"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import configs
+    target = "v" if configs.SCHEDULER["prediction_type"] == "v_prediction" else "epsilon"
     panel(img, (60, 30, 880, 380),
-          "UNet + text encoder: epsilon MSE per step (batch 64), moving average; red = held-out (EMA)",
+          f"UNet + text encoder: {target} MSE per step (batch 64, unweighted), moving average; "
+          "red = fixed-draw eval (EMA)",
           [r for r in read(os.path.join(work, "unet-loss.csv")) if r[0] <= last], points)
     vae = read(os.path.join(work, "vae-loss.csv"))
     dec = read(os.path.join(work, "decoder-loss.csv"))
     n = vae[-1][0] if vae else 0
-    panel(img, (60, 420, 880, 590),
-          f"VAE: L1 + MSE (+1e-6 KL) per step (batch 16); after step {n}: decoder-only fine-tune",
-          vae + [(n + s, l) for s, l in dec])
+    if not vae and not dec:
+        img = img.crop((0, 0, 900, 400))
+    else:
+        panel(img, (60, 420, 880, 590),
+              f"VAE: L1 + MSE (+1e-6 KL) per step (batch 16); after step {n}: decoder-only "
+              "fine-tune", vae + [(n + s, l) for s, l in dec])
     img.save(out)
     print("loss curves ->", out)
 

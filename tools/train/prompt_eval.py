@@ -185,6 +185,13 @@ def export(a, res, out):
                                   for r in ps]
     slim["model_files_sha256"] = file_hashes(a.model)
     slim["model"] = "data/models/gesso-emoji-64"
+    if a.baseline:
+        with open(a.baseline) as f:
+            b = json.load(f)
+        slim["baseline"] = {"what": "the previous demo model (issue 18's 'today'), same captions, "
+                            "seeds, settings and emoji scope",
+                            "top1": b["prompts"]["top1"], "top5": b["prompts"]["top5"],
+                            "inpaint_mean_abs_diff": b["inpaint"]["mean_abs_diff"]}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(slim, f, indent=1, ensure_ascii=False)
         f.write("\n")
@@ -199,6 +206,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-inpaint", action="store_true")
     p.add_argument("--export", default=None, help="a folder for the test's copy")
+    p.add_argument("--baseline", default=None,
+                   help="results.json of the previous model, recorded beside the figures")
     a = p.parse_args()
     d = np.load(a.data)
     images, captions = d["images"], json.loads(str(d["captions"]))
