@@ -665,6 +665,23 @@ is_generated_type (GParamSpec *pspec)
          || type == G_TYPE_UINT || type == G_TYPE_DOUBLE;
 }
 
+/* BOX (shown) under an expander titled TITLE, folded. */
+static GtkWidget *
+folded_section (const gchar *title, GtkWidget *box)
+{
+  /* GIMP's frame for expanders indents the settings as far as the other sections' */
+  GtkWidget *frame = gimp_frame_new ("<expander>");
+  GtkWidget *expander = gtk_expander_new_with_mnemonic (title);
+
+  gtk_container_add (GTK_CONTAINER (frame), box);
+  gtk_widget_show (box);
+  gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
+  gtk_container_add (GTK_CONTAINER (expander), frame);
+  gtk_widget_show (frame);
+  gtk_widget_show (expander);
+  return expander;
+}
+
 static GtkWidget *
 advanced_section (DialogState *s, GimpProcedure *procedure)
 {
@@ -679,8 +696,6 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
   GParamSpec **arguments;
   gint n_arguments = 0;
   GtkWidget *box;
-  GtkWidget *frame;
-  GtkWidget *expander;
 
   /* arguments this dialog does not know, so that a new one is never unreachable */
   arguments = gimp_procedure_get_arguments (procedure, &n_arguments);
@@ -707,17 +722,8 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
 
   box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-advanced-box", names);
   gtk_box_set_spacing (GTK_BOX (box), 4);
-  /* GIMP's frame for expanders indents the settings as far as the other sections' */
-  frame = gimp_frame_new ("<expander>");
-  gtk_container_add (GTK_CONTAINER (frame), box);
-  gtk_widget_show (box);
   /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
-  expander = gtk_expander_new_with_mnemonic (_("Advanced"));
-  gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
-  gtk_container_add (GTK_CONTAINER (expander), frame);
-  gtk_widget_show (frame);
-  gtk_widget_show (expander);
-  return expander;
+  return folded_section (_("Advanced"), box);
 }
 
 /* --- ControlNet ------------------------------------------------------------------------- */
@@ -746,7 +752,7 @@ controlnet_section (DialogState *s)
 {
   static const gchar *const scales[] = { "control-scale", "control-start", "control-end" };
   GObject *config = G_OBJECT (s->config);
-  GtkWidget *box, *frame, *expander;
+  GtkWidget *box;
 
   if (!gesso_ui_config_has (s->config, "control-model"))
     return NULL;
@@ -782,15 +788,8 @@ controlnet_section (DialogState *s)
       gtk_box_pack_start (GTK_BOX (box),
                           gimp_prop_spin_scale_new (config, scales[i], 0.05, 0.25, 2), FALSE,
                           FALSE, 0);
-  frame = gimp_frame_new ("<expander>");
-  gtk_container_add (GTK_CONTAINER (frame), box);
   gtk_widget_show_all (box);
-  expander = gtk_expander_new (_("ControlNet"));
-  gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
-  gtk_container_add (GTK_CONTAINER (expander), frame);
-  gtk_widget_show (frame);
-  gtk_widget_show (expander);
-  return expander;
+  return folded_section (_("ControlNet"), box);
 }
 
 /* --- recipes ----------------------------------------------------------------------------- */

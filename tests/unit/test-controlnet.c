@@ -79,83 +79,111 @@ fill (float *x, size_t n, float scale, guint32 seed)
     }
 }
 
+/* tiny-sd1's UNet, one of its ControlNets and deterministic inputs for a batch-2 forward. */
+typedef struct
+{
+  Base base;
+  GessoControlNet *cn;
+  float sample[B * 4 * H * W], context[B * L * D], t[B];
+  float *image;                 /* [B, 3, 8 H, 8 W] */
+  size_t n_res;
+} Fixture;
+
+static gboolean
+fixture_open (Fixture *fx, const char *controlnet, const char *file, float t0, float t1,
+              guint32 seed)
+{
+  g_autofree char *cn_path = model_path (controlnet, file);
+  g_autoptr (GError) error = NULL;
+
+  memset (fx, 0, sizeof *fx);
+  if (!open_base ("tiny-sd1", &fx->base))
+    return FALSE;
+  fx->cn = gesso_controlnet_open (cn_path, fx->base.unet, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gesso_controlnet_get_image_factor (fx->cn), ==, 8);
+  fx->t[0] = t0;
+  fx->t[1] = t1;
+  fill (fx->sample, G_N_ELEMENTS (fx->sample), 2.0f, seed);
+  fill (fx->context, G_N_ELEMENTS (fx->context), 1.0f, seed + 1);
+  fx->image = g_new (float, (size_t) B * 3 * 64 * H * W);
+  fill (fx->image, (size_t) B * 3 * 64 * H * W, 1.0f, seed + 2);
+  fx->n_res = gesso_unet_residual_floats (fx->base.unet, B, H, W);
+  return TRUE;
+}
+
+static void
+fixture_close (Fixture *fx)
+{
+  gesso_controlnet_free (fx->cn);
+  g_free (fx->image);
+  close_base (&fx->base);
+}
+
+/* RESIDUALS (+)= the ControlNet's at SCALE. */
+static void
+fixture_residuals (Fixture *fx, float scale, gboolean accumulate, float *residuals)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (gesso_controlnet_forward (fx->cn, fx->sample, fx->t, fx->context, fx->image,
+                                           scale, B, H, W, L, accumulate, residuals, NULL,
+                                           &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_unet (Fixture *fx, const float *residuals, float *out)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (gesso_unet_forward_controlled (fx->base.unet, fx->sample, fx->t, fx->context, B,
+                                                H, W, L, residuals, out, NULL, &error));
+  g_assert_no_error (error);
+}
+
 static void
 test_scale_zero_is_no_control (void)
 {
-  Base base = { 0 };
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GessoControlNet) cn = NULL;
-  g_autofree char *cn_path = model_path ("tiny-controlnet", "tiny-controlnet-fp16.safetensors");
-  float sample[B * 4 * H * W], context[B * L * D], t[B] = { 500.0f, 981.0f };
+  Fixture fx;
   float plain[B * 4 * H * W], controlled[B * 4 * H * W];
-  g_autofree float *image = NULL, *residuals = NULL;
-  size_t n_res;
+  g_autofree float *residuals = NULL;
 
-  if (!open_base ("tiny-sd1", &base))
+  if (!fixture_open (&fx, "tiny-controlnet", "tiny-controlnet-fp16.safetensors", 500.0f,
+                     981.0f, 1))
     return;
-  cn = gesso_controlnet_open (cn_path, base.unet, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (gesso_controlnet_get_image_factor (cn), ==, 8);
-  fill (sample, G_N_ELEMENTS (sample), 2.0f, 1);
-  fill (context, G_N_ELEMENTS (context), 1.0f, 2);
-  image = g_new (float, B * 3 * 8 * H * 8 * W);
-  fill (image, (size_t) B * 3 * 64 * H * W, 1.0f, 3);
-  n_res = gesso_unet_residual_floats (base.unet, B, H, W);
-  residuals = g_new (float, n_res);
-
-  g_assert_true (gesso_unet_forward (base.unet, sample, t, context, B, H, W, L, plain, NULL,
-                                     &error));
-  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 0.0f, B, H, W, L,
-                                           FALSE, residuals, NULL, &error));
-  g_assert_no_error (error);
-  for (size_t i = 0; i < n_res; i++)
+  residuals = g_new (float, fx.n_res);
+  fixture_unet (&fx, NULL, plain);
+  fixture_residuals (&fx, 0.0f, FALSE, residuals);
+  for (size_t i = 0; i < fx.n_res; i++)
     g_assert_cmpfloat (residuals[i], ==, 0.0f);
-  g_assert_true (gesso_unet_forward_controlled (base.unet, sample, t, context, B, H, W, L,
-                                                residuals, controlled, NULL, &error));
+  fixture_unet (&fx, residuals, controlled);
   g_assert_cmpmem (plain, sizeof plain, controlled, sizeof controlled);
 
   /* and the same ControlNet at scale 1 does change it */
-  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 1.0f, B, H, W, L,
-                                           FALSE, residuals, NULL, &error));
-  g_assert_true (gesso_unet_forward_controlled (base.unet, sample, t, context, B, H, W, L,
-                                                residuals, controlled, NULL, &error));
+  fixture_residuals (&fx, 1.0f, FALSE, residuals);
+  fixture_unet (&fx, residuals, controlled);
   g_assert_true (memcmp (plain, controlled, sizeof plain) != 0);
-  close_base (&base);
+  fixture_close (&fx);
 }
 
 /* Two evaluations at scales a and b accumulated = one at a + b, up to rounding. */
 static void
 test_residuals_accumulate (void)
 {
-  Base base = { 0 };
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GessoControlNet) cn = NULL;
-  g_autofree char *cn_path = model_path ("tiny-controlnet", "diffusers");
-  float sample[B * 4 * H * W], context[B * L * D], t[B] = { 1.0f, 700.0f };
-  g_autofree float *image = NULL, *twice = NULL, *once = NULL;
-  size_t n_res;
+  Fixture fx;
+  g_autofree float *twice = NULL, *once = NULL;
 
-  if (!open_base ("tiny-sd1", &base))
+  if (!fixture_open (&fx, "tiny-controlnet", "diffusers", 1.0f, 700.0f, 4))
     return;
-  cn = gesso_controlnet_open (cn_path, base.unet, &error);
-  g_assert_no_error (error);
-  fill (sample, G_N_ELEMENTS (sample), 2.0f, 4);
-  fill (context, G_N_ELEMENTS (context), 1.0f, 5);
-  image = g_new (float, B * 3 * 64 * H * W);
-  fill (image, (size_t) B * 3 * 64 * H * W, 1.0f, 6);
-  n_res = gesso_unet_residual_floats (base.unet, B, H, W);
-  twice = g_new (float, n_res);
-  once = g_new (float, n_res);
-  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 0.25f, B, H, W, L,
-                                           FALSE, twice, NULL, &error));
-  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 0.5f, B, H, W, L,
-                                           TRUE, twice, NULL, &error));
-  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 0.75f, B, H, W, L,
-                                           FALSE, once, NULL, &error));
-  g_assert_no_error (error);
-  for (size_t i = 0; i < n_res; i++)
+  twice = g_new (float, fx.n_res);
+  once = g_new (float, fx.n_res);
+  fixture_residuals (&fx, 0.25f, FALSE, twice);
+  fixture_residuals (&fx, 0.5f, TRUE, twice);
+  fixture_residuals (&fx, 0.75f, FALSE, once);
+  for (size_t i = 0; i < fx.n_res; i++)
     g_assert_cmpfloat_with_epsilon (twice[i], once[i], 1e-5f * (1.0f + fabsf (once[i])));
-  close_base (&base);
+  fixture_close (&fx);
 }
 
 /* The image's embedding made once and reused gives the residuals of a whole evaluation bit
@@ -163,34 +191,23 @@ test_residuals_accumulate (void)
 static void
 test_embedding_reused (void)
 {
-  Base base = { 0 };
+  Fixture fx;
   g_autoptr (GError) error = NULL;
-  g_autoptr (GessoControlNet) cn = NULL;
-  g_autofree char *cn_path = model_path ("tiny-controlnet-b", "diffusers");
-  float sample[B * 4 * H * W], context[B * L * D], t[B] = { 321.5f, 12.0f };
-  g_autofree float *image = NULL, *embedding = NULL, *whole = NULL, *reused = NULL;
-  size_t n_res;
+  g_autofree float *embedding = NULL, *whole = NULL, *reused = NULL;
 
-  if (!open_base ("tiny-sd1", &base))
+  if (!fixture_open (&fx, "tiny-controlnet-b", "diffusers", 321.5f, 12.0f, 7))
     return;
-  cn = gesso_controlnet_open (cn_path, base.unet, &error);
+  whole = g_new (float, fx.n_res);
+  reused = g_new (float, fx.n_res);
+  embedding = g_new (float, gesso_controlnet_embedding_floats (fx.cn, B, H, W));
+  fixture_residuals (&fx, 0.7f, FALSE, whole);
+  g_assert_true (gesso_controlnet_embed (fx.cn, fx.image, B, H, W, embedding, NULL, &error));
+  g_assert_true (gesso_controlnet_forward_embedded (fx.cn, fx.sample, fx.t, fx.context,
+                                                    embedding, 0.7f, B, H, W, L, FALSE, reused,
+                                                    NULL, &error));
   g_assert_no_error (error);
-  fill (sample, G_N_ELEMENTS (sample), 2.0f, 7);
-  fill (context, G_N_ELEMENTS (context), 1.0f, 8);
-  image = g_new (float, B * 3 * 64 * H * W);
-  fill (image, (size_t) B * 3 * 64 * H * W, 1.0f, 9);
-  n_res = gesso_unet_residual_floats (base.unet, B, H, W);
-  whole = g_new (float, n_res);
-  reused = g_new (float, n_res);
-  embedding = g_new (float, gesso_controlnet_embedding_floats (cn, B, H, W));
-  g_assert_true (gesso_controlnet_forward (cn, sample, t, context, image, 0.7f, B, H, W, L,
-                                           FALSE, whole, NULL, &error));
-  g_assert_true (gesso_controlnet_embed (cn, image, B, H, W, embedding, NULL, &error));
-  g_assert_true (gesso_controlnet_forward_embedded (cn, sample, t, context, embedding, 0.7f, B,
-                                                    H, W, L, FALSE, reused, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_cmpmem (whole, n_res * sizeof (float), reused, n_res * sizeof (float));
-  close_base (&base);
+  g_assert_cmpmem (whole, fx.n_res * sizeof (float), reused, fx.n_res * sizeof (float));
+  fixture_close (&fx);
 }
 
 /* tiny-sd2's UNet has linear projections and other heads: tiny-sd1's ControlNet does not fit
