@@ -42,6 +42,10 @@ char *gesso_cli_model_autov2 (const char *path, GessoModelCache *cache);
  * under the home folder, $GESSO_MODEL_PATH, the folders added in the plug-in, the plug-in's
  * models folder and the bundled models. */
 void gesso_cli_add_model_folders (GessoModelLibrary *library);
+/* The model an edit uses without --model, as the plug-in's default: the bundled demo model
+ * (installed, or in the source tree of this build), else the first checkpoint in the model
+ * folders. */
+char *gesso_cli_default_model (GError **error);
 
 int gesso_cli_info (int argc, char **argv);
 int gesso_cli_models (int argc, char **argv);

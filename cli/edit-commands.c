@@ -17,9 +17,12 @@
  * white = regenerate, black = keep, grey = soft. OUT is PNG or JPEG by its extension; edits
  * write the whole input image with the edited region laid over it.
  *
- * Without --seed a random seed is used (printed on a terminal). A progress bar goes to
- * stderr when it is a terminal, nothing otherwise; Ctrl-C stops the job cleanly. The exit
- * status is 0 only when OUT was written; errors are one line on stderr.
+ * Without --seed a random seed is used; without --model the bundled demo model (else the first
+ * checkpoint in the model folders). A progress bar goes to stderr when it is a terminal,
+ * nothing otherwise; Ctrl-C stops the job cleanly. The exit status is 0 only when OUT was
+ * written, and then stdout says which model and seed made it and "wrote OUT"; errors are one
+ * line on stderr and nothing on stdout. --sampler takes the plug-in's names (euler-a) and the
+ * engine's (euler_a) alike, and auto; each command takes only the options it uses.
  */
 #include "gesso-config.h"
 
@@ -241,7 +244,8 @@ apply_options (const Options *o, GessoEditKind kind, GessoEditParams *p)
   if (o->negative_prompt != NULL)
     p->negative_prompt = o->negative_prompt;
   p->source_prompt = o->source_prompt;
-  p->sampler = o->sampler;
+  /* "auto": the method's own choice (run_edit has spelt the name the engine's way) */
+  p->sampler = o->sampler == NULL || strcmp (o->sampler, "auto") == 0 ? NULL : o->sampler;
   if (o->steps != UNSET_INT)
     p->steps = o->steps;
   if (o->width != UNSET_INT)
@@ -470,6 +474,16 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
                                             autov2, mp->vae, vae_autov2);
   if (!gesso_cli_image_save_full (saved, o->out, parameters, &interrupted, &error))
     goto out;
+  /* what makes the picture again, whatever stderr is; nothing on stdout before success, so a
+   * failure stays one line on stderr */
+  {
+    /* the number as text: xgettext cannot read a msgid built with G_GUINT64_FORMAT */
+    g_autofree char *seed = g_strdup_printf ("%" G_GUINT64_FORMAT, p->seed);
+
+    g_print (_("model %s (%s), seed %s\n"), mp->path, gesso_model_get_architecture (model),
+             seed);
+    g_print (_("wrote %s\n"), o->out);
+  }
   status = GESSO_CLI_EXIT_OK;
 
 out:
@@ -488,6 +502,67 @@ out:
   g_free (vae_autov2);
   g_free (parameters);
   return status;
+}
+
+/* Whether option NAME means something to the KIND of edit. */
+static gboolean
+option_applies (const char *name, GessoEditKind kind)
+{
+  static const char *const generate_only[] = { "width", "height", NULL };
+  static const char *const with_input[] = { "image", "mask", "strength", "mask-grow",
+                                            "mask-feather", "context-margin", NULL };
+  static const char *const repaint[] = { "jump-length", "resample", NULL };
+
+  if (g_strv_contains (generate_only, name))
+    return kind == GESSO_EDIT_GENERATE;
+  if (g_strv_contains (with_input, name))
+    return kind != GESSO_EDIT_GENERATE;
+  if (g_strv_contains (repaint, name))
+    return kind == GESSO_EDIT_INPAINT;
+  if (strcmp (name, "source-prompt") == 0 || strcmp (name, "full-inversion") == 0)
+    return kind == GESSO_EDIT_RESTYLE;
+  return TRUE;
+}
+
+/* The engine's default for option NAME in this kind of edit (D), as text; NULL when the
+ * option's own description says it. */
+static char *
+option_default (const char *name, const GessoEditParams *d)
+{
+  static const struct
+  {
+    const char *name;
+    size_t offset;
+  } ints[] = {
+    { "steps", G_STRUCT_OFFSET (GessoEditParams, steps) },
+    { "jump-length", G_STRUCT_OFFSET (GessoEditParams, jump_length) },
+    { "resample", G_STRUCT_OFFSET (GessoEditParams, resample_count) },
+    { "context-margin", G_STRUCT_OFFSET (GessoEditParams, context_margin) },
+    { "clip-skip", G_STRUCT_OFFSET (GessoEditParams, clip_skip) },
+  }, floats[] = {
+    { "guidance", G_STRUCT_OFFSET (GessoEditParams, guidance) },
+    { "guidance-rescale", G_STRUCT_OFFSET (GessoEditParams, guidance_rescale) },
+    { "strength", G_STRUCT_OFFSET (GessoEditParams, strength) },
+    { "eta", G_STRUCT_OFFSET (GessoEditParams, eta) },
+    { "mask-grow", G_STRUCT_OFFSET (GessoEditParams, mask_grow) },
+    { "mask-feather", G_STRUCT_OFFSET (GessoEditParams, mask_feather) },
+  };
+  char number[G_ASCII_DTOSTR_BUF_SIZE];
+
+  for (gsize i = 0; i < G_N_ELEMENTS (ints); i++)
+    if (strcmp (name, ints[i].name) == 0)
+      return g_strdup_printf ("%d", G_STRUCT_MEMBER (int, d, ints[i].offset));
+  for (gsize i = 0; i < G_N_ELEMENTS (floats); i++)
+    if (strcmp (name, floats[i].name) == 0)
+      return g_strdup (g_ascii_formatd (number, sizeof number, "%g",
+                                        G_STRUCT_MEMBER (float, d, floats[i].offset)));
+  if (strcmp (name, "sampler") == 0)
+    return g_strdup ("auto");
+  if (strcmp (name, "width") == 0 || strcmp (name, "height") == 0)
+    return g_strdup (_("the model's native size"));
+  if (strcmp (name, "model") == 0)
+    return g_strdup (_("the bundled demo model"));
+  return NULL;
 }
 
 static int
@@ -527,7 +602,8 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
     { "seed", 0, 0, G_OPTION_ARG_STRING, &o.seed, N_("Random seed (default: a random one)"),
       N_("N") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &o.sampler,
-      N_("ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddpm, lms, lcm, repaint"),
+      N_("auto, ddim, euler, euler-a, dpmpp-2m, dpmpp-2m-karras, ddpm, lms, lcm; inpaint adds "
+         "repaint"),
       N_("NAME") },
     { "eta", 0, 0, G_OPTION_ARG_STRING, &o.eta, N_("DDIM / RePaint stochasticity, 0 to 1"),
       N_("ETA") },
@@ -570,24 +646,31 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
   GessoEditParams p;
   GessoCliControls controls = { 0 };
   g_autoptr (GError) control_error = NULL;
+  g_autoptr (GPtrArray) descriptions = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) model_error = NULL;
   gboolean usable = FALSE;
   guint n_own = 0;
   int status;
 
-  /* each command lists the options that mean something to it */
+  /* each command lists the options that mean something to it, with its defaults; any other
+   * is an unknown option there */
+  gesso_edit_params_init (&p, kind);
   for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
     {
-      const char *name = entries[i].long_name;
-      gboolean takes_input = name != NULL && (strcmp (name, "image") == 0
-                                              || strcmp (name, "mask") == 0
-                                              || strcmp (name, "strength") == 0);
-      gboolean size = name != NULL && (strcmp (name, "width") == 0
-                                       || strcmp (name, "height") == 0);
+      g_autofree char *value = NULL;
 
-      if ((takes_input && kind == GESSO_EDIT_GENERATE) || (size && kind != GESSO_EDIT_GENERATE)
-          || (name != NULL && strcmp (name, "source-prompt") == 0 && kind != GESSO_EDIT_RESTYLE))
+      if (entries[i].long_name != NULL && !option_applies (entries[i].long_name, kind))
         continue;
-      own[n_own++] = entries[i];
+      own[n_own] = entries[i];
+      if (entries[i].long_name != NULL
+          && (value = option_default (entries[i].long_name, &p)) != NULL)
+        {
+          char *text = g_strdup_printf (_("%s (default: %s)"), _(entries[i].description),
+                                        value);
+          g_ptr_array_add (descriptions, text);
+          own[n_own].description = text;
+        }
+      n_own++;
     }
   g_option_context_set_summary (context, _(summary));
   g_option_context_add_main_entries (context, own, GETTEXT_PACKAGE);
@@ -599,8 +682,8 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
   if (argc > 1)
     gesso_cli_error (_("unexpected argument '%s'; run 'gesso %s --help' for the options"),
                      argv[1], command);
-  else if (o.model == NULL)
-    gesso_cli_error (_("--model is required"));
+  else if (o.model == NULL && (o.model = gesso_cli_default_model (&model_error)) == NULL)
+    gesso_cli_error ("%s", model_error->message);
   else if (o.prompt == NULL)
     gesso_cli_error (_("--prompt is required"));
   else if (o.out == NULL)
@@ -623,7 +706,16 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
                                       &control_error))
     gesso_cli_error ("%s", control_error->message);
   else
-    usable = text_options (&o) && apply_options (&o, kind, &p) && model_params (&o, &mp);
+    {
+      if (o.sampler != NULL)
+        {
+          char *name = g_ascii_strdown (o.sampler, -1);
+
+          g_free (o.sampler);
+          o.sampler = g_strdelimit (name, "-", '_');
+        }
+      usable = text_options (&o) && apply_options (&o, kind, &p) && model_params (&o, &mp);
+    }
   status = usable ? run_job (kind, &o, &mp, &p, &controls) : GESSO_CLI_EXIT_USAGE;
   gesso_cli_controls_clear (&controls);
   options_clear (&o);

@@ -166,8 +166,9 @@ main (int argc, char **argv)
       return GESSO_CLI_EXIT_USAGE;
     }
 
-  /* `gesso help` is --help; `gesso help CMD` is `gesso CMD --help` */
-  if (strcmp (argv[1], "help") == 0 && argc == 2)
+  /* `gesso help` (and `gesso help --help`) is --help; `gesso help CMD` is `gesso CMD --help` */
+  if (strcmp (argv[1], "help") == 0
+      && (argc == 2 || strcmp (argv[2], "--help") == 0 || strcmp (argv[2], "-h") == 0))
     {
       g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
       g_print ("%s", help);

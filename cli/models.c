@@ -70,6 +70,50 @@ gesso_cli_add_model_folders (GessoModelLibrary *library)
   gesso_model_library_add_folder (library, bundled, GESSO_ASSET_UNKNOWN, "Gesso");
 }
 
+/* The bundled demo model: installed, else in the source tree this binary was built from. */
+static char *
+bundled_model (void)
+{
+  const char *const roots[] = { GESSO_DATADIR G_DIR_SEPARATOR_S "models",
+                                GESSO_SOURCE_DIR G_DIR_SEPARATOR_S "data" G_DIR_SEPARATOR_S
+                                "models" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (roots); i++)
+    {
+      g_autofree char *dir = g_build_filename (roots[i], "gesso-emoji-64", NULL);
+      g_autofree char *index = g_build_filename (dir, "model_index.json", NULL);
+
+      if (g_file_test (index, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&dir);
+    }
+  return NULL;
+}
+
+char *
+gesso_cli_default_model (GError **error)
+{
+  g_autoptr (GessoModelLibrary) library = NULL;
+  g_autoptr (GessoModelCache) cache = NULL;
+  char *bundled = bundled_model ();
+
+  if (bundled != NULL)
+    return bundled;
+  library = gesso_model_library_new ();
+  cache = gesso_cli_model_cache_new ();
+  gesso_cli_add_model_folders (library);
+  gesso_model_library_scan (library, cache);
+  for (guint i = 0; i < gesso_model_library_count (library); i++)
+    {
+      const GessoAsset *a = gesso_model_library_get (library, i);
+      if (a->kind == GESSO_ASSET_CHECKPOINT)
+        return g_strdup (a->path);
+    }
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+               _("no --model given and no model found (not the bundled one, nor any in "
+                 "$GESSO_MODEL_PATH or the A1111 and ComfyUI folders): give --model FILE"));
+  return NULL;
+}
+
 int
 gesso_cli_models (int argc, char **argv)
 {

@@ -461,6 +461,23 @@ finish (const GessoEditParams *p, const GessoImage *input, EditJob *job,
   return TRUE;
 }
 
+/* Strength 0 asks for no change: the input itself, laid over nothing (a blend of 0 keeps the
+ * input's pixels bit for bit), not its round trip through the VAE. */
+static gboolean
+unchanged (const GessoImage *input, GessoEditResult *result, GError **error)
+{
+  if (!gesso_image_init (&result->image, input->width, input->height, error)
+      || !gesso_mask_init (&result->blend, input->width, input->height, error))
+    {
+      gesso_edit_result_clear (result);
+      return FALSE;
+    }
+  memcpy (result->image.pixels, input->pixels,
+          (size_t) input->width * (size_t) input->height * 4 * sizeof (float));
+  result->x = result->y = 0;
+  return TRUE;
+}
+
 gboolean
 gesso_edit_run (GessoModel *model, const GessoEditParams *params, const GessoImage *input,
                 const GessoMask *mask, GessoEditResult *result, GError **error)
@@ -471,6 +488,10 @@ gesso_edit_run (GessoModel *model, const GessoEditParams *params, const GessoIma
   g_return_val_if_fail (model != NULL && params != NULL && result != NULL, FALSE);
   memset (result, 0, sizeof *result);
   memset (&job, 0, sizeof job);
+  if (params->kind != GESSO_EDIT_GENERATE && params->strength == 0.0f
+      && !(params->kind == GESSO_EDIT_RESTYLE && params->full_inversion))
+    return check_params (params, error) && check_inputs (params, input, mask, error)
+           && unchanged (input, result, error);
   ok = check_params (params, error) && check_inputs (params, input, mask, error)
        && gesso_edit_check_memory (model, params,
                                    params->kind == GESSO_EDIT_GENERATE ? params->width

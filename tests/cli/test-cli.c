@@ -6,6 +6,7 @@
  * in $GESSO_CONFORMANCE_DIR/models, else $GESSO_SOURCE_DIR/../shared/conformance/models; the
  * test is skipped when there are none.
  */
+#include <gdk-pixbuf/gdk-pixbuf.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
@@ -826,6 +827,103 @@ test_control (void)
   fixture_remove_tree (tmp);
 }
 
+/* Decoded RGBA bytes of a PNG (or NULL), to compare pictures whatever their text chunks. */
+static GBytes *
+png_pixels (const char *path, int *width, int *height)
+{
+  g_autoptr (GdkPixbuf) pixbuf = gdk_pixbuf_new_from_file (path, NULL);
+  g_autoptr (GdkPixbuf) rgba = NULL;
+  GByteArray *rows = g_byte_array_new ();
+
+  if (pixbuf == NULL)
+    return NULL;
+  rgba = gdk_pixbuf_add_alpha (pixbuf, FALSE, 0, 0, 0);
+  *width = gdk_pixbuf_get_width (rgba);
+  *height = gdk_pixbuf_get_height (rgba);
+  for (int y = 0; y < *height; y++)
+    g_byte_array_append (rows, gdk_pixbuf_get_pixels (rgba)
+                                 + (gsize) y * (gsize) gdk_pixbuf_get_rowstride (rgba),
+                         (guint) *width * 4);
+  return g_byte_array_free_to_bytes (rows);
+}
+
+static void
+assert_same_pixels (const char *a, const char *b)
+{
+  int wa = 0, ha = 0, wb = 0, hb = 0;
+  g_autoptr (GBytes) pa = png_pixels (a, &wa, &ha);
+  g_autoptr (GBytes) pb = png_pixels (b, &wb, &hb);
+
+  g_assert_nonnull (pa);
+  g_assert_nonnull (pb);
+  g_assert_cmpint (wa, ==, wb);
+  g_assert_cmpint (ha, ==, hb);
+  g_assert_true (g_bytes_equal (pa, pb));
+}
+
+static void
+run_ok (Run *run, const char *const *args)
+{
+  run_gesso (run, args);
+  assert_no_signal (run);
+  if (WEXITSTATUS (run->status) != 0)
+    g_error ("gesso %s failed: %s", args[0], run->err);
+}
+
+/* What a newcomer meets: no --model takes the bundled demo model, named with the seed on
+ * stdout ending in "wrote FILE"; both sampler spellings and "auto"; each command's --help
+ * lists its own options with their defaults, and another command's option is refused;
+ * strength 0 gives the input back untouched. */
+static void
+test_newcomer (void)
+{
+  g_autofree char *sketch = g_build_filename (g_getenv ("GESSO_SOURCE_DIR"), "data", "samples",
+                                              "sketch.png", NULL);
+  g_autofree char *tmp = g_dir_make_tmp ("gesso-cli-XXXXXX", NULL);
+  g_autofree char *a = g_build_filename (tmp, "a.png", NULL);
+  g_autofree char *b = g_build_filename (tmp, "b.png", NULL);
+  g_autofree char *wrote = g_strdup_printf ("wrote %s\n", a);
+  Run run;
+
+  run_ok (&run, (const char *[]) { "generate", "--prompt", "a red apple", "--steps", "2",
+                                   "--seed", "11", "--sampler", "euler-a", "--out", a, NULL });
+  g_assert_true (g_str_has_prefix (run.out, "model "));
+  g_assert_nonnull (strstr (run.out, "gesso-emoji-64 ("));
+  g_assert_nonnull (strstr (run.out, "), seed 11\n"));
+  g_assert_true (g_str_has_suffix (run.out, wrote));
+  run_clear (&run);
+  run_ok (&run, (const char *[]) { "generate", "--prompt", "a red apple", "--steps", "2",
+                                   "--seed", "11", "--sampler", "euler_a", "--out", b, NULL });
+  run_clear (&run);
+  assert_same_pixels (a, b);
+  run_ok (&run, (const char *[]) { "generate", "--prompt", "a red apple", "--steps", "1",
+                                   "--sampler", "auto", "--out", b, NULL });
+  run_clear (&run);
+
+  run_ok (&run, (const char *[]) { "generate", "--help", NULL });
+  g_assert_null (strstr (run.out, "--mask-grow"));
+  g_assert_null (strstr (run.out, "--jump-length"));
+  g_assert_null (strstr (run.out, "--image"));
+  g_assert_nonnull (strstr (run.out, "Sampling steps (default: 25)"));
+  run_clear (&run);
+  run_ok (&run, (const char *[]) { "inpaint", "--help", NULL });
+  g_assert_nonnull (strstr (run.out, "RePaint jump length (default: 5)"));
+  run_clear (&run);
+  run_ok (&run, (const char *[]) { "help", "--help", NULL });
+  g_assert_nonnull (strstr (run.out, "COMMAND"));
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "generate", "--prompt", "x", "--out", a, "--mask-grow",
+                                      "3", NULL });
+  assert_fails_with (&run, 2, "--mask-grow", NULL);
+  run_clear (&run);
+
+  run_ok (&run, (const char *[]) { "sdedit", "--image", sketch, "--prompt", "a face",
+                                   "--strength", "0", "--out", a, NULL });
+  run_clear (&run);
+  assert_same_pixels (sketch, a);
+  fixture_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -837,5 +935,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/generate/parameters-and-hash", test_parameters_and_hash);
   g_test_add_func ("/cli/models", test_models);
   g_test_add_func ("/cli/generate/control", test_control);
+  g_test_add_func ("/cli/newcomer", test_newcomer);
   return g_test_run ();
 }

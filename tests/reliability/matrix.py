@@ -414,7 +414,10 @@ for opt, values in [
 row("parameters", "unknown-option", lambda ctx: gen(ctx, M, "--frobnicate", "1"))
 row("parameters", "extra-argument", lambda ctx: gen(ctx, M, "stray"))
 row("parameters", "no-prompt", lambda ctx: ["generate", "--model", M, "--out", ctx.out])
-row("parameters", "no-model", lambda ctx: ["generate", "--prompt", "x", "--out", ctx.out])
+# without --model the bundled demo model is used, as in the plug-in
+row("parameters", "no-model-uses-the-demo-model",
+    lambda ctx: ["generate", "--prompt", "x", "--out", ctx.out, "--width", "64", "--height",
+                 "64"] + FAST, expect="ok")
 row("parameters", "no-out", lambda ctx: ["generate", "--model", M, "--prompt", "x"])
 row("parameters", "no-image", lambda ctx: ["sdedit", "--model", M, "--prompt", "x",
                                            "--out", ctx.out])
