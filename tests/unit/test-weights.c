@@ -851,6 +851,79 @@ test_weights_widen_cost (void)
     }
 }
 
+/* A weight holding NaN or infinity (a failed fp16 conversion) is refused by name when it is
+ * read, slice by slice for fused projections and row by row for gathered embeddings; the
+ * finite parts of the same tensors still read. */
+static void
+test_weights_nonfinite (void)
+{
+  enum { C = 2 };
+  uint16_t in_proj[3 * C * C];
+  float conv[4] = { 1, 2, INFINITY, 4 };
+  uint16_t table[5 * C];
+  const FileTensor tensors[] = {
+    { "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", "F16", 2,
+      { 3 * C, C }, in_proj, sizeof in_proj },
+    { "first_stage_model.decoder.mid.attn_1.q.weight", "F32", 4, { C, C, 1, 1 }, conv,
+      sizeof conv },
+    { "cond_stage_model.model.token_embedding.weight", "BF16", 2, { 5, C }, table,
+      sizeof table },
+  };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("gesso-weights-XXXXXX", &error);
+  g_autofree char *path = NULL;
+  g_autoptr (GessoModelFiles) files = NULL;
+  g_autoptr (GessoWeights) weights = NULL;
+  const GessoComponent T = GESSO_COMPONENT_TEXT_ENCODER, V = GESSO_COMPONENT_VAE;
+  const int64_t wshape[2] = { C, C }, tshape[2] = { 5, C }, conv_shape[4] = { C, C, 1, 1 };
+  const int64_t good_rows[2] = { 0, 4 }, bad_row[1] = { 3 };
+  float rows[2 * C];
+
+  for (int i = 0; i < 3 * C * C; i++)
+    in_proj[i] = gesso_f32_to_f16 ((float) i);
+  in_proj[C * C + 1] = 0x7e00;          /* NaN: element 1 of the k slice */
+  for (int i = 0; i < 5 * C; i++)
+    table[i] = gesso_f32_to_bf16 ((float) i);
+  table[3 * C + 1] = 0x7fc0;            /* NaN in row 3 */
+  g_assert_no_error (error);
+  path = write_safetensors (dir, "nan.safetensors", tensors, G_N_ELEMENTS (tensors), FALSE);
+  files = gesso_model_files_open (path, &error);
+  g_assert_no_error (error);
+  weights = gesso_weights_new (files, &error);
+  g_assert_no_error (error);
+
+  g_assert_nonnull (gesso_weights_get (weights, T, "text_model.encoder.layers.0.self_attn."
+                                       "q_proj.weight", 2, wshape, &error));
+  g_assert_no_error (error);
+  g_assert_null (gesso_weights_get (weights, T, "text_model.encoder.layers.0.self_attn."
+                                    "k_proj.weight", 2, wshape, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "text_encoder weight 'text_model.encoder.layers.0."
+                                            "self_attn.k_proj.weight'"));
+  g_assert_nonnull (strstr (error->message, "holds NaN (element 1)"));
+  g_assert_null (strchr (error->message, '\n'));
+  g_clear_error (&error);
+
+  g_assert_null (gesso_weights_get (weights, V, "decoder.mid_block.attentions.0.to_q.weight", 4,
+                                    conv_shape, &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "holds an infinite value (element 2)"));
+  g_clear_error (&error);
+
+  g_assert_true (gesso_weights_gather_rows (weights, T, "text_model.embeddings.token_embedding."
+                                            "weight", tshape, good_rows, 2, rows, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (rows[2], ==, 8.0f);
+  g_assert_false (gesso_weights_gather_rows (weights, T, "text_model.embeddings."
+                                             "token_embedding.weight", tshape, bad_row, 1, rows,
+                                             &error));
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "holds NaN (element 7)"));
+  g_clear_error (&error);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -863,6 +936,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/keymap/diffusers", test_keymap_diffusers);
   g_test_add_func ("/model/keymap/junk", test_keymap_junk);
   g_test_add_func ("/model/weights/small-file", test_weights_small_file);
+  g_test_add_func ("/model/weights/nonfinite", test_weights_nonfinite);
   g_test_add_func ("/model/weights/widen-cost", test_weights_widen_cost);
   return g_test_run ();
 }
