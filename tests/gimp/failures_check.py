@@ -26,7 +26,8 @@ def refused(case, *words):
     if c["success"]:
         problems.append("succeeded")
     # a plug-in killed by a signal reaches the caller as "returned no return values"
-    if not msg or "crash" in msg.lower() or "returned no return values" in msg:
+    if not c["success"] and (not msg or "crash" in msg.lower()
+                             or "returned no return values" in msg):
         problems.append("no message of Gesso's: the plug-in crashed")
     problems += ["no %r in the message" % w for w in words if w not in msg]
     if c["layers_after"] != c["layers_before"]:
