@@ -384,8 +384,8 @@ typedef struct
   int width, height;                  /* generate: output size in pixels */
   int jump_length;                    /* RePaint j */
   int resample_count;                 /* RePaint r (1 = no resampling) */
-  float mask_grow;                    /* pixels to dilate the mask by */
-  float mask_feather;                 /* pixels of soft edge added outside the grown mask */
+  float mask_grow;                    /* pixels to dilate the mask by (0: the selection) */
+  float mask_feather;                 /* pixels of soft edge inside the grown mask */
   int context_margin;                 /* pixels of surroundings kept around the mask's box */
   int clip_skip;                      /* 0: last layer; 1: penultimate (A1111 "clip skip 2") */
   int pixel_budget;                   /* working size cap in pixels; 0 = the model's native area */

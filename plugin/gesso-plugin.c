@@ -332,10 +332,12 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
   if (masked)
     {
       gimp_procedure_add_double_argument (procedure, "mask-grow", _("Mask gro_w"),
-                                          _("Pixels the mask is grown by"), 0.0, 512.0,
+                                          _("Pixels the selection is grown by: the edit then "
+                                            "changes that far outside it"), 0.0, 512.0,
                                           d.mask_grow, G_PARAM_READWRITE);
       gimp_procedure_add_double_argument (procedure, "mask-feather", _("Mask _feather"),
-                                          _("Pixels of soft edge added around the mask"), 0.0,
+                                          _("Pixels of soft edge inside the selection, so the "
+                                            "seam blends; nothing outside it changes"), 0.0,
                                           512.0, d.mask_feather, G_PARAM_READWRITE);
       gimp_procedure_add_int_argument (procedure, "context-margin", _("Conte_xt margin"),
                                        _("Pixels around the mask the model sees"), 0, 4096,

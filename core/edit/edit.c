@@ -52,7 +52,9 @@ gesso_edit_params_init (GessoEditParams *params, GessoEditKind kind)
   params->jump_length = 5;
   params->resample_count = 2;
   params->context_margin = 64;
-  params->mask_grow = 4.0f;
+  /* nothing outside the selection changes unless the user grows it: the seam is softened
+   * inside it (mask.h) */
+  params->mask_grow = 0.0f;
   params->mask_feather = 8.0f;
   params->preview_size = 0;
   params->control_start = 0.0f;

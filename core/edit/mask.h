@@ -34,13 +34,11 @@ gboolean gesso_mask_grow (GessoMask *mask, float radius, GError **error);
  * nothing; NaN, infinity or a million pixels or more fails. */
 gboolean gesso_mask_blur (GessoMask *mask, float sigma, GError **error);
 
-/* Adds a soft edge of FEATHER pixels outside the mask: grows it by FEATHER / 2 and blurs with
- * sigma FEATHER / 4, so the blend is >= 0.977 on the original edge and <= 0.023 at FEATHER
- * pixels outside it (Phi(+-2)). FEATHER <= 0 does nothing; NaN fails. */
-gboolean gesso_mask_feather (GessoMask *mask, float feather, GError **error);
-
-/* Copy of MASK, grown by GROW pixels and then feathered by FEATHER (see above) into OUT (a new
- * mask, caller clears): what an edit's mask_grow and mask_feather parameters mean. */
+/* Copy of MASK grown by GROW pixels, then with a soft edge of FEATHER pixels laid inside the
+ * grown mask, into OUT (a new mask, caller clears): what an edit's mask_grow and mask_feather
+ * parameters mean. Nothing reaches past the grown mask (a pixel where it is 0 stays exactly 0),
+ * so with GROW 0 an edit keeps every pixel outside the user's selection, GIMP's rule for
+ * filters; the blend is ~0.001 on the grown mask's edge and ~0.999 FEATHER pixels inside. */
 gboolean gesso_mask_prepare (const GessoMask *mask, float grow, float feather, GessoMask *out,
                              GError **error);
 

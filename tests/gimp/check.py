@@ -243,7 +243,8 @@ def case_inpaint(d):
         check("inpaint/new-layer-alpha", p.channels == 4 and opaque,
               f"{p.channels} channels; inside a crisp selection every pixel should be opaque")
 
-    # feathered ellipse on a 40x40 layer at (10, 12), default grow 4 / feather 8
+    # feathered ellipse on a 40x40 layer at (10, 12), default grow 0 / feather 8 (inside): the
+    # new layer lies within the selection's bounds, nothing outside them changes
     sx1, sy1, sx2, sy2 = (fact_int(facts, k) for k in
                           ("soft-sel-x1", "soft-sel-y1", "soft-sel-x2", "soft-sel-y2"))
     lx, ly, lw, lh = (fact_int(facts, k) for k in
@@ -251,13 +252,11 @@ def case_inpaint(d):
     if None in (sx1, sy1, sx2, sy2, lx, ly, lw, lh):
         report("FAIL", "inpaint/soft-geometry", f"facts missing: {facts}")
         return
-    reach = 4 + 8 + 1
-    grown = (max(sx1 - reach, 10), max(sy1 - reach, 12), min(sx2 + reach, 50),
-             min(sy2 + reach, 52))
-    inside = grown[0] <= lx and grown[1] <= ly and lx + lw <= grown[2] and ly + lh <= grown[3]
+    box = (max(sx1, 10), max(sy1, 12), min(sx2, 50), min(sy2, 52))
+    inside = box[0] <= lx and box[1] <= ly and lx + lw <= box[2] and ly + lh <= box[3]
     check("inpaint/soft-geometry", inside and lw > 0 and lh > 0,
-          f"layer ({lx}, {ly}) {lw}x{lh} is not inside the selection's box grown by "
-          f"grow + feather, clipped to the layer: {grown}")
+          f"layer ({lx}, {ly}) {lw}x{lh} is not inside the selection's box, clipped to the "
+          f"layer: {box}")
     check("inpaint/soft-above-drawable",
           facts.get("soft-position") == "0" and facts.get("soft-photo-position") == "1",
           f"new layer at {facts.get('soft-position')}, photo at "
@@ -395,9 +394,10 @@ def case_batch(d):
         if (a.width, a.height) != (b.width, b.height):
             ok, why = False, f"{f}: {a.width}x{a.height} became {b.width}x{b.height}"
             break
-        # rectangle 8,8 16x16 with default grow 4 + feather 8: outside 8-13..24+13 unchanged
+        # rectangle 8,8 16x16 with the default grow (0) and feather (inside): every pixel
+        # outside the rectangle unchanged, as GIMP's filters leave them
         bad = [(x, y) for y in range(a.height) for x in range(a.width)
-               if not (8 - 13 <= x < 24 + 13 and 8 - 13 <= y < 24 + 13)
+               if not (8 <= x < 24 and 8 <= y < 24)
                and a.pixel(x, y)[:3] != b.pixel(x, y)[:3]]
         if bad:
             ok, why = False, f"{f}: {len(bad)} pixel(s) changed far from the rectangle"

@@ -153,30 +153,38 @@ test_blur_mass_symmetry (void)
   gesso_mask_clear (&mask);
 }
 
-/* Feathering a square: exactly 1 deep inside, exactly 0 far outside (bit-exact blends
- * depend on it), >= 0.97 on the original edge, <= 0.03 at the feather's width outside. */
+/* An edit's mask (gesso_mask_prepare) on a square: with no grow, every pixel outside the square
+ * stays exactly 0 (GIMP's rule: a filter changes nothing outside the selection), the soft edge
+ * lies inside, ~0 on the square's edge and ~1 at the feather's width in, exactly 1 deep
+ * inside, monotone between; a grow of G moves all of that G pixels out, and no further. */
 static void
-test_feather_edge (void)
+test_prepare_feathers_inside (void)
 {
   g_autoptr (GError) error = NULL;
-  GessoMask mask;
+  GessoMask square, mask;
   const int w = 120, h = 100;
   const float feather = 16.0f;
 
-  mask_new (&mask, w, h);
+  mask_new (&square, w, h);
   for (int y = 30; y < 70; y++)
     for (int x = 40; x < 80; x++)
-      mask.values[y * w + x] = 1.0f;
-  g_assert_true (gesso_mask_feather (&mask, feather, &error));
-  g_assert_no_error (error);
-  g_assert_cmpfloat (mask.values[50 * w + 60], ==, 1.0f);
-  g_assert_cmpfloat (mask.values[5 * w + 5], ==, 0.0f);
-  g_assert_cmpfloat (mask.values[50 * w + 79], >=, 0.97f);
-  g_assert_cmpfloat (mask.values[50 * w + 79 + (int) feather], <=, 0.03f);
-  /* Monotone along a row leaving the square. */
-  for (int x = 60; x < w - 1; x++)
-    g_assert_cmpfloat (mask.values[50 * w + x + 1], <=, mask.values[50 * w + x]);
-  gesso_mask_clear (&mask);
+      square.values[y * w + x] = 1.0f;
+  for (int grow = 0; grow <= 6; grow += 6)
+    {
+      g_assert_true (gesso_mask_prepare (&square, (float) grow, feather, &mask, &error));
+      g_assert_no_error (error);
+      for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+          if (x < 40 - grow || x >= 80 + grow || y < 30 - grow || y >= 70 + grow)
+            g_assert_cmpfloat (mask.values[y * w + x], ==, 0.0f);
+      g_assert_cmpfloat (mask.values[50 * w + 60], ==, 1.0f);
+      g_assert_cmpfloat (mask.values[50 * w + 79 + grow], <=, 0.01f);
+      g_assert_cmpfloat (mask.values[50 * w + 79 + grow - (int) feather], >=, 0.99f);
+      for (int x = 60; x < w - 1; x++)
+        g_assert_cmpfloat (mask.values[50 * w + x + 1], <=, mask.values[50 * w + x]);
+      gesso_mask_clear (&mask);
+    }
+  gesso_mask_clear (&square);
 }
 
 /* A mask touching the image's edge keeps 1 at the edge: borders repeat, not fade to 0. */
@@ -304,7 +312,7 @@ main (int argc, char **argv)
   g_test_add_func ("/core/edit/mask/grow-disc-exact", test_grow_disc);
   g_test_add_func ("/core/edit/mask/grow-random-vs-brute-exact", test_grow_random);
   g_test_add_func ("/core/edit/mask/blur-mass-symmetry-tol1e-4", test_blur_mass_symmetry);
-  g_test_add_func ("/core/edit/mask/feather-edge", test_feather_edge);
+  g_test_add_func ("/core/edit/mask/prepare-feathers-inside", test_prepare_feathers_inside);
   g_test_add_func ("/core/edit/mask/blur-border", test_blur_border);
   g_test_add_func ("/core/edit/mask/prepare-and-bounds", test_prepare_and_bounds);
   g_test_add_func ("/core/edit/mask/resize-area-vs-brute-tol1e-6", test_resize_area);
