@@ -201,21 +201,29 @@
     (close-output-port port)
     (gimp-image-delete img)))
 
+; An empty, transparent "Strokes" layer on top of IMG.
+(define (e2e-stroke-layer img)
+  (let ((strokes (car (gimp-layer-new img "Strokes" 64 64 RGBA-IMAGE 100 LAYER-MODE-NORMAL))))
+    (gimp-image-insert-layer img strokes 0 0)
+    (gimp-drawable-edit-clear strokes)
+    strokes))
+
+; The evidence before a Realize Strokes run: both layers and the flattened image as PNGs.
+(define (e2e-strokes-before port img bg strokes out)
+  (e2e-export-layer img bg (e2e-path out "orig-before.png"))
+  (e2e-export-layer img strokes (e2e-path out "strokes-before.png"))
+  (e2e-export-flat img (e2e-path out "flat-before.png"))
+  (e2e-fact port "layers-before" (e2e-layer-count img)))
+
 ; Strokes painted on their own layer: realised where they are, stroke layer hidden after.
 (define (e2e-strokes model out)
   (let* ((port (open-output-file (e2e-path out "facts.txt")))
          (made (e2e-new-image RGB 64 64))
          (img (car made))
          (bg (cadr made))
-         (strokes (car (gimp-layer-new img "Strokes" 64 64 RGBA-IMAGE 100
-                                       LAYER-MODE-NORMAL))))
-    (gimp-image-insert-layer img strokes 0 0)
-    (gimp-drawable-edit-clear strokes)
+         (strokes (e2e-stroke-layer img)))
     (e2e-paint-rect img strokes 20 24 16 12 '(20 200 60))
-    (e2e-export-layer img bg (e2e-path out "orig-before.png"))
-    (e2e-export-layer img strokes (e2e-path out "strokes-before.png"))
-    (e2e-export-flat img (e2e-path out "flat-before.png"))
-    (e2e-fact port "layers-before" (e2e-layer-count img))
+    (e2e-strokes-before port img bg strokes out)
     (let ((new (car (plug-in-gesso-realize-strokes #:run-mode RUN-NONINTERACTIVE #:image img
                                                    #:drawables (vector strokes)
                                                    #:prompt "a green bush"
@@ -243,16 +251,10 @@
          (made (e2e-new-image RGB 64 64))
          (img (car made))
          (bg (cadr made))
-         (strokes (car (gimp-layer-new img "Strokes" 64 64 RGBA-IMAGE 100
-                                       LAYER-MODE-NORMAL))))
-    (gimp-image-insert-layer img strokes 0 0)
-    (gimp-drawable-edit-clear strokes)
+         (strokes (e2e-stroke-layer img)))
     (e2e-paint-rect img strokes 12 16 28 6 '(20 20 20))
     (e2e-paint-rect img strokes 30 16 6 30 '(20 20 20))
-    (e2e-export-layer img bg (e2e-path out "orig-before.png"))
-    (e2e-export-layer img strokes (e2e-path out "strokes-before.png"))
-    (e2e-export-flat img (e2e-path out "flat-before.png"))
-    (e2e-fact port "layers-before" (e2e-layer-count img))
+    (e2e-strokes-before port img bg strokes out)
     (let ((new (car (plug-in-gesso-realize-strokes #:run-mode RUN-NONINTERACTIVE #:image img
                                                    #:drawables (vector strokes)
                                                    #:prompt "a black fence"
