@@ -541,12 +541,17 @@ mask_erode (GessoMask *mask, float radius, GError **error)
 /* The soft edge of FEATHER pixels laid inside MASK (grown already): eroded by FEATHER / 2,
  * then blurred with sigma FEATHER / 6, whose 3-sigma reach ends on the original edge; then no
  * higher than MASK anywhere, so what was 0 stays exactly 0 whatever the blur's rounding. The
- * blend is Phi(-3) ~ 0.001 on the edge and Phi(3) ~ 0.999 at FEATHER pixels inside. */
+ * blend is Phi(-3) ~ 0.001 on the edge and Phi(3) ~ 0.999 at FEATHER pixels inside.
+ *
+ * A selection thinner than that (a one-pixel dot, a hairline) would fade to nothing, so the
+ * feather is halved until some pixel is fully regenerated again, down to none at all: such a
+ * selection gets the softest edge it has room for. */
 static gboolean
 feather_inside (GessoMask *mask, float feather, GError **error)
 {
   const gsize n = (gsize) mask->width * mask->height;
   g_autofree float *hard = g_try_new (float, n);
+  float peak = 0.0f;
 
   if (hard == NULL)
     {
@@ -555,11 +560,24 @@ feather_inside (GessoMask *mask, float feather, GError **error)
       return FALSE;
     }
   memcpy (hard, mask->values, n * sizeof (float));
-  if (!mask_erode (mask, 0.5f * feather, error)
-      || !gesso_mask_blur (mask, feather / 6.0f, error))
-    return FALSE;
   for (gsize i = 0; i < n; i++)
-    mask->values[i] = MIN (mask->values[i], hard[i]);
+    peak = MAX (peak, hard[i]);
+  for (; feather >= 1.0f; feather *= 0.5f)
+    {
+      float reached = 0.0f;
+
+      if (!mask_erode (mask, 0.5f * feather, error)
+          || !gesso_mask_blur (mask, feather / 6.0f, error))
+        return FALSE;
+      for (gsize i = 0; i < n; i++)
+        {
+          mask->values[i] = MIN (mask->values[i], hard[i]);
+          reached = MAX (reached, mask->values[i]);
+        }
+      if (reached >= 0.99f * peak)
+        return TRUE;
+      memcpy (mask->values, hard, n * sizeof (float));
+    }
   return TRUE;
 }
 

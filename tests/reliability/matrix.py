@@ -459,11 +459,13 @@ row("outputs", "symlink-to-existing-file",
 row("outputs", "jpeg-output", lambda ctx: gen(ctx, M, "--out", ctx.out_dir + "/o.jpg"),
     expect="ok")
 
-# signals: sent while the job runs; the job stops, says so, writes nothing
+# signals: sent while the job runs; the job stops, says so, writes nothing. The job is made
+# long enough (400 steps at 256 px: tens of seconds on a quiet machine with the demo model)
+# that the signal always lands before it could finish.
 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     for delay in (0.3, 1.5):
         row("signals", "%s-after-%.2fs" % (sig.name, delay),
-            lambda ctx: gen(ctx, M, "--steps", "40", "--width", "256", "--height", "256"),
+            lambda ctx: gen(ctx, M, "--steps", "400", "--width", "256", "--height", "256"),
             codes=(1,), sig=(sig, delay), existing_out=True)
 
 

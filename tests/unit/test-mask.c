@@ -187,6 +187,38 @@ test_prepare_feathers_inside (void)
   gesso_mask_clear (&square);
 }
 
+/* Selections thinner than the feather keep their full strength somewhere: a one-pixel dot
+ * stays 1, a 3-pixel line keeps 1 on its middle, and still nothing reaches outside them. */
+static void
+test_prepare_thin_selections (void)
+{
+  g_autoptr (GError) error = NULL;
+  GessoMask dot, line, mask;
+  const int w = 40, h = 30;
+
+  mask_new (&dot, w, h);
+  dot.values[10 * w + 12] = 1.0f;
+  g_assert_true (gesso_mask_prepare (&dot, 0.0f, 8.0f, &mask, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (mask.values[10 * w + 12], ==, 1.0f);
+  for (int i = 0; i < w * h; i++)
+    if (i != 10 * w + 12)
+      g_assert_cmpfloat (mask.values[i], ==, 0.0f);
+  gesso_mask_clear (&mask);
+
+  mask_new (&line, w, h);
+  for (int x = 5; x < 35; x++)
+    for (int y = 14; y < 17; y++)
+      line.values[y * w + x] = 1.0f;
+  g_assert_true (gesso_mask_prepare (&line, 0.0f, 8.0f, &mask, &error));
+  g_assert_cmpfloat (mask.values[15 * w + 20], >=, 0.99f);
+  g_assert_cmpfloat (mask.values[13 * w + 20], ==, 0.0f);
+  g_assert_cmpfloat (mask.values[17 * w + 20], ==, 0.0f);
+  gesso_mask_clear (&mask);
+  gesso_mask_clear (&dot);
+  gesso_mask_clear (&line);
+}
+
 /* A mask touching the image's edge keeps 1 at the edge: borders repeat, not fade to 0. */
 static void
 test_blur_border (void)
@@ -313,6 +345,7 @@ main (int argc, char **argv)
   g_test_add_func ("/core/edit/mask/grow-random-vs-brute-exact", test_grow_random);
   g_test_add_func ("/core/edit/mask/blur-mass-symmetry-tol1e-4", test_blur_mass_symmetry);
   g_test_add_func ("/core/edit/mask/prepare-feathers-inside", test_prepare_feathers_inside);
+  g_test_add_func ("/core/edit/mask/prepare-thin-selections", test_prepare_thin_selections);
   g_test_add_func ("/core/edit/mask/blur-border", test_blur_border);
   g_test_add_func ("/core/edit/mask/prepare-and-bounds", test_prepare_and_bounds);
   g_test_add_func ("/core/edit/mask/resize-area-vs-brute-tol1e-6", test_resize_area);
