@@ -29,7 +29,8 @@ printf '{"family": "depth", "model": "tiny-sd1"}\n' > "$work/depth/depth-tiny-sd
 out=$(GESSO_CONFORMANCE_DIR="$work" "$harness" unet-tiny-sd 2>&1; echo "exit=$?")
 out="$out
 $(GESSO_CONFORMANCE_DIR="$work" "$harness" depth 2>&1)"
-echo "$out"
+# shown indented: the FAIL lines here are the expected ones, not results of this suite
+printf '%s\n' "$out" | sed 's/^/  | /'
 fail=0
 expect() {
   if ! printf '%s\n' "$out" | grep -q -- "$1"; then
