@@ -22,7 +22,7 @@ typedef struct ConformanceRun ConformanceRun;
 
 typedef struct
 {
-  const char *dir;              /* the conformance directory */
+  const char *dir;              /* the conformance directory, where models/ is */
   const char *family;           /* the sub-directory: "tokenizer", "unet", ... */
   const char *name;             /* manifest file name without ".json" */
   const char *manifest_path;

@@ -1,7 +1,9 @@
-/* gesso-conformance: runs every case under the conformance directory.
+/* gesso-conformance: runs every case under the conformance directory, then Gesso's own cases.
  *
  * The directory is $GESSO_CONFORMANCE_DIR when set, else ../shared/conformance beside the
  * source root. Without it the run is skipped (exit 77, meson's "skipped"), not failed.
+ * Gesso's own cases (tests/conformance/cases, made by tools/reference/ with diffusers) are laid
+ * out the same way and use the conformance directory's models, read in place.
  * Exit status: 0 when nothing failed, 1 otherwise. */
 #include "gesso-config.h"
 
@@ -45,6 +47,15 @@ conformance_dir (void)
                            NULL);
 }
 
+static char *
+own_cases_dir (void)
+{
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+
+  return g_build_filename (source ? source : GESSO_SOURCE_DIR, "tests", "conformance", "cases",
+                           NULL);
+}
+
 static const Family *
 find_family (const char *name)
 {
@@ -54,18 +65,37 @@ find_family (const char *name)
   return NULL;
 }
 
+/* Whether the case gives the pipeline an image to encode, so that its VAE must be run whole. */
+static gboolean
+encodes_an_image (const ConformanceCase *c)
+{
+  JsonNode *inputs = json_object_get_member (c->manifest, "inputs");
+
+  if (inputs == NULL || !JSON_NODE_HOLDS_ARRAY (inputs))
+    return FALSE;
+  for (guint i = 0; i < json_array_get_length (json_node_get_array (inputs)); i++)
+    if (g_strcmp0 (json_array_get_string_element (json_node_get_array (inputs), i), "image_in")
+        == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* The first model the case names (its base model, ControlNets) that the engine refuses as not
  * supported yet, with the engine's reason; NULL when it runs them all. A case is skipped for
- * that reason only, so a case of a model the engine runs always counts. (A VAE borrowed from
- * another model only decodes: the pipeline handler compares such a case's latents.) */
+ * that reason only, so a case of a model the engine runs always counts. A VAE borrowed from
+ * another model counts when the case encodes an image with it; one that only decodes does not:
+ * the pipeline handler then compares the case's latents. */
 static const char *
 unsupported_model (ConformanceRun *run, const ConformanceCase *c)
 {
-  static const char *const roles[] = { "model", "controlnet", "controlnets" };
+  static const char *const roles[] = { "model", "controlnet", "controlnets", "vae" };
 
   for (size_t r = 0; r < G_N_ELEMENTS (roles); r++)
     {
       JsonNode *node = json_object_get_member (c->manifest, roles[r]);
+
+      if (strcmp (roles[r], "vae") == 0 && !encodes_an_image (c))
+        continue;
       g_autoptr (GList) names = NULL;
 
       if (node == NULL)
@@ -86,11 +116,13 @@ unsupported_model (ConformanceRun *run, const ConformanceCase *c)
   return NULL;
 }
 
+/* Runs the case FILE of CASE_ROOT/FAMILY_DIR, whose models are in DIR/models. */
 static void
-run_case (ConformanceRun *run, const char *dir, const char *family_dir, const char *file)
+run_case (ConformanceRun *run, const char *dir, const char *case_root, const char *family_dir,
+          const char *file)
 {
   g_autofree char *name = g_strndup (file, strlen (file) - strlen (".json"));
-  g_autofree char *manifest_path = g_build_filename (dir, family_dir, file, NULL);
+  g_autofree char *manifest_path = g_build_filename (case_root, family_dir, file, NULL);
   g_autofree char *tensors_path = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) manifest = gesso_config_load (manifest_path, &error);
@@ -123,7 +155,7 @@ run_case (ConformanceRun *run, const char *dir, const char *family_dir, const ch
                           c.family ? c.family : "(none)");
       return;
     }
-  tensors_path = g_build_filename (dir, family_dir, name, NULL);
+  tensors_path = g_build_filename (case_root, family_dir, name, NULL);
   {
     g_autofree char *with_ext = g_strconcat (tensors_path, ".safetensors", NULL);
     if (g_file_test (with_ext, G_FILE_TEST_EXISTS))
@@ -172,10 +204,30 @@ sorted_entries (const char *path, gboolean want_dirs)
   return names;
 }
 
+/* Every case under CASE_ROOT's family folders whose name contains ONLY (all when NULL). */
+static void
+run_cases (ConformanceRun *run, const char *dir, const char *case_root, const char *only)
+{
+  g_autoptr (GPtrArray) family_dirs = sorted_entries (case_root, TRUE);
+
+  for (guint i = 0; i < family_dirs->len; i++)
+    {
+      const char *family_dir = family_dirs->pdata[i];
+      if (strcmp (family_dir, "models") == 0)
+        continue;
+      g_autofree char *path = g_build_filename (case_root, family_dir, NULL);
+      g_autoptr (GPtrArray) files = sorted_entries (path, FALSE);
+      for (guint j = 0; j < files->len; j++)
+        if (only == NULL || strstr (files->pdata[j], only) != NULL)
+          run_case (run, dir, case_root, family_dir, files->pdata[j]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   g_autofree char *dir = conformance_dir ();
+  g_autofree char *own_cases = own_cases_dir ();
   ConformanceRun run = { 0 };
   const char *only = argc > 1 ? argv[1] : NULL;   /* optional substring filter on case names */
 
@@ -189,18 +241,8 @@ main (int argc, char **argv)
   if (only == NULL || strstr ("models", only) != NULL)
     conformance_models (&run, dir);
 
-  g_autoptr (GPtrArray) family_dirs = sorted_entries (dir, TRUE);
-  for (guint i = 0; i < family_dirs->len; i++)
-    {
-      const char *family_dir = family_dirs->pdata[i];
-      if (strcmp (family_dir, "models") == 0)
-        continue;
-      g_autofree char *path = g_build_filename (dir, family_dir, NULL);
-      g_autoptr (GPtrArray) files = sorted_entries (path, FALSE);
-      for (guint j = 0; j < files->len; j++)
-        if (only == NULL || strstr (files->pdata[j], only) != NULL)
-          run_case (&run, dir, family_dir, files->pdata[j]);
-    }
+  run_cases (&run, dir, dir, only);
+  run_cases (&run, dir, own_cases, only);
 
   printf ("conformance: %u passed, %u failed, %u skipped\n", run.counts[CONFORMANCE_PASS],
           run.counts[CONFORMANCE_FAIL], run.counts[CONFORMANCE_SKIP]);
