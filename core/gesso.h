@@ -43,6 +43,7 @@ typedef enum
   GESSO_COMPONENT_UNET,
   GESSO_COMPONENT_VAE,
   GESSO_COMPONENT_TEXT_ENCODER,
+  GESSO_COMPONENT_TEXT_ENCODER_2,     /* SDXL's second (OpenCLIP bigG) text encoder */
   GESSO_COMPONENT_OTHER,              /* schedule buffers, EMA counters, unknown keys */
   GESSO_COMPONENT_COUNT,
 } GessoComponent;
