@@ -37,7 +37,7 @@
 
 #define PROMPT_CACHE_CAPACITY 16
 
-#define SDXL_VAE_SCALING_FACTOR 0.13025
+#define SDXL_VAE_SCALING_FACTOR GESSO_VAE_SDXL_SCALING_FACTOR
 /* SDXL's training resolution, 1024 px, in latent cells */
 #define SDXL_SAMPLE_SIZE 128
 
@@ -446,8 +446,8 @@ plan_vae (GessoModel *m, GError **error)
   if (!gesso_vae_config_for_model (m->files, m->weights, sidecar ? &config : NULL,
                                    &m->vae_config, error))
     return FALSE;
-  /* a VAE without a config (a bare single file, a standalone VAE file) scales latents as its
-   * model family does: SDXL's VAE has SD's shapes and other weights */
+  /* a standalone VAE file without a config scales latents as the model's family does: SDXL's
+   * VAE has SD's shapes and other weights */
   if (m->sdxl && sidecar == NULL && gesso_model_files_config (m->files, "vae") == NULL)
     m->vae_config.scaling_factor = SDXL_VAE_SCALING_FACTOR;
   return TRUE;
