@@ -516,7 +516,7 @@ map_hf_text (const char *rest)
 
 /* OpenCLIP text tower names, except the fused in_proj (map_key handles it). */
 static char *
-map_openclip (const char *rest)
+map_openclip (const char *rest, GessoComponent component)
 {
   const char *p = rest;
   int n;
@@ -528,8 +528,8 @@ map_openclip (const char *rest)
   if (eat (&p, "ln_final."))
     return g_strconcat ("text_model.final_layer_norm.", p, NULL);
   /* [hidden, projection], the transpose of transformers' text_projection.weight: kept under
-   * its own name so that the encoder knows which way round it is */
-  if (strcmp (p, "text_projection") == 0)
+   * its own name so that the encoder knows which way round it is; only SDXL pools */
+  if (strcmp (p, "text_projection") == 0 && component == GESSO_COMPONENT_TEXT_ENCODER_2)
     return g_strdup ("text_projection");
   if (eat (&p, "transformer.resblocks.") && eat_index (&p, &n))
     return rename_with_index ("text_model.encoder.layers.%d.", n, 0, p, openclip_block,
@@ -682,7 +682,7 @@ map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
     {
       if (map_fused_qkv (m, source, text->component, key + strlen (text->prefix)))
         return;
-      name = map_openclip (key + strlen (text->prefix));
+      name = map_openclip (key + strlen (text->prefix), text->component);
       component = text->component;
     }
   if (name == NULL)

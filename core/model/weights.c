@@ -372,7 +372,7 @@ gesso_weights_set_missing_error (const GessoWeights *weights, GessoComponent com
 
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
                "%s weight '%s' is missing from '%s'; the model is incomplete or not Stable "
-               "Diffusion 1.x/2.x: download or convert it again",
+               "Diffusion 1.x, 2.x or XL: download or convert it again",
                gesso_component_name (component), name, where);
 }
 
