@@ -372,7 +372,8 @@ typedef struct
 {
   GessoEditKind kind;
   const char *prompt;
-  const char *negative_prompt;        /* NULL or "": unconditional */
+  const char *negative_prompt;        /* NULL or "": unconditional (SDXL: zeros, as diffusers
+                                       * gives a model with force_zeros_for_empty_prompt) */
   const char *source_prompt;          /* restyle: what the image shows now */
   int steps;
   float guidance;                     /* classifier-free guidance scale w; 1 = none */
