@@ -43,7 +43,7 @@ print_field (const char *label, const char *value)
 {
   g_autofree char *with_colon = g_strdup_printf ("%s:", label);
 
-  g_print ("%-14s%s\n", with_colon, value);
+  g_print ("%-13s %s\n", with_colon, value);
 }
 
 static char *

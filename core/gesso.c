@@ -32,6 +32,7 @@ gesso_component_name (GessoComponent component)
     [GESSO_COMPONENT_UNET] = "unet",
     [GESSO_COMPONENT_VAE] = "vae",
     [GESSO_COMPONENT_TEXT_ENCODER] = "text_encoder",
+    [GESSO_COMPONENT_TEXT_ENCODER_2] = "text_encoder_2",
     [GESSO_COMPONENT_OTHER] = "other",
   };
   g_return_val_if_fail (component < GESSO_COMPONENT_COUNT, "?");

@@ -43,6 +43,7 @@ typedef enum
   GESSO_COMPONENT_UNET,
   GESSO_COMPONENT_VAE,
   GESSO_COMPONENT_TEXT_ENCODER,
+  GESSO_COMPONENT_TEXT_ENCODER_2,     /* SDXL's second (OpenCLIP bigG) text encoder */
   GESSO_COMPONENT_OTHER,              /* schedule buffers, EMA counters, unknown keys */
   GESSO_COMPONENT_COUNT,
 } GessoComponent;
@@ -371,7 +372,8 @@ typedef struct
 {
   GessoEditKind kind;
   const char *prompt;
-  const char *negative_prompt;        /* NULL or "": unconditional */
+  const char *negative_prompt;        /* NULL or "": unconditional (SDXL: zeros, as diffusers
+                                       * gives a model with force_zeros_for_empty_prompt) */
   const char *source_prompt;          /* restyle: what the image shows now */
   int steps;
   float guidance;                     /* classifier-free guidance scale w; 1 = none */

@@ -352,7 +352,9 @@ run_pipeline (GessoModel *model, const GessoEditParams *p, const GessoImage *inp
   pp.guidance_rescale = p->guidance_rescale;
   pp.strength = p->kind == GESSO_EDIT_RESTYLE && p->full_inversion ? 1.0f : p->strength;
   pp.prompt = p->prompt;
-  pp.negative_prompt = p->negative_prompt;
+  /* no negative prompt is diffusers' None: an SDXL model that forces zeros for it gets them */
+  pp.negative_prompt = p->negative_prompt != NULL && p->negative_prompt[0] != '\0'
+                         ? p->negative_prompt : NULL;
   pp.source_prompt = p->source_prompt;
   pp.clip_skip = p->clip_skip;
   pp.noise = &noise;

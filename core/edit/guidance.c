@@ -34,6 +34,8 @@ gesso_guider_init (GessoGuider *g, GessoUnet *unet, int64_t height, int64_t widt
   if (g->arena == NULL)
     return FALSE;
   g->context = g_try_new0 (float, (size_t) (2 * tokens * hidden));
+  g->pooled_dim = gesso_unet_config_pooled_dim (config);
+  g->pooled = g_new0 (float, (size_t) (2 * MAX (g->pooled_dim, 1)));
   g->input = g_try_new0 (float, 2 * (size_t) g->in_channels * plane);
   g->output = g_try_new0 (float, 2 * (size_t) g->latent_channels * plane);
   if (g->context == NULL || g->input == NULL || g->output == NULL)
@@ -54,6 +56,7 @@ gesso_guider_clear (GessoGuider *g)
     return;
   gesso_arena_free (g->arena);
   g_free (g->context);
+  g_free (g->pooled);
   g_free (g->input);
   g_free (g->output);
   g_free (g->control_embeddings);
@@ -210,6 +213,26 @@ std_dev (const float *x, size_t n)
   return n > 1 ? sqrt (ss / (double) (n - 1)) : 0.0;
 }
 
+float *
+gesso_guider_unconditional_pooled (GessoGuider *g)
+{
+  return g->pooled;
+}
+
+float *
+gesso_guider_conditional_pooled (GessoGuider *g)
+{
+  return g->pooled + g->pooled_dim;
+}
+
+void
+gesso_guider_set_time_ids (GessoGuider *g, const float time_ids[GESSO_UNET_TIME_IDS])
+{
+  for (int b = 0; b < 2; b++)
+    memcpy (g->time_ids + b * GESSO_UNET_TIME_IDS, time_ids,
+            GESSO_UNET_TIME_IDS * sizeof (float));
+}
+
 gboolean
 gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out, GError **error)
 {
@@ -222,6 +245,10 @@ gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out,
   /* the UNet reads float32 timesteps, as diffusers casts them */
   float timesteps[2] = { (float) t, (float) t };
   const float *context = pair ? g->context : gesso_guider_conditional (g);
+  const GessoUnetAdded added = {
+    .text_embeds = pair ? g->pooled : gesso_guider_conditional_pooled (g),
+    .time_ids = g->time_ids,
+  };
 
   if (n_cond > 0 && g->conditioning == NULL)
     {
@@ -239,13 +266,14 @@ gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out,
   if (g->n_controls > 0 && g->control_on)
     {
       if (!control_residuals (g, timesteps, context, batch, error)
-          || !gesso_unet_forward_controlled (g->unet, g->input, timesteps, context, batch,
-                                             g->height, g->width, g->tokens, g->residuals,
-                                             g->output, g->arena, error))
+          || !gesso_unet_forward_full (g->unet, g->input, timesteps, context, &added, batch,
+                                       g->height, g->width, g->tokens, g->residuals, g->output,
+                                       g->arena, error))
         return FALSE;
     }
-  else if (!gesso_unet_forward (g->unet, g->input, timesteps, context, batch, g->height,
-                                g->width, g->tokens, g->output, g->arena, error))
+  else if (!gesso_unet_forward_full (g->unet, g->input, timesteps, context, &added, batch,
+                                     g->height, g->width, g->tokens, NULL, g->output, g->arena,
+                                     error))
     return FALSE;
   if (!pair)
     {

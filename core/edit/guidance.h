@@ -52,6 +52,9 @@ typedef struct
   float rescale;
   const float *conditioning;    /* [1, in - latent, h, w], borrowed; NULL: none */
   float *context;               /* [2, tokens, hidden]: unconditional, conditional */
+  int64_t pooled_dim;           /* SDXL's pooled text embedding; 0 for other models */
+  float *pooled;                /* [2, pooled_dim]: unconditional, conditional */
+  float time_ids[2 * GESSO_UNET_TIME_IDS];      /* SDXL's size conditioning, both rows */
   float *input;                 /* [2, in_channels, h, w] */
   float *output;                /* [2, latent_channels, h, w] */
   GessoArena *arena;
@@ -72,6 +75,12 @@ void gesso_guider_clear (GessoGuider *guider);
 /* Where the embeddings go (tokens * hidden floats each); fill them before predicting. */
 float *gesso_guider_unconditional (GessoGuider *guider);
 float *gesso_guider_conditional (GessoGuider *guider);
+
+/* SDXL: where the pooled embeddings go (pooled_dim floats each), and the size ids both batch
+ * rows get (original h, w, crop top, left, target h, w). Other models ignore them. */
+float *gesso_guider_unconditional_pooled (GessoGuider *guider);
+float *gesso_guider_conditional_pooled (GessoGuider *guider);
+void gesso_guider_set_time_ids (GessoGuider *guider, const float time_ids[GESSO_UNET_TIME_IDS]);
 
 /* W (1 = conditional only) and PHI (0 = no rescale). */
 void gesso_guider_set_scale (GessoGuider *guider, float guidance, float rescale);

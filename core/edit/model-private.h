@@ -29,6 +29,10 @@ struct GessoModel
   GessoWeights *weights;
   GessoTokenizer *tokenizer;
   GessoTextEncoder *text_encoder;
+  GessoTokenizer *tokenizer_2;  /* SDXL's second tokenizer and text encoder; NULL otherwise */
+  GessoTextEncoder *text_encoder_2;
+  gboolean sdxl;
+  gboolean force_zeros_for_empty_prompt;        /* see GessoPipelineParams.negative_prompt */
   GessoUnet *unet;
   GessoVae *vae;
   GessoPromptCache *prompts;

@@ -37,6 +37,10 @@
 
 #define PROMPT_CACHE_CAPACITY 16
 
+#define SDXL_VAE_SCALING_FACTOR GESSO_VAE_SDXL_SCALING_FACTOR
+/* SDXL's training resolution, 1024 px, in latent cells */
+#define SDXL_SAMPLE_SIZE 128
+
 /* SD's training schedule: what a model without a scheduler config was trained with. */
 #define SD_BETA_START 0.00085
 #define SD_BETA_END 0.012
@@ -59,7 +63,9 @@ gesso_model_free (GessoModel *model)
   gesso_prompt_cache_free (model->prompts);
   gesso_vae_free (model->vae);
   gesso_unet_free (model->unet);
+  gesso_text_encoder_free (model->text_encoder_2);
   gesso_text_encoder_free (model->text_encoder);
+  gesso_tokenizer_free (model->tokenizer_2);
   gesso_tokenizer_free (model->tokenizer);
   gesso_weights_free (model->weights);
   gesso_model_files_free (model->files);
@@ -355,6 +361,38 @@ check_bundled_fits (const GessoModel *m, GError **error)
 
 /* --- planning: what the configs and weight names say, before any weight is read --------- */
 
+/* SDXL's second tokenizer: the folder's tokenizer_2/ (a single file's config folder's, or a
+ * tokenizer_2/ beside it), else the CLIP table Gesso ships with OpenCLIP's "!" padding; and
+ * whether the pipeline forces zeros for an absent negative prompt (model_index.json; true
+ * by default, as StableDiffusionXLPipeline has it). */
+static gboolean
+plan_sdxl (GessoModel *m, GError **error)
+{
+  const char *base = m->config_dir != NULL ? m->config_dir : gesso_model_files_dir (m->files);
+  g_autofree char *dir = g_build_filename (base, "tokenizer_2", NULL);
+  g_autoptr (JsonObject) sidecar = NULL;
+  JsonObject *index = gesso_model_files_config (m->files, "model_index");
+
+  if (has_tokenizer_files (dir))
+    m->tokenizer_2 = tokenizer_from_folder (dir, TRUE, error);
+  else
+    m->tokenizer_2 = gesso_tokenizer_new_bundled (GESSO_CLIP_FLAVOR_OPENCLIP, error);
+  if (m->tokenizer_2 == NULL)
+    return FALSE;
+  if (index == NULL)
+    {
+      if (!load_sidecar (m->config_dir, ".", "model_index.json", &sidecar, NULL, error))
+        return FALSE;
+      index = sidecar;
+    }
+  m->force_zeros_for_empty_prompt = TRUE;
+  if (index != NULL && json_object_has_member (index, "force_zeros_for_empty_prompt")
+      && !gesso_config_get_bool (index, "model_index.json", "force_zeros_for_empty_prompt",
+                                 &m->force_zeros_for_empty_prompt, error))
+    return FALSE;
+  return TRUE;
+}
+
 static gboolean
 plan_unet (GessoModel *m, GError **error)
 {
@@ -405,8 +443,14 @@ plan_vae (GessoModel *m, GError **error)
       if (!gesso_vae_config_from_json (&config, sidecar, name, error))
         return FALSE;
     }
-  return gesso_vae_config_for_model (m->files, m->weights, sidecar ? &config : NULL,
-                                     &m->vae_config, error);
+  if (!gesso_vae_config_for_model (m->files, m->weights, sidecar ? &config : NULL,
+                                   &m->vae_config, error))
+    return FALSE;
+  /* a standalone VAE file without a config scales latents as the model's family does: SDXL's
+   * VAE has SD's shapes and other weights */
+  if (m->sdxl && sidecar == NULL && gesso_model_files_config (m->files, "vae") == NULL)
+    m->vae_config.scaling_factor = SDXL_VAE_SCALING_FACTOR;
+  return TRUE;
 }
 
 /* The LDM .yaml named like a single file, if there is one, may say "parameterization: v"
@@ -510,6 +554,20 @@ plan_scheduler (GessoModel *m, const GessoModelParams *params, GError **error)
 #define SD_VAE_SCALING_FACTOR 0.18215
 
 static gboolean
+check_separate_sdxl_vae (const GessoModel *m, const char *shown, GError **error)
+{
+  if (m->vae_config.latent_channels == m->unet_config.out_channels
+      && fabs (m->vae_config.scaling_factor - SDXL_VAE_SCALING_FACTOR) < 1e-6)
+    return TRUE;
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+               "the VAE '%s' (%d-channel latents scaled by %g) is not an SDXL VAE (4 channels, "
+               "%g); choose one made for SDXL, such as sdxl_vae", shown,
+               m->vae_config.latent_channels, m->vae_config.scaling_factor,
+               SDXL_VAE_SCALING_FACTOR);
+  return FALSE;
+}
+
+static gboolean
 check_separate_vae (const GessoModel *m, GError **error)
 {
   const char *path = gesso_model_files_vae_path (m->files);
@@ -518,6 +576,8 @@ check_separate_vae (const GessoModel *m, GError **error)
   if (path == NULL)
     return TRUE;
   shown = gesso_io_display (path);
+  if (m->sdxl)
+    return check_separate_sdxl_vae (m, shown, error);
   if (m->vae_config.latent_channels != m->unet_config.out_channels)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
@@ -546,8 +606,8 @@ is_sd2 (const GessoModel *m)
 {
   const GessoUnetConfig *u = &m->unet_config;
 
-  return u->cross_attention_dim == 1024 || u->use_linear_projection
-         || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
+  return !m->sdxl && (u->cross_attention_dim == 1024 || u->use_linear_projection
+         || gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP);
 }
 
 /* The training resolution in latent cells when no UNet config says: the weights do not
@@ -558,13 +618,16 @@ native_sample_size (const GessoModel *m)
 {
   if (m->sample_size > 0)
     return m->sample_size;
+  if (m->sdxl)
+    return SDXL_SAMPLE_SIZE;
   return is_sd2 (m) && m->prediction == GESSO_PREDICTION_V ? 96 : 64;
 }
 
 static char *
 describe_architecture (const GessoModel *m)
 {
-  return g_strdup_printf ("Stable Diffusion %s%s%s", is_sd2 (m) ? "2.x" : "1.x",
+  return g_strdup_printf ("Stable Diffusion %s%s%s",
+                          m->sdxl ? "XL" : is_sd2 (m) ? "2.x" : "1.x",
                           configs_say_inpainting (m) ? " inpainting" : "",
                           m->prediction == GESSO_PREDICTION_V ? " (v-prediction)" : "");
 }
@@ -632,7 +695,9 @@ model_plan (const GessoModelParams *params, GError **error)
   else if (check_bundled_fits (m, error))
     m->tokenizer = gesso_tokenizer_new_bundled (openclip ? GESSO_CLIP_FLAVOR_OPENCLIP
                                                          : GESSO_CLIP_FLAVOR_OPENAI, error);
-  if (m->tokenizer == NULL || !plan_unet (m, error) || !plan_vae (m, error)
+  m->sdxl = gesso_weights_is_sdxl (m->weights);
+  if (m->tokenizer == NULL || (m->sdxl && !plan_sdxl (m, error)) || !plan_unet (m, error)
+      || !plan_vae (m, error)
       || !check_separate_vae (m, error) || !plan_scheduler (m, params, error))
     return NULL;
   m->native_size = native_sample_size (m) * gesso_vae_config_latent_factor (&m->vae_config);
@@ -641,6 +706,25 @@ model_plan (const GessoModelParams *params, GError **error)
 }
 
 /* --- building: the components, every weight fetched and shape-checked ------------------- */
+
+/* SDXL's second text encoder, built like the first from its config (the folder's
+ * text_encoder_2/, a single file's config folder's) or from its weights. */
+static gboolean
+open_text_encoder_2 (GessoModel *m, GError **error)
+{
+  g_autoptr (JsonObject) sidecar = NULL;
+  JsonObject *json = gesso_model_files_config (m->files, "text_encoder_2");
+
+  if (json == NULL)
+    {
+      if (!load_sidecar (m->config_dir, "text_encoder_2", "config.json", &sidecar, NULL, error))
+        return FALSE;
+      json = sidecar;
+    }
+  m->text_encoder_2 = gesso_text_encoder_new_for (m->weights, GESSO_COMPONENT_TEXT_ENCODER_2,
+                                                  NULL, json, error);
+  return m->text_encoder_2 != NULL;
+}
 
 static gboolean
 open_text_encoder (GessoModel *m, GError **error)
@@ -675,6 +759,15 @@ check_fit (GessoModel *m, GError **error)
                    width, u->cross_attention_dim, gesso_model_files_path (m->files));
       return FALSE;
     }
+  if (gesso_prompt_cache_pooled_width (m->prompts) != gesso_unet_config_pooled_dim (u))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the text encoders make a %" G_GINT64_FORMAT "-wide pooled embedding but "
+                   "the UNet reads %d; '%s' mixes components of different models",
+                   gesso_prompt_cache_pooled_width (m->prompts), gesso_unet_config_pooled_dim (u),
+                   gesso_model_files_path (m->files));
+      return FALSE;
+    }
   if (u->out_channels != latent || (u->in_channels != latent && u->in_channels != 2 * latent + 1))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
@@ -706,7 +799,11 @@ gesso_model_open (const GessoModelParams *params, GError **error)
     return NULL;
   m->prompts = gesso_prompt_cache_new (m->tokenizer, m->text_encoder, PROMPT_CACHE_CAPACITY,
                                        error);
-  if (m->prompts == NULL || !check_fit (m, error))
+  if (m->prompts == NULL
+      || (m->sdxl && (!open_text_encoder_2 (m, error)
+                      || !gesso_prompt_cache_set_second (m->prompts, m->tokenizer_2,
+                                                         m->text_encoder_2, error)))
+      || !check_fit (m, error))
     return NULL;
   return g_steal_pointer (&m);
 }

@@ -29,6 +29,11 @@ gboolean pipeline_job_init (PipelineJob *job, const GessoPipelineParams *params,
                             GError **error);
 void pipeline_job_clear (PipelineJob *job);
 
+/* TEXT's embedding (and SDXL's pooled embedding) into the guider's CONDITIONAL or
+ * unconditional slot; a NULL negative of a model that forces zeros for it gives zeros. */
+gboolean pipeline_encode_prompt (PipelineJob *job, const char *text, gboolean conditional,
+                                 GError **error);
+
 /* Runs the job's loop from FIRST on X; PROGRESS total = the loop's steps plus EXTRA_STEPS. */
 gboolean pipeline_job_run (PipelineJob *job, guint first, float *x, GError **error);
 

@@ -61,7 +61,9 @@ typedef struct
   float guidance_rescale;       /* phi; 0 = off */
   float strength;
   const char *prompt;
-  const char *negative_prompt;  /* NULL = "" */
+  /* NULL = "", except for an SDXL model whose pipeline forces zeros for it (diffusers'
+   * force_zeros_for_empty_prompt): then NULL means all-zero negative embeddings */
+  const char *negative_prompt;
   const char *source_prompt;    /* restyle */
   int clip_skip;
   GessoNoiseSource *noise;
@@ -76,6 +78,11 @@ typedef struct
   const GessoGuiderControl *controls;
   int n_controls;
   double control_start, control_end;
+  /* SDXL's size conditioning in pixels, (height, width) / (top, left): 0 0 means the
+   * pipelines' defaults, original = target = the working size, crop (0, 0) */
+  int original_size[2];
+  int crop_top_left[2];
+  int target_size[2];
 } GessoPipelineParams;
 
 typedef struct

@@ -123,6 +123,47 @@ check_input (const GessoPipelineParams *p, const GessoPipelineInput *in, int fac
 }
 
 gboolean
+pipeline_encode_prompt (PipelineJob *job, const char *text, gboolean conditional,
+                        GError **error)
+{
+  GessoGuider *g = &job->guider;
+  float *embedding = conditional ? gesso_guider_conditional (g) : gesso_guider_unconditional (g);
+  float *pooled = g->pooled_dim == 0 ? NULL
+                  : conditional ? gesso_guider_conditional_pooled (g)
+                                : gesso_guider_unconditional_pooled (g);
+
+  if (!conditional && text == NULL && job->model->force_zeros_for_empty_prompt)
+    {
+      memset (embedding, 0, (size_t) (g->tokens * g->hidden) * sizeof (float));
+      if (pooled != NULL)
+        memset (pooled, 0, (size_t) g->pooled_dim * sizeof (float));
+      return TRUE;
+    }
+  return gesso_prompt_cache_encode_pooled (job->model->prompts, text, job->params->clip_skip,
+                                           embedding, pooled, error);
+}
+
+/* SDXL's size ids: the params' where given, else the working size uncropped, as diffusers'
+ * pipelines default them (img2img: the input image's size, which is the working size). */
+static void
+set_time_ids (PipelineJob *job, const GessoPipelineInput *in)
+{
+  const GessoPipelineParams *p = job->params;
+  gboolean original = p->original_size[0] > 0 && p->original_size[1] > 0;
+  gboolean target = p->target_size[0] > 0 && p->target_size[1] > 0;
+  const float ids[GESSO_UNET_TIME_IDS] = {
+    (float) (original ? p->original_size[0] : in->height),
+    (float) (original ? p->original_size[1] : in->width),
+    (float) p->crop_top_left[0],
+    (float) p->crop_top_left[1],
+    (float) (target ? p->target_size[0] : in->height),
+    (float) (target ? p->target_size[1] : in->width),
+  };
+
+  gesso_guider_set_time_ids (&job->guider, ids);
+}
+
+gboolean
 pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPipelineInput *in,
                    const GessoSamplerConfig *config, GError **error)
 {
@@ -155,11 +196,10 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
   if (!gesso_guider_init (&job->guider, m->unet, job->latent_h, job->latent_w,
                           gesso_model_context_tokens (m), gesso_model_context_width (m), error))
     goto err_clear;
-  if (!gesso_prompt_cache_encode (m->prompts, p->negative_prompt, p->clip_skip,
-                                  gesso_guider_unconditional (&job->guider), error)
-      || !gesso_prompt_cache_encode (m->prompts, p->prompt, p->clip_skip,
-                                     gesso_guider_conditional (&job->guider), error))
+  if (!pipeline_encode_prompt (job, p->negative_prompt, FALSE, error)
+      || !pipeline_encode_prompt (job, p->prompt, TRUE, error))
     goto err_clear;
+  set_time_ids (job, in);
   gesso_guider_set_scale (&job->guider, p->guidance, p->guidance_rescale);
   if (!gesso_guider_set_controls (&job->guider, p->controls, p->n_controls, p->control_start,
                                   p->control_end, error))

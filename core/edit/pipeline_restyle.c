@@ -72,8 +72,7 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
   job.progress.total = k + gesso_denoise_count_steps (&job.denoise) - (int) first;
 
   /* inversion: the source prompt alone; the guider's conditional slot holds it for now */
-  if (!gesso_prompt_cache_encode (p->model->prompts, p->source_prompt, p->clip_skip,
-                                  gesso_guider_conditional (&job.guider), error))
+  if (!pipeline_encode_prompt (&job, p->source_prompt, TRUE, error))
     goto out;
   gesso_guider_set_scale (&job.guider, 1.0f, 0.0f);
   inversion.end = (guint) k;
@@ -85,8 +84,7 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
     goto out;
 
   /* regeneration: negative and target prompts with guidance */
-  if (!gesso_prompt_cache_encode (p->model->prompts, p->prompt, p->clip_skip,
-                                  gesso_guider_conditional (&job.guider), error))
+  if (!pipeline_encode_prompt (&job, p->prompt, TRUE, error))
     goto out;
   gesso_guider_set_scale (&job.guider, p->guidance, p->guidance_rescale);
   if (!gesso_sampler_set_begin_index (job.sampler, (int) first, error))

@@ -24,6 +24,14 @@ typedef struct GessoPromptCache GessoPromptCache;
 GessoPromptCache *gesso_prompt_cache_new (GessoTokenizer *tokenizer, GessoTextEncoder *encoder,
                                           guint capacity, GError **error);
 void gesso_prompt_cache_free (GessoPromptCache *cache);
+/* Makes the cache SDXL's (before its first encode): TOKENIZER and ENCODER (borrowed) are the
+ * second pair, whose encoder has a text_projection. Embeddings are then both encoders'
+ * penultimate hidden states side by side (no final norm), and each prompt has a pooled
+ * embedding too. */
+gboolean gesso_prompt_cache_set_second (GessoPromptCache *cache, GessoTokenizer *tokenizer,
+                                        GessoTextEncoder *encoder, GError **error);
+/* The pooled embedding's width: 0 unless the cache is SDXL's. */
+int64_t gesso_prompt_cache_pooled_width (const GessoPromptCache *cache);
 
 int64_t gesso_prompt_cache_tokens (const GessoPromptCache *cache);
 int64_t gesso_prompt_cache_width (const GessoPromptCache *cache);
@@ -33,6 +41,11 @@ int64_t gesso_prompt_cache_width (const GessoPromptCache *cache);
  * pipelines cut it. */
 gboolean gesso_prompt_cache_encode (GessoPromptCache *cache, const char *text, int clip_skip,
                                     float *out, GError **error);
+
+/* The same, with POOLED (pooled width floats; may be NULL) = the prompt's pooled embedding. */
+gboolean gesso_prompt_cache_encode_pooled (GessoPromptCache *cache, const char *text,
+                                           int clip_skip, float *out, float *pooled,
+                                           GError **error);
 
 /* How many encodes were answered from the cache / computed (for tests). */
 guint gesso_prompt_cache_hits (const GessoPromptCache *cache);

@@ -116,10 +116,13 @@ add_file (GessoModelFiles *files, GessoSafetensors *st, GessoComponent component
 
 /* --- Single files ------------------------------------------------------------------------ */
 
-/* CompVis/LDM checkpoints (and SDXL's, which say "conditioner") name components by prefix. */
+/* CompVis/LDM checkpoints (and SDXL's, which say "conditioner") name components by prefix.
+ * SDXL's second embedder is its own component, as text_encoder_2/ is in a folder. */
 static GessoComponent
 classify_single_file_key (const char *key)
 {
+  if (g_str_has_prefix (key, "conditioner.embedders.1."))
+    return GESSO_COMPONENT_TEXT_ENCODER_2;
   if (g_str_has_prefix (key, "model.diffusion_model."))
     return GESSO_COMPONENT_UNET;
   if (g_str_has_prefix (key, "first_stage_model."))
@@ -167,6 +170,8 @@ classify_folder (const char *name)
     return GESSO_COMPONENT_UNET;
   if (strcmp (name, "vae") == 0)
     return GESSO_COMPONENT_VAE;
+  if (strcmp (name, "text_encoder_2") == 0)
+    return GESSO_COMPONENT_TEXT_ENCODER_2;
   if (g_str_has_prefix (name, "text_encoder"))
     return GESSO_COMPONENT_TEXT_ENCODER;
   return GESSO_COMPONENT_OTHER;
@@ -463,7 +468,8 @@ add_component (GessoModelFiles *files, const char *name, GError **error)
         }
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
                    "'%s' holds no weights: expected %s.safetensors", shown,
-                   component == GESSO_COMPONENT_TEXT_ENCODER ? "model"
+                   component == GESSO_COMPONENT_TEXT_ENCODER
+                       || component == GESSO_COMPONENT_TEXT_ENCODER_2 ? "model"
                                                              : "diffusion_pytorch_model");
       return FALSE;
     }

@@ -44,7 +44,8 @@ lookup_unet (const GessoModelFiles *files, const char *diffusers_key, const char
 /* A best-effort guess from key names and shapes, for people reading `gesso info`; the engine
  * does its own detection in core/model and never relies on this string.
  *   SDXL: a second text encoder (conditioner.embedders.1, text_encoder_2/) or the UNet's
- *     add_embedding (diffusers) / label_emb (LDM) for its size and crop conditioning.
+ *     add_embedding (diffusers) / label_emb (LDM) for its size and crop conditioning; the
+ *     refiner keeps OpenCLIP bigG alone as conditioner.embedders.0.
  *   SD 1.x vs 2.x: SD1's transformer blocks project in with 1x1 convs, SD2's with linear
  *     layers; without a UNet attention block the text encoder decides (OpenCLIP: SD2).
  *   Inpainting and other variants show in the UNet's conv_in input channels (4 normally). */
@@ -73,21 +74,22 @@ guess_architecture (const GessoModelFiles *files)
           if (proj_in_ndim == 0 && g_str_has_suffix (t->key, "proj_in.weight"))
             proj_in_ndim = t->entry->ndim;
         }
+      else if (t->component == GESSO_COMPONENT_TEXT_ENCODER_2)
+        sdxl = TRUE;
       else if (t->component == GESSO_COMPONENT_TEXT_ENCODER)
         {
-          if (g_str_has_prefix (t->key, "conditioner.embedders.1.")
-              || g_str_has_prefix (t->key, "text_encoder_2/"))
-            sdxl = TRUE;
+          if (g_str_has_prefix (t->key, "conditioner.embedders.0.model."))
+            return g_strdup ("SDXL refiner (not supported)");
           if (g_str_has_prefix (t->key, "cond_stage_model.model."))
             open_clip = TRUE;
         }
     }
 
-  if (sdxl)
-    return g_strdup ("SDXL (not supported yet)");
   if (!has_unet)
-    return g_strdup ("unknown");
-  if (proj_in_ndim == 4)
+    return g_strdup (sdxl ? "SDXL" : "unknown");
+  if (sdxl)
+    family = "SDXL";
+  else if (proj_in_ndim == 4)
     family = "Stable Diffusion 1.x";
   else if (proj_in_ndim == 2 || open_clip)
     family = "Stable Diffusion 2.x";

@@ -394,7 +394,7 @@ run (GessoControlNet *cn, UnetExec *x, const Job *j, GError **error)
 
   if (j->sample == NULL)
     return run_hint (cn, x, j->image, batch, h * f, w * f, j->hint_out, error);
-  temb = unet_time_embedding (cn->encoder, x, j->timesteps, batch, error);
+  temb = unet_time_embedding (cn->encoder, x, j->timesteps, NULL, batch, error);
   if (temb == NULL)
     return FALSE;
   if (hint == NULL)

@@ -55,12 +55,38 @@ static const Rename openclip_block[] = {
 
 #define UNET_PREFIX "model.diffusion_model."
 #define VAE_PREFIX "first_stage_model."
-#define HF_TEXT_PREFIX "cond_stage_model.transformer."
-#define OPENCLIP_PREFIX "cond_stage_model.model."
+/* Where a single file keeps its text encoders: SD 1.x under transformers names, SD 2.x under
+ * OpenCLIP's; SDXL's conditioner holds CLIP ViT-L (transformers names) and OpenCLIP bigG, and
+ * a refiner's holds bigG alone as embedder 0 (refused in weights.c, mapped all the same). */
+typedef struct
+{
+  const char *prefix;
+  GessoComponent component;
+  gboolean openclip;
+} TextPrefix;
+
+static const TextPrefix text_prefixes[] = {
+  { "cond_stage_model.transformer.", GESSO_COMPONENT_TEXT_ENCODER, FALSE },
+  { "cond_stage_model.model.", GESSO_COMPONENT_TEXT_ENCODER, TRUE },
+  { "conditioner.embedders.0.transformer.", GESSO_COMPONENT_TEXT_ENCODER, FALSE },
+  { "conditioner.embedders.0.model.", GESSO_COMPONENT_TEXT_ENCODER, TRUE },
+  { "conditioner.embedders.1.model.", GESSO_COMPONENT_TEXT_ENCODER_2, TRUE },
+};
+#define SDXL_PREFIX "conditioner.embedders."
 /* lllyasviel's ControlNets: the UNet's encoder under CompVis names, plus their own layers */
 #define CONTROL_PREFIX "control_model."
 
 /* --- Parsing dotted keys ----------------------------------------------------------------- */
+
+/* The text prefix KEY starts with, or NULL. */
+static const TextPrefix *
+text_prefix_of (const char *key)
+{
+  for (size_t i = 0; i < G_N_ELEMENTS (text_prefixes); i++)
+    if (g_str_has_prefix (key, text_prefixes[i].prefix))
+      return &text_prefixes[i];
+  return NULL;
+}
 
 static gboolean
 eat (const char **p, const char *prefix)
@@ -230,6 +256,7 @@ scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *l
   for (guint i = 0; i < n_keys; i++)
     {
       const char *key = keys[i].key;
+      const TextPrefix *text;
 
       if (g_str_has_prefix (key, UNET_PREFIX))
         scan_unet_key (&unet, key + strlen (UNET_PREFIX));
@@ -239,17 +266,18 @@ scan_single_file (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *l
       /* both sides count levels: one missing from the decoder must not shift the others */
       note_index_after (key, VAE_PREFIX "decoder.up.", &layout->vae_levels);
       note_index_after (key, VAE_PREFIX "encoder.down.", &layout->vae_levels);
-      if (g_str_has_prefix (key, HF_TEXT_PREFIX))
+      if (g_str_has_prefix (key, SDXL_PREFIX))
+        layout->sdxl = TRUE;
+      text = text_prefix_of (key);
+      if (text != NULL && text->component == GESSO_COMPONENT_TEXT_ENCODER)
         {
-          hf = TRUE;
-          note_index_after (key, HF_TEXT_PREFIX "text_model.encoder.layers.",
-                            &layout->text_layers);
-          note_index_after (key, HF_TEXT_PREFIX "encoder.layers.", &layout->text_layers);
-        }
-      if (g_str_has_prefix (key, OPENCLIP_PREFIX))
-        {
-          openclip = TRUE;
-          note_index_after (key, OPENCLIP_PREFIX "transformer.resblocks.", &layout->text_layers);
+          const char *rest = key + strlen (text->prefix);
+
+          hf = hf || !text->openclip;
+          openclip = openclip || text->openclip;
+          note_index_after (rest, "text_model.encoder.layers.", &layout->text_layers);
+          note_index_after (rest, "encoder.layers.", &layout->text_layers);
+          note_index_after (rest, "transformer.resblocks.", &layout->text_layers);
         }
     }
   finish_unet_scan (&unet, layout);
@@ -271,7 +299,11 @@ scan_diffusers (const GessoKeymapKey *keys, guint n_keys, GessoKeymapLayout *lay
 
       switch (keys[i].component)
         {
+        case GESSO_COMPONENT_TEXT_ENCODER_2:
+          layout->sdxl = TRUE;
+          break;
         case GESSO_COMPONENT_UNET:
+          layout->sdxl = layout->sdxl || g_str_has_prefix (key, "add_embedding.");
           note_index_after (key, "down_blocks.", &layout->unet_levels);
           if (g_str_has_prefix (key, "down_blocks.0."))
             note_index_after (key + strlen ("down_blocks.0."), "resnets.", &resnets);
@@ -306,11 +338,14 @@ map_unet (const char *rest, const GessoKeymapLayout *layout)
     return g_strconcat ("time_embedding.linear_1.", p, NULL);
   if (eat (&p, "time_embed.2."))
     return g_strconcat ("time_embedding.linear_2.", p, NULL);
-  /* SD2 "unclip"/upscaler class embeddings; the same [linear, SiLU, linear] in diffusers. */
+  /* SDXL's added (pooled text + size) embedding, or SD2 "unclip"/upscaler class embeddings;
+   * the same [linear, SiLU, linear] in diffusers under other names. */
   if (eat (&p, "label_emb.0.0."))
-    return g_strconcat ("class_embedding.linear_1.", p, NULL);
+    return g_strconcat (layout->sdxl ? "add_embedding" : "class_embedding", ".linear_1.", p,
+                        NULL);
   if (eat (&p, "label_emb.0.2."))
-    return g_strconcat ("class_embedding.linear_2.", p, NULL);
+    return g_strconcat (layout->sdxl ? "add_embedding" : "class_embedding", ".linear_2.", p,
+                        NULL);
   if (eat (&p, "out.0."))
     return g_strconcat ("conv_norm_out.", p, NULL);
   if (eat (&p, "out.2."))
@@ -481,7 +516,7 @@ map_hf_text (const char *rest)
 
 /* OpenCLIP text tower names, except the fused in_proj (map_key handles it). */
 static char *
-map_openclip (const char *rest)
+map_openclip (const char *rest, GessoComponent component)
 {
   const char *p = rest;
   int n;
@@ -492,6 +527,10 @@ map_openclip (const char *rest)
     return g_strdup ("text_model.embeddings.position_embedding.weight");
   if (eat (&p, "ln_final."))
     return g_strconcat ("text_model.final_layer_norm.", p, NULL);
+  /* [hidden, projection], the transpose of transformers' text_projection.weight: kept under
+   * its own name so that the encoder knows which way round it is; only SDXL pools */
+  if (strcmp (p, "text_projection") == 0 && component == GESSO_COMPONENT_TEXT_ENCODER_2)
+    return g_strdup ("text_projection");
   if (eat (&p, "transformer.resblocks.") && eat_index (&p, &n))
     return rename_with_index ("text_model.encoder.layers.%d.", n, 0, p, openclip_block,
                               G_N_ELEMENTS (openclip_block));
@@ -556,7 +595,7 @@ add_target (Mapper *m, guint source, GessoComponent component, char *name, int64
 /* The fused OpenCLIP projection in_proj_weight [3C, C] (or its bias [3C]) as the three
  * row slices diffusers names q_proj, k_proj, v_proj. FALSE when it is not one. */
 static gboolean
-map_fused_qkv (Mapper *m, guint source, const char *rest)
+map_fused_qkv (Mapper *m, guint source, GessoComponent component, const char *rest)
 {
   static const char *const parts[3] = { "q_proj", "k_proj", "v_proj" };
   const GessoKeymapKey *key = &m->keys[source];
@@ -574,7 +613,7 @@ map_fused_qkv (Mapper *m, guint source, const char *rest)
   if (key->shape[0] <= 0 || key->shape[0] % 3 != 0)
     return FALSE;
   for (int i = 0; i < 3; i++)
-    add_target (m, source, GESSO_COMPONENT_TEXT_ENCODER,
+    add_target (m, source, component,
                 g_strdup_printf ("text_model.encoder.layers.%d.self_attn.%s.%s", n, parts[i],
                                  kind),
                 i * (key->shape[0] / 3), key->shape[0] / 3, FALSE);
@@ -614,6 +653,7 @@ static void
 map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
 {
   const char *key = m->keys[source].key;
+  const TextPrefix *text = text_prefix_of (key);
   GessoComponent component = GESSO_COMPONENT_OTHER;
   gboolean squeeze = FALSE;
   char *name = NULL;
@@ -633,17 +673,17 @@ map_single_file_key (Mapper *m, guint source, const GessoKeymapLayout *layout)
       name = map_vae (key + strlen (VAE_PREFIX), layout, &squeeze);
       component = GESSO_COMPONENT_VAE;
     }
-  else if (g_str_has_prefix (key, HF_TEXT_PREFIX))
+  else if (text != NULL && !text->openclip)
     {
-      name = map_hf_text (key + strlen (HF_TEXT_PREFIX));
-      component = GESSO_COMPONENT_TEXT_ENCODER;
+      name = map_hf_text (key + strlen (text->prefix));
+      component = text->component;
     }
-  else if (g_str_has_prefix (key, OPENCLIP_PREFIX))
+  else if (text != NULL)
     {
-      if (map_fused_qkv (m, source, key + strlen (OPENCLIP_PREFIX)))
+      if (map_fused_qkv (m, source, text->component, key + strlen (text->prefix)))
         return;
-      name = map_openclip (key + strlen (OPENCLIP_PREFIX));
-      component = GESSO_COMPONENT_TEXT_ENCODER;
+      name = map_openclip (key + strlen (text->prefix), text->component);
+      component = text->component;
     }
   if (name == NULL)
     add_target (m, source, GESSO_COMPONENT_OTHER, g_strdup (key), 0, -1, FALSE);

@@ -55,6 +55,7 @@ typedef struct
   int unet_layers_per_block;
   int vae_levels;
   int control_hint_layers;      /* a ControlNet's input_hint_block: its last index + 1 */
+  gboolean sdxl;                /* SDXL's conditioner, second text encoder or add_embedding */
 } GessoKeymapLayout;
 
 /* Maps N_KEYS keys of a model stored in LAYOUT. Returns an array of GessoKeymapTarget (one per

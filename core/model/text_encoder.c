@@ -8,7 +8,6 @@
 #include "ops/ops.h"
 #include "tensor/arena.h"
 
-#define TE GESSO_COMPONENT_TEXT_ENCODER
 #define CONFIG_NAME "text_encoder/config.json"
 #define TOKEN_EMBEDDING "text_model.embeddings.token_embedding.weight"
 
@@ -23,10 +22,17 @@ typedef struct
 struct GessoTextEncoder
 {
   GessoWeights *weights;
+  GessoComponent component;
   GessoTextEncoderConfig config;
   const float *position_embedding;      /* [max_positions, hidden] */
   const float *final_w, *final_b;
   Layer *layers;
+  /* text_projection as [projection_dim, hidden] (transformers' orientation; OpenCLIP's is
+   * transposed into PROJECTION_OWNED), or NULL for an encoder without one */
+  const float *projection;
+  float *projection_owned;
+  int projection_dim;
+  float *last_state;            /* [T, hidden] for the pooled output; NULL without projection */
   GessoAttentionShape attention;
   GessoArena *arena;
 };
@@ -102,30 +108,31 @@ read_json (JsonObject *json, GessoTextEncoderConfig *c, GError **error)
 
 /* Dimension DIM of the 2-D text encoder weight NAME into *OUT when *OUT is still 0. */
 static gboolean
-dim_from_weight (const GessoWeights *weights, const char *name, int dim, int *out,
-                 GError **error)
+dim_from_weight (const GessoWeights *weights, GessoComponent component, const char *name,
+                 int dim, int *out, GError **error)
 {
   int ndim;
   int64_t shape[8];
 
   if (*out != 0)
     return TRUE;
-  if (!gesso_weights_shape (weights, TE, name, &ndim, shape))
+  if (!gesso_weights_shape (weights, component, name, &ndim, shape))
     {
-      gesso_weights_set_missing_error (weights, TE, name, error);
+      gesso_weights_set_missing_error (weights, component, name, error);
       return FALSE;
     }
   if (ndim != 2)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "text_encoder weight '%s' has %d dimensions, expected 2", name, ndim);
+                   "%s weight '%s' has %d dimensions, expected 2",
+                   gesso_component_name (component), name, ndim);
       return FALSE;
     }
   if (shape[dim] < 1 || shape[dim] > G_MAXINT)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "text_encoder weight '%s' has an impossible size %" G_GINT64_FORMAT, name,
-                   shape[dim]);
+                   "%s weight '%s' has an impossible size %" G_GINT64_FORMAT,
+                   gesso_component_name (component), name, shape[dim]);
       return FALSE;
     }
   *out = (int) shape[dim];
@@ -133,7 +140,7 @@ dim_from_weight (const GessoWeights *weights, const char *name, int dim, int *ou
 }
 
 static int
-stored_layers (const GessoWeights *weights)
+stored_layers (const GessoWeights *weights, GessoComponent component)
 {
   int n = 0;
 
@@ -141,16 +148,20 @@ stored_layers (const GessoWeights *weights)
     {
       g_autofree char *name = g_strdup_printf ("text_model.encoder.layers.%d.layer_norm1.weight",
                                                n);
-      if (!gesso_weights_has (weights, TE, name))
+      if (!gesso_weights_has (weights, component, name))
         return n;
     }
 }
 
 static gboolean
-resolve_config (GessoWeights *weights, const GessoTextEncoderConfig *given, JsonObject *json,
-                GessoTextEncoderConfig *c, GError **error)
+resolve_config (GessoWeights *weights, GessoComponent component,
+                const GessoTextEncoderConfig *given, JsonObject *json, GessoTextEncoderConfig *c,
+                GError **error)
 {
-  gboolean openclip = gesso_weights_text_keys (weights) == GESSO_TEXT_KEYS_OPENCLIP;
+  /* SDXL's second encoder is OpenCLIP too, but its SDXL convention reads every block */
+  gboolean openclip = component == GESSO_COMPONENT_TEXT_ENCODER_2
+                      || gesso_weights_text_keys (weights) == GESSO_TEXT_KEYS_OPENCLIP;
+  gboolean spare_block = component == GESSO_COMPONENT_TEXT_ENCODER && openclip;
   int stored;
 
   if (given != NULL)
@@ -158,27 +169,25 @@ resolve_config (GessoWeights *weights, const GessoTextEncoderConfig *given, Json
   else
     gesso_text_encoder_config_init (c);
   if (!read_json (json, c, error)
-      || !dim_from_weight (weights, TOKEN_EMBEDDING, 0,
-                           &c->vocab_size, error)
-      || !dim_from_weight (weights, TOKEN_EMBEDDING, 1,
-                           &c->hidden_size, error)
-      || !dim_from_weight (weights, "text_model.embeddings.position_embedding.weight", 0,
-                           &c->max_positions, error)
-      || !dim_from_weight (weights, "text_model.encoder.layers.0.mlp.fc1.weight", 0,
+      || !dim_from_weight (weights, component, TOKEN_EMBEDDING, 0, &c->vocab_size, error)
+      || !dim_from_weight (weights, component, TOKEN_EMBEDDING, 1, &c->hidden_size, error)
+      || !dim_from_weight (weights, component, "text_model.embeddings.position_embedding.weight",
+                           0, &c->max_positions, error)
+      || !dim_from_weight (weights, component, "text_model.encoder.layers.0.mlp.fc1.weight", 0,
                            &c->intermediate_size, error))
     return FALSE;
 
-  stored = stored_layers (weights);
+  stored = stored_layers (weights, component);
   if (c->n_layers == 0)
-    c->n_layers = openclip ? stored - 1 : stored;
+    c->n_layers = spare_block ? stored - 1 : stored;
   if (c->n_layers < 1 || c->n_layers > stored)
     {
       /* An OpenCLIP file needs one block more than it uses (the SD2 convention above). */
-      int needed = MAX (c->n_layers, 1) + (openclip && c->n_layers < 1 ? 1 : 0);
+      int needed = MAX (c->n_layers, 1) + (spare_block && c->n_layers < 1 ? 1 : 0);
       g_set_error (error, GESSO_ERROR, stored == 0 ? GESSO_ERROR_MISSING : GESSO_ERROR_CORRUPT,
                    "the text encoder in '%s' has %d layers, but %d are needed%s",
                    gesso_weights_path (weights), stored, needed,
-                   openclip ? " (an SD2 checkpoint uses all blocks but the last)" : "");
+                   spare_block ? " (an SD2 checkpoint uses all blocks but the last)" : "");
       return FALSE;
     }
   if (c->n_heads == 0)
@@ -216,47 +225,49 @@ resolve_config (GessoWeights *weights, const GessoTextEncoderConfig *given, Json
 /* --- Weights ----------------------------------------------------------------------------- */
 
 static const float *
-get_1d (GessoWeights *weights, const char *name, int64_t n, GError **error)
+get_1d (GessoWeights *weights, GessoComponent component, const char *name, int64_t n,
+        GError **error)
 {
-  return gesso_weights_get (weights, TE, name, 1, &n, error);
+  return gesso_weights_get (weights, component, name, 1, &n, error);
 }
 
 static const float *
-get_2d (GessoWeights *weights, const char *name, int64_t rows, int64_t cols, GError **error)
+get_2d (GessoWeights *weights, GessoComponent component, const char *name, int64_t rows,
+        int64_t cols, GError **error)
 {
   const int64_t shape[2] = { rows, cols };
 
-  return gesso_weights_get (weights, TE, name, 2, shape, error);
+  return gesso_weights_get (weights, component, name, 2, shape, error);
 }
 
 /* A linear layer's weight [OUT, IN] and bias [OUT] under PREFIX ("...mlp.fc1"). */
 static gboolean
-get_linear (GessoWeights *weights, const char *prefix, int64_t out, int64_t in,
-            const float **w, const float **b, GError **error)
+get_linear (GessoWeights *weights, GessoComponent component, const char *prefix, int64_t out,
+            int64_t in, const float **w, const float **b, GError **error)
 {
   g_autofree char *wn = g_strconcat (prefix, ".weight", NULL);
   g_autofree char *bn = g_strconcat (prefix, ".bias", NULL);
 
-  *w = get_2d (weights, wn, out, in, error);
-  *b = *w ? get_1d (weights, bn, out, error) : NULL;
+  *w = get_2d (weights, component, wn, out, in, error);
+  *b = *w ? get_1d (weights, component, bn, out, error) : NULL;
   return *b != NULL;
 }
 
 static gboolean
-get_norm (GessoWeights *weights, const char *prefix, int64_t n, const float **w,
-          const float **b, GError **error)
+get_norm (GessoWeights *weights, GessoComponent component, const char *prefix, int64_t n,
+          const float **w, const float **b, GError **error)
 {
   g_autofree char *wn = g_strconcat (prefix, ".weight", NULL);
   g_autofree char *bn = g_strconcat (prefix, ".bias", NULL);
 
-  *w = get_1d (weights, wn, n, error);
-  *b = *w ? get_1d (weights, bn, n, error) : NULL;
+  *w = get_1d (weights, component, wn, n, error);
+  *b = *w ? get_1d (weights, component, bn, n, error) : NULL;
   return *b != NULL;
 }
 
 static gboolean
-get_layer (GessoWeights *weights, int index, const GessoTextEncoderConfig *c, Layer *l,
-           GError **error)
+get_layer (GessoWeights *weights, GessoComponent component, int index, const GessoTextEncoderConfig *c,
+           Layer *l, GError **error)
 {
   g_autofree char *p = g_strdup_printf ("text_model.encoder.layers.%d", index);
   g_autofree char *ln1 = g_strconcat (p, ".layer_norm1", NULL);
@@ -269,14 +280,14 @@ get_layer (GessoWeights *weights, int index, const GessoTextEncoderConfig *c, La
   g_autofree char *fc2 = g_strconcat (p, ".mlp.fc2", NULL);
   int64_t h = c->hidden_size, f = c->intermediate_size;
 
-  return get_norm (weights, ln1, h, &l->ln1_w, &l->ln1_b, error)
-         && get_linear (weights, q, h, h, &l->q_w, &l->q_b, error)
-         && get_linear (weights, k, h, h, &l->k_w, &l->k_b, error)
-         && get_linear (weights, v, h, h, &l->v_w, &l->v_b, error)
-         && get_linear (weights, o, h, h, &l->o_w, &l->o_b, error)
-         && get_norm (weights, ln2, h, &l->ln2_w, &l->ln2_b, error)
-         && get_linear (weights, fc1, f, h, &l->fc1_w, &l->fc1_b, error)
-         && get_linear (weights, fc2, h, f, &l->fc2_w, &l->fc2_b, error);
+  return get_norm (weights, component, ln1, h, &l->ln1_w, &l->ln1_b, error)
+         && get_linear (weights, component, q, h, h, &l->q_w, &l->q_b, error)
+         && get_linear (weights, component, k, h, h, &l->k_w, &l->k_b, error)
+         && get_linear (weights, component, v, h, h, &l->v_w, &l->v_b, error)
+         && get_linear (weights, component, o, h, h, &l->o_w, &l->o_b, error)
+         && get_norm (weights, component, ln2, h, &l->ln2_w, &l->ln2_b, error)
+         && get_linear (weights, component, fc1, f, h, &l->fc1_w, &l->fc1_b, error)
+         && get_linear (weights, component, fc2, h, f, &l->fc2_w, &l->fc2_b, error);
 }
 
 /* --- Scratch plan ------------------------------------------------------------------------ */
@@ -294,36 +305,92 @@ scratch_bytes (const GessoTextEncoderConfig *c, const GessoAttentionShape *atten
          + gesso_arena_block_size (gesso_attention_scratch_bytes (attention));
 }
 
+/* SDXL's pooled output goes through text_projection: transformers stores it as a Linear
+ * weight [P, H], OpenCLIP as the matrix [H, P] that multiplies from the right, which is
+ * transposed here once so that both run as one linear layer. */
+static gboolean
+get_projection (GessoTextEncoder *enc, GError **error)
+{
+  const int64_t h = enc->config.hidden_size;
+  int64_t shape[8];
+  int ndim;
+
+  if (gesso_weights_shape (enc->weights, enc->component, "text_projection.weight", &ndim, shape)
+      && ndim == 2)
+    {
+      enc->projection_dim = (int) shape[0];
+      enc->projection = get_2d (enc->weights, enc->component, "text_projection.weight",
+                                shape[0], h, error);
+    }
+  else if (gesso_weights_shape (enc->weights, enc->component, "text_projection", &ndim, shape)
+           && ndim == 2)
+    {
+      const float *stored = get_2d (enc->weights, enc->component, "text_projection", h,
+                                    shape[1], error);
+      const int64_t p = shape[1];
+
+      if (stored == NULL)
+        return FALSE;
+      enc->projection_dim = (int) p;
+      enc->projection_owned = g_new (float, (size_t) (p * h));
+      for (int64_t i = 0; i < h; i++)
+        for (int64_t j = 0; j < p; j++)
+          enc->projection_owned[j * h + i] = stored[i * p + j];
+      enc->projection = enc->projection_owned;
+    }
+  else
+    return TRUE;
+  if (enc->projection == NULL)
+    return FALSE;
+  enc->last_state = g_new (float, (size_t) (enc->config.max_positions * h));
+  return TRUE;
+}
+
 GessoTextEncoder *
 gesso_text_encoder_new (GessoWeights *weights, const GessoTextEncoderConfig *config,
                         JsonObject *config_json, GError **error)
+{
+  return gesso_text_encoder_new_for (weights, GESSO_COMPONENT_TEXT_ENCODER, config,
+                                     config_json, error);
+}
+
+GessoTextEncoder *
+gesso_text_encoder_new_for (GessoWeights *weights, GessoComponent component,
+                            const GessoTextEncoderConfig *config, JsonObject *config_json,
+                            GError **error)
 {
   GessoTextEncoder *enc;
   const GessoTextEncoderConfig *c;
 
   g_return_val_if_fail (weights != NULL, NULL);
+  g_return_val_if_fail (component == GESSO_COMPONENT_TEXT_ENCODER
+                        || component == GESSO_COMPONENT_TEXT_ENCODER_2, NULL);
   enc = g_new0 (GessoTextEncoder, 1);
   enc->weights = weights;
-  if (!resolve_config (weights, config, config_json, &enc->config, error))
+  enc->component = component;
+  if (!resolve_config (weights, component, config, config_json, &enc->config, error))
     goto err_free_encoder;
   c = &enc->config;
 
   /* The token table is gathered row by row per prompt (see weights.h); gathering no rows
    * checks its shape and dtype now. */
-  if (!gesso_weights_gather_rows (weights, TE, TOKEN_EMBEDDING,
+  if (!gesso_weights_gather_rows (weights, component, TOKEN_EMBEDDING,
                                   (const int64_t[2]) { c->vocab_size, c->hidden_size }, NULL, 0,
                                   NULL, error))
     goto err_free_encoder;
-  enc->position_embedding = get_2d (weights, "text_model.embeddings.position_embedding.weight",
+  enc->position_embedding = get_2d (weights, component,
+                                    "text_model.embeddings.position_embedding.weight",
                                     c->max_positions, c->hidden_size, error);
   if (enc->position_embedding == NULL
-      || !get_norm (weights, "text_model.final_layer_norm", c->hidden_size, &enc->final_w,
-                    &enc->final_b, error))
+      || !get_norm (weights, component, "text_model.final_layer_norm", c->hidden_size,
+                    &enc->final_w, &enc->final_b, error))
     goto err_free_encoder;
   enc->layers = g_new0 (Layer, c->n_layers);
   for (int i = 0; i < c->n_layers; i++)
-    if (!get_layer (weights, i, c, &enc->layers[i], error))
+    if (!get_layer (weights, component, i, c, &enc->layers[i], error))
       goto err_free_layers;
+  if (!get_projection (enc, error))
+    goto err_free_layers;
 
   enc->attention = (GessoAttentionShape) {
     .batch = 1,
@@ -343,6 +410,8 @@ gesso_text_encoder_new (GessoWeights *weights, const GessoTextEncoderConfig *con
   return enc;
 
 err_free_layers:
+  g_free (enc->last_state);
+  g_free (enc->projection_owned);
   g_free (enc->layers);
 err_free_encoder:
   g_free (enc);
@@ -355,6 +424,8 @@ gesso_text_encoder_free (GessoTextEncoder *encoder)
   if (encoder == NULL)
     return;
   gesso_arena_free (encoder->arena);
+  g_free (encoder->last_state);
+  g_free (encoder->projection_owned);
   g_free (encoder->layers);
   g_free (encoder);
 }
@@ -435,7 +506,7 @@ run (GessoTextEncoder *enc, const int64_t *ids, int clip_skip, gboolean final_no
   m = gesso_arena_alloc_floats (enc->arena, (size_t) (t * f));
   g_assert (m != NULL);         /* sized in gesso_text_encoder_new: a planning bug otherwise */
 
-  if (!gesso_weights_gather_rows (enc->weights, TE, TOKEN_EMBEDDING,
+  if (!gesso_weights_gather_rows (enc->weights, enc->component, TOKEN_EMBEDDING,
                                   token_shape, ids, (size_t) t, x, error))
     return FALSE;
   gesso_add (x, enc->position_embedding, tc);
@@ -481,4 +552,39 @@ gesso_text_encoder_hidden_state (GessoTextEncoder *encoder, const int64_t *ids, 
 {
   g_return_val_if_fail (encoder != NULL && ids != NULL && out != NULL, FALSE);
   return run (encoder, ids, clip_skip, FALSE, out, error);
+}
+
+int
+gesso_text_encoder_pooled_dim (const GessoTextEncoder *encoder)
+{
+  g_return_val_if_fail (encoder != NULL, 0);
+  return encoder->projection_dim;
+}
+
+gboolean
+gesso_text_encoder_pooled (GessoTextEncoder *encoder, const int64_t *ids, float *pooled,
+                           GError **error)
+{
+  const GessoTextEncoderConfig *c;
+  int eos = 0;
+
+  g_return_val_if_fail (encoder != NULL && ids != NULL && pooled != NULL, FALSE);
+  c = &encoder->config;
+  if (encoder->projection == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "the %s in '%s' has no text_projection, so it gives no pooled embedding",
+                   gesso_component_name (encoder->component), gesso_weights_path (encoder->weights));
+      return FALSE;
+    }
+  if (!run (encoder, ids, 0, TRUE, encoder->last_state, error))
+    return FALSE;
+  /* end of text has the largest id of the vocabulary: transformers' argmax finds its first
+   * occurrence, which is also the first eos_token_id it looks for in newer configs */
+  for (int t = 1; t < c->max_positions; t++)
+    if (ids[t] > ids[eos])
+      eos = t;
+  gesso_linear (encoder->last_state + (size_t) eos * (size_t) c->hidden_size, 1,
+                c->hidden_size, encoder->projection, NULL, encoder->projection_dim, pooled);
+  return TRUE;
 }

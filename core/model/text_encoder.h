@@ -65,6 +65,11 @@ void gesso_text_encoder_config_init (GessoTextEncoderConfig *config);
 GessoTextEncoder *gesso_text_encoder_new (GessoWeights *weights,
                                           const GessoTextEncoderConfig *config,
                                           JsonObject *config_json, GError **error);
+/* The same for COMPONENT: GESSO_COMPONENT_TEXT_ENCODER, or SDXL's GESSO_COMPONENT_TEXT_ENCODER_2
+ * (OpenCLIP bigG, whose every stored block is used: no SD2 spare block). */
+GessoTextEncoder *gesso_text_encoder_new_for (GessoWeights *weights, GessoComponent component,
+                                              const GessoTextEncoderConfig *config,
+                                              JsonObject *config_json, GError **error);
 void gesso_text_encoder_free (GessoTextEncoder *encoder);
 
 /* The resolved hyperparameters (no zeros, no AUTO). */
@@ -79,6 +84,14 @@ gboolean gesso_text_encoder_encode (GessoTextEncoder *encoder, const int64_t *id
  * (transformers' hidden_states[-(clip_skip + 1)]). */
 gboolean gesso_text_encoder_hidden_state (GessoTextEncoder *encoder, const int64_t *ids,
                                           int clip_skip, float *out, GError **error);
+
+/* Width of the pooled embedding: text_projection's output (SDXL's second encoder), or 0 for an
+ * encoder without text_projection. */
+int gesso_text_encoder_pooled_dim (const GessoTextEncoder *encoder);
+/* POOLED (pooled_dim floats) = text_projection (final_layer_norm (last layer's output) at the
+ * first end-of-text token), as CLIPTextModelWithProjection's text_embeds. */
+gboolean gesso_text_encoder_pooled (GessoTextEncoder *encoder, const int64_t *ids,
+                                    float *pooled, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoTextEncoder, gesso_text_encoder_free)
 

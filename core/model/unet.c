@@ -1,6 +1,7 @@
 /* UNet2DConditionModel: loading by diffusers names and the forward pass.
  *
  *   temb = linear_2(SiLU(linear_1(sinusoids(t))))
+ *          (SDXL: + add_linear_2(SiLU(add_linear_1([pooled text | sinusoids(each time id)]))))
  *   down:  conv_in; per level: layers_per_block x (resnet [+ transformer]), downsample (not on
  *          the last level); every output is kept as a skip connection
  *   mid:   resnet, transformer, resnet
@@ -27,6 +28,7 @@ struct GessoUnet
   GessoWeights *weights;
 
   UnetLayer conv_in, conv_out, time_linear_1, time_linear_2;
+  UnetLayer add_linear_1, add_linear_2;  /* SDXL's added embedding; NULL weights when none */
   UnetNorm norm_out;
   /* per level, in down order; the up arrays belong to up_blocks.(n_levels - 1 - level) */
   UnetResnet *down_resnets[GESSO_UNET_MAX_LEVELS];
@@ -227,6 +229,13 @@ load_all (GessoUnet *u, Loader *ld)
                &u->time_linear_1);
   load_linear (ld, "time_embedding", "linear_2", c->time_embed_dim, c->time_embed_dim, TRUE,
                &u->time_linear_2);
+  if (c->addition_input_dim > 0)
+    {
+      load_linear (ld, "add_embedding", "linear_1", c->time_embed_dim, c->addition_input_dim,
+                   TRUE, &u->add_linear_1);
+      load_linear (ld, "add_embedding", "linear_2", c->time_embed_dim, c->time_embed_dim, TRUE,
+                   &u->add_linear_2);
+    }
 
   for (int l = 0; l < n; l++)
     {
@@ -489,10 +498,10 @@ gesso_unet_check_size (const GessoUnet *unet, int64_t batch, int64_t height, int
 /* diffusers get_timestep_embedding (max_period 10000, scale 1), in float32 step by step as
  * PyTorch computes it, because at t ~ 1000 the sinusoids' arguments amplify any rounding. */
 static void
-timestep_embedding (const GessoUnetConfig *c, const float *timesteps, int64_t batch,
+timestep_embedding (const GessoUnetConfig *c, int dim, const float *timesteps, int64_t batch,
                     float *out)
 {
-  const int dim = c->time_proj_dim, half = dim / 2;
+  const int half = dim / 2;
   const float minus_log_period = (float) -log (10000.0);
   const float denominator = (float) ((double) half - (double) c->freq_shift);
 
@@ -555,9 +564,40 @@ buffer_sizes (const GessoUnet *u, int64_t batch, int64_t height, int64_t width,
   *cat = (size_t) k;
 }
 
+/* SDXL's added embedding (diffusers' "text_time"), added to TEMB [B, time_embed_dim]:
+ * add_embedding([text_embeds | sinusoids of each time id, in id order]). HIDDEN is
+ * [B, time_embed_dim] of scratch. */
+static gboolean
+add_text_time (GessoUnet *u, UnetExec *x, const GessoUnetAdded *added, int64_t batch,
+               float *hidden, float *temb, GError **error)
+{
+  const GessoUnetConfig *c = &u->config;
+  const int64_t in = c->addition_input_dim, pooled = gesso_unet_config_pooled_dim (c);
+  const int64_t ids = GESSO_UNET_TIME_IDS, d = c->addition_time_embed_dim;
+  float *input, *id_sin;
+
+  input = unet_exec_alloc (x, (size_t) (batch * in), error);
+  id_sin = input ? unet_exec_alloc (x, (size_t) (batch * ids * d), error) : NULL;
+  if (id_sin == NULL || !unet_exec_computing (x))
+    return id_sin != NULL;
+  timestep_embedding (c, (int) d, added->time_ids, batch * ids, id_sin);
+  for (int64_t b = 0; b < batch; b++)
+    {
+      memcpy (input + b * in, added->text_embeds + b * pooled, (size_t) pooled * sizeof (float));
+      memcpy (input + b * in + pooled, id_sin + b * ids * d, (size_t) (ids * d) * sizeof (float));
+    }
+  gesso_linear (input, batch, in, u->add_linear_1.weight, u->add_linear_1.bias,
+                c->time_embed_dim, hidden);
+  gesso_silu (hidden, (size_t) (batch * c->time_embed_dim));
+  gesso_linear (hidden, batch, c->time_embed_dim, u->add_linear_2.weight, u->add_linear_2.bias,
+                c->time_embed_dim, input);
+  gesso_add (temb, input, (size_t) (batch * c->time_embed_dim));
+  return TRUE;
+}
+
 float *
-unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps, int64_t batch,
-                     GError **error)
+unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps,
+                     const GessoUnetAdded *added, int64_t batch, GError **error)
 {
   const GessoUnetConfig *c = &u->config;
   float *temb_sin, *temb_hidden, *temb;
@@ -566,14 +606,22 @@ unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps, int64_t 
   temb_hidden = temb_sin ? unet_exec_alloc (x, (size_t) (batch * c->time_embed_dim), error)
                          : NULL;
   temb = temb_hidden ? unet_exec_alloc (x, (size_t) (batch * c->time_embed_dim), error) : NULL;
-  if (temb == NULL || !unet_exec_computing (x))
+  if (temb == NULL)
+    return NULL;
+  if (unet_exec_computing (x))
+    {
+      timestep_embedding (c, c->time_proj_dim, timesteps, batch, temb_sin);
+      gesso_linear (temb_sin, batch, c->time_proj_dim, u->time_linear_1.weight,
+                    u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
+      gesso_silu (temb_hidden, (size_t) (batch * c->time_embed_dim));
+      gesso_linear (temb_hidden, batch, c->time_embed_dim, u->time_linear_2.weight,
+                    u->time_linear_2.bias, c->time_embed_dim, temb);
+    }
+  if (c->addition_input_dim > 0 && added != NULL
+      && !add_text_time (u, x, added, batch, temb_hidden, temb, error))
+    return NULL;
+  if (!unet_exec_computing (x))
     return temb;
-  timestep_embedding (c, timesteps, batch, temb_sin);
-  gesso_linear (temb_sin, batch, c->time_proj_dim, u->time_linear_1.weight,
-                u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
-  gesso_silu (temb_hidden, (size_t) (batch * c->time_embed_dim));
-  gesso_linear (temb_hidden, batch, c->time_embed_dim, u->time_linear_2.weight,
-                u->time_linear_2.bias, c->time_embed_dim, temb);
   /* every resnet applies SiLU to the embedding before its projection: do it once */
   gesso_silu (temb, (size_t) (batch * c->time_embed_dim));
   return temb;
@@ -666,8 +714,8 @@ add_skip_residuals (const UnetSkip *skips, int n_skips, int64_t batch, const flo
  * allocations, which is how gesso_unet_scratch_bytes() finds the peak. */
 static gboolean
 run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
-     const float *context, int64_t batch, int64_t height, int64_t width, int64_t context_len,
-     const float *residuals, float *out, GError **error)
+     const float *context, const GessoUnetAdded *added, int64_t batch, int64_t height,
+     int64_t width, int64_t context_len, const float *residuals, float *out, GError **error)
 {
   const GessoUnetConfig *c = &u->config;
   const UnetGlobals *g = &u->globals;
@@ -681,7 +729,7 @@ run (GessoUnet *u, UnetExec *x, const float *sample, const float *timesteps,
   const float *prev;
 
   buffer_sizes (u, batch, height, width, &act_size, &cat_size);
-  temb = unet_time_embedding (u, x, timesteps, batch, error);
+  temb = unet_time_embedding (u, x, timesteps, added, batch, error);
   if (temb == NULL
       || !unet_run_down (u, x, sample, NULL, temb, context, batch, &h, &w, context_len, skips,
                          &n_skips, error))
@@ -774,14 +822,15 @@ size_t
 gesso_unet_scratch_bytes (const GessoUnet *unet, int64_t batch, int64_t height, int64_t width,
                           int64_t context_len)
 {
+  static const GessoUnetAdded planned_added = { NULL, NULL };
   UnetExec plan = { .arena = NULL, .used = 0, .peak = 0 };
 
   g_return_val_if_fail (unet != NULL, 0);
   if (!gesso_unet_check_size (unet, batch, height, width, context_len, NULL))
     return 0;
-  /* planning touches no data and cannot fail */
-  if (!run ((GessoUnet *) unet, &plan, NULL, NULL, NULL, batch, height, width, context_len,
-            NULL, NULL, NULL))
+  /* planning touches no data and cannot fail; the added embedding's buffers are counted */
+  if (!run ((GessoUnet *) unet, &plan, NULL, NULL, NULL, &planned_added, batch, height, width,
+            context_len, NULL, NULL, NULL))
     return 0;
   return plan.peak;
 }
@@ -843,6 +892,17 @@ gesso_unet_forward_controlled (GessoUnet *unet, const float *sample, const float
                                int64_t width, int64_t context_len, const float *residuals,
                                float *out, GessoArena *scratch, GError **error)
 {
+  return gesso_unet_forward_full (unet, sample, timesteps, context, NULL, batch, height, width,
+                                  context_len, residuals, out, scratch, error);
+}
+
+gboolean
+gesso_unet_forward_full (GessoUnet *unet, const float *sample, const float *timesteps,
+                         const float *context, const GessoUnetAdded *added, int64_t batch,
+                         int64_t height, int64_t width, int64_t context_len,
+                         const float *residuals, float *out, GessoArena *scratch,
+                         GError **error)
+{
   UnetExec x = { 0 };
   size_t need, free_bytes, mark;
   gboolean ok;
@@ -852,6 +912,16 @@ gesso_unet_forward_controlled (GessoUnet *unet, const float *sample, const float
   g_return_val_if_fail (out != NULL, FALSE);
   if (!gesso_unet_check_size (unet, batch, height, width, context_len, error))
     return FALSE;
+  if (unet->config.addition_input_dim > 0
+      && (added == NULL || added->text_embeds == NULL || added->time_ids == NULL))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "this SDXL UNet needs the pooled text embedding and the size ids "
+                   "(added conditioning), and none were given");
+      return FALSE;
+    }
+  if (unet->config.addition_input_dim == 0)
+    added = NULL;
   for (int64_t b = 0; b < batch; b++)
     if (!isfinite (timesteps[b]))
       {
@@ -888,8 +958,8 @@ gesso_unet_forward_controlled (GessoUnet *unet, const float *sample, const float
 
   x.arena = scratch;
   mark = gesso_arena_mark (scratch);
-  ok = run (unet, &x, sample, timesteps, context, batch, height, width, context_len, residuals,
-            out, error);
+  ok = run (unet, &x, sample, timesteps, context, added, batch, height, width, context_len,
+            residuals, out, error);
   gesso_arena_reset (scratch, mark);
   return ok;
 }

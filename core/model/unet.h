@@ -1,4 +1,4 @@
-/* The denoising UNet of Stable Diffusion 1.x / 2.x (diffusers UNet2DConditionModel).
+/* The denoising UNet of Stable Diffusion 1.x / 2.x / XL (diffusers UNet2DConditionModel).
  *
  * One builder serves every SD-shaped UNet: the structure (levels, channels, which levels have
  * cross-attention, heads, linear or 1x1-conv projections, 4 or 9 input channels) comes from a
@@ -59,6 +59,10 @@ typedef struct
   int conv_in_kernel;
   int conv_out_kernel;
   gboolean upcast_attention;                      /* recorded only: we compute in float32 */
+  /* SDXL's "text_time" added embedding, 0 when the UNet has none: add_embedding reads the
+   * pooled text embedding and the six size ids, each as addition_time_embed_dim sinusoids */
+  int addition_input_dim;                         /* projection_class_embeddings_input_dim */
+  int addition_time_embed_dim;
   /* FALSE when the heads are the documented defaults because nothing said otherwise (shape
    * inference): SD1-style (conv projections) 8 heads per level, SD2-style (linear
    * projections) head dim 64. */
@@ -91,7 +95,22 @@ gboolean gesso_unet_config_check (const GessoUnetConfig *config,
 /* One line for logs and `gesso info`, e.g. "4 levels (320, 640, 1280, 1280), ...". */
 char *gesso_unet_config_describe (const GessoUnetConfig *config);
 
+/* Width of the pooled text embedding an SDXL UNet reads (addition_input_dim less the six
+ * embedded size ids), 0 for a UNet without the added embedding. */
+int gesso_unet_config_pooled_dim (const GessoUnetConfig *config);
+
+/* SDXL's size conditioning, the six time ids per batch row, in this order. */
+#define GESSO_UNET_TIME_IDS 6   /* original h, w, crop top, crop left, target h, w */
+
 typedef struct GessoUnet GessoUnet;
+
+/* SDXL's added conditioning, per batch row: the pooled text embedding
+ * [B, gesso_unet_config_pooled_dim] and the time ids [B, GESSO_UNET_TIME_IDS]. */
+typedef struct
+{
+  const float *text_embeds;
+  const float *time_ids;
+} GessoUnetAdded;
 
 /* Builds the UNet from WEIGHTS (borrowed; must outlive the result) with CONFIG, or with the
  * config inferred from the weights when CONFIG is NULL. A given CONFIG is checked against the
@@ -157,6 +176,14 @@ gboolean gesso_unet_forward_controlled (GessoUnet *unet, const float *sample,
                                         int64_t batch, int64_t height, int64_t width,
                                         int64_t context_len, const float *residuals, float *out,
                                         GessoArena *scratch, GError **error);
+
+/* gesso_unet_forward_controlled with ADDED, SDXL's added conditioning, which a UNet with the
+ * added embedding requires and any other ignores (NULL there). */
+gboolean gesso_unet_forward_full (GessoUnet *unet, const float *sample, const float *timesteps,
+                                  const float *context, const GessoUnetAdded *added,
+                                  int64_t batch, int64_t height, int64_t width,
+                                  int64_t context_len, const float *residuals, float *out,
+                                  GessoArena *scratch, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoUnet, gesso_unet_free)
 

@@ -26,6 +26,7 @@
  * num_head_channels 64 / num_heads 8). */
 #define DEFAULT_HEAD_DIM_LINEAR 64
 #define DEFAULT_HEADS_CONV 8
+#define SDXL_ADDITION_TIME_EMBED_DIM 256
 
 static void
 config_defaults (GessoUnetConfig *config)
@@ -107,7 +108,7 @@ static gboolean
 unsupported (GError **error, const char *name, const char *key, const char *why)
 {
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-               "%s: '%s' %s; Gesso runs Stable Diffusion 1.x/2.x UNets only", name, key, why);
+               "%s: '%s' %s; Gesso runs Stable Diffusion 1.x, 2.x and XL UNets only", name, key, why);
   return FALSE;
 }
 
@@ -117,7 +118,7 @@ static gboolean
 check_unused_features (JsonObject *json, const char *name, GError **error)
 {
   static const char *const must_be_unset[] = {
-    "class_embed_type", "addition_embed_type", "encoder_hid_dim", "encoder_hid_dim_type",
+    "class_embed_type", "encoder_hid_dim", "encoder_hid_dim_type",
     "time_cond_proj_dim", "num_class_embeds", "time_embedding_act_fn", "timestep_post_act",
     "cross_attention_norm", "reverse_transformer_layers_per_block",
   };
@@ -131,6 +132,7 @@ check_unused_features (JsonObject *json, const char *name, GError **error)
     { "time_embedding_type", "positional" },
     { "attention_type", "default" },
     { "mid_block_type", "UNetMidBlock2DCrossAttn" },
+    { "addition_embed_type", "text_time" },
   };
   static const struct { const char *key; double value; } numbers[] = {
     { "resnet_out_scale_factor", 1.0 },
@@ -325,6 +327,7 @@ gesso_unet_config_from_json (JsonObject *json, const char *name, GessoUnetConfig
   double norm_eps = 1e-5, freq_shift = 0.0;
   int heads_field[GESSO_UNET_MAX_LEVELS];
   int time_embedding_dim = 0;
+  gint64 addition_time = 0, addition_input = 0;
   guint n_channels = 0;
 
   g_return_val_if_fail (json != NULL && config != NULL, FALSE);
@@ -370,6 +373,14 @@ gesso_unet_config_from_json (JsonObject *json, const char *name, GessoUnetConfig
       || !opt_int (json, name, "conv_in_kernel", 1, MAX_KERNEL, &c.conv_in_kernel, error)
       || !opt_int (json, name, "conv_out_kernel", 1, MAX_KERNEL, &c.conv_out_kernel, error))
     return FALSE;
+  if (!is_unset (json, "addition_embed_type")
+      && (!gesso_config_get_int (json, name, "addition_time_embed_dim", 2, MAX_CHANNELS,
+                                 &addition_time, error)
+          || !gesso_config_get_int (json, name, "projection_class_embeddings_input_dim", 1,
+                                    4 * MAX_CHANNELS, &addition_input, error)))
+    return FALSE;
+  c.addition_time_embed_dim = (int) addition_time;
+  c.addition_input_dim = (int) addition_input;
   c.norm_eps = (float) norm_eps;
   c.freq_shift = (float) freq_shift;
   if (time_embedding_dim > 0)
@@ -540,6 +551,27 @@ default_heads (gboolean linear, int channels)
   return channels % DEFAULT_HEADS_CONV == 0 ? DEFAULT_HEADS_CONV : 1;
 }
 
+/* SDXL's added embedding reads the pooled text embedding and six size ids of D sinusoids
+ * each: the second text encoder's projection width tells D; without it, SDXL's 256. */
+static int
+infer_addition_time_dim (const GessoWeights *weights, int input_dim)
+{
+  static const struct { const char *name; int dim; } projections[] = {
+    { "text_projection.weight", 0 },    /* transformers: [P, H] */
+    { "text_projection", 1 },           /* OpenCLIP: [H, P] */
+  };
+  int64_t shape[8];
+  int ndim;
+
+  for (size_t i = 0; i < G_N_ELEMENTS (projections); i++)
+    if (gesso_weights_shape (weights, GESSO_COMPONENT_TEXT_ENCODER_2, projections[i].name,
+                             &ndim, shape)
+        && ndim == 2 && shape[projections[i].dim] < input_dim
+        && (input_dim - shape[projections[i].dim]) % (2 * GESSO_UNET_TIME_IDS) == 0)
+      return (int) ((input_dim - shape[projections[i].dim]) / GESSO_UNET_TIME_IDS);
+  return SDXL_ADDITION_TIME_EMBED_DIM;
+}
+
 gboolean
 gesso_unet_config_infer (const GessoWeights *weights, GessoUnetConfig *config,
                          GError **error)
@@ -569,6 +601,13 @@ gesso_unet_config_infer (const GessoWeights *weights, GessoUnetConfig *config,
     return FALSE;
   c.time_embed_dim = (int) shape[0];
   c.time_proj_dim = (int) shape[1];
+  if (has (weights, "add_embedding.linear_1.weight"))
+    {
+      if (!shape_of (weights, 2, NULL, shape, error, "add_embedding.linear_1.weight"))
+        return FALSE;
+      c.addition_input_dim = (int) shape[1];
+      c.addition_time_embed_dim = infer_addition_time_dim (weights, c.addition_input_dim);
+    }
 
   /* A whole block missing would hide a level or a resnet from one side only: the structure
    * is the most that either side shows, and the builder then names what the other lacks. */
@@ -745,6 +784,12 @@ gesso_unet_config_validate (const GessoUnetConfig *c, GError **error)
   if (c->time_embed_dim < 1 || c->time_embed_dim > 4 * MAX_CHANNELS)
     return invalid (error, "time embedding width %d is outside 1..%d", c->time_embed_dim,
                     4 * MAX_CHANNELS);
+  if (c->addition_input_dim != 0
+      && (c->addition_time_embed_dim < 2 || c->addition_time_embed_dim % 2 != 0
+          || gesso_unet_config_pooled_dim (c) < 1))
+    return invalid (error, "the added embedding reads %d values, which cannot hold %d size "
+                    "ids of %d sinusoids and a pooled text embedding", c->addition_input_dim,
+                    GESSO_UNET_TIME_IDS, c->addition_time_embed_dim);
 
   for (int l = 0; l < n; l++)
     {
@@ -885,6 +930,8 @@ gesso_unet_config_check (const GessoUnetConfig *config, const GessoUnetConfig *i
               inferred->mid_transformer_depth);
   differ_int (s, "cross_attention_dim (attn2.to_k input)", config->cross_attention_dim,
               inferred->cross_attention_dim);
+  differ_int (s, "added embedding input (add_embedding.linear_1)", config->addition_input_dim,
+              inferred->addition_input_dim);
   if (config->use_linear_projection != inferred->use_linear_projection)
     g_string_append_printf (next_item (s), "use_linear_projection: %s in the config, but "
                             "proj_in is stored as a %s",
@@ -924,5 +971,17 @@ gesso_unet_config_describe (const GessoUnetConfig *c)
                           c->heads_known ? "" : " (assumed)",
                           c->use_linear_projection ? "linear" : "1x1-conv",
                           c->cross_attention_dim, c->in_channels, c->out_channels);
+  if (c->addition_input_dim > 0)
+    g_string_append_printf (s, ", added embedding of a %d-wide pooled text embedding and %d "
+                            "size ids", gesso_unet_config_pooled_dim (c), GESSO_UNET_TIME_IDS);
   return g_string_free (s, FALSE);
+}
+
+int
+gesso_unet_config_pooled_dim (const GessoUnetConfig *config)
+{
+  g_return_val_if_fail (config != NULL, 0);
+  if (config->addition_input_dim == 0)
+    return 0;
+  return config->addition_input_dim - GESSO_UNET_TIME_IDS * config->addition_time_embed_dim;
 }

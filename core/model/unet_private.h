@@ -112,9 +112,11 @@ typedef struct
 GessoUnet *unet_build_encoder (GessoWeights *weights, const GessoUnetConfig *config,
                                GError **error);
 
-/* SiLU(time embedding) [B, time_embed_dim], from the arena; NULL on failure. */
-float *unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps, int64_t batch,
-                            GError **error);
+/* SiLU(time embedding) [B, time_embed_dim], from the arena, with SDXL's added embedding of
+ * ADDED (NULL: none; while planning, any non-NULL value counts its buffers); NULL on
+ * failure. */
+float *unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps,
+                            const GessoUnetAdded *added, int64_t batch, GError **error);
 
 /* conv_in(SAMPLE) (+ HINT [B, c0, h, w] when not NULL, a ControlNet's conditioning), then the
  * down levels; every output is pushed on SKIPS (UNET_MAX_SKIPS long) in diffusers'

@@ -51,6 +51,7 @@ G_BEGIN_DECLS
 #define GESSO_VAE_MAX_LEVELS 8
 /* SD 1.x and 2.x; the value a config without "scaling_factor" (or a single file) gets. */
 #define GESSO_VAE_SD_SCALING_FACTOR 0.18215
+#define GESSO_VAE_SDXL_SCALING_FACTOR 0.13025
 
 typedef struct
 {
@@ -82,8 +83,9 @@ gboolean gesso_vae_config_from_json (GessoVaeConfig *config, JsonObject *json, c
 
 /* Infers the architecture from the VAE weights' shapes (a single file carries no config).
  * Shapes cannot tell the norm group count or the scaling factor: the rule is SD's, 32 groups
- * and GESSO_VAE_SD_SCALING_FACTOR (every SD 1.x/2.x VAE uses both); a model that differs
- * needs its config.json or an override. */
+ * and GESSO_VAE_SD_SCALING_FACTOR (every SD 1.x/2.x VAE uses both), or
+ * GESSO_VAE_SDXL_SCALING_FACTOR in an SDXL checkpoint; a model that differs needs its
+ * config.json or an override. */
 gboolean gesso_vae_config_infer (GessoVaeConfig *config, const GessoWeights *weights,
                                  GError **error);
 

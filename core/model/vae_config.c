@@ -383,6 +383,8 @@ gesso_vae_config_infer (GessoVaeConfig *config, const GessoWeights *weights, GEr
 
   if (!vae_config_infer_shapes (&c, weights, error))
     return FALSE;
+  if (gesso_weights_is_sdxl (weights))
+    c.scaling_factor = GESSO_VAE_SDXL_SCALING_FACTOR;
   if (!gesso_vae_config_validate (&c, error))
     {
       g_prefix_error (error, "the VAE's architecture inferred from its weights is not "

@@ -62,23 +62,26 @@ weight_free (gpointer data)
   g_free (w);
 }
 
-/* KEY, as stored in COMPONENT, is a tensor only SDXL has: SDXL files keep their two text
- * encoders under "conditioner.embedders.N."; SDXL folders have a second text encoder
- * (text_encoder_2/) and a UNet with add_embedding, its size and crop conditioning. Nothing of
- * SD 1.x/2.x is named so. */
-static gboolean
-is_sdxl_key (GessoComponent component, const char *key)
+/* SDXL's refiner conditions on OpenCLIP bigG alone and on an aesthetic score: its single file
+ * keeps bigG as embedder 0 ("conditioner.embedders.0.model."), its folder has text_encoder_2/
+ * without text_encoder/. The key that shows it, or NULL. */
+static const char *
+refiner_key (GessoModelFiles *files)
 {
-  switch (component)
+  const char *second = NULL;
+
+  for (guint i = 0; i < gesso_model_files_count (files); i++)
     {
-    case GESSO_COMPONENT_TEXT_ENCODER:
-      return g_str_has_prefix (key, "conditioner.embedders.")
-             || g_str_has_prefix (key, "text_encoder_2/");
-    case GESSO_COMPONENT_UNET:
-      return g_str_has_prefix (key, "add_embedding.");
-    default:
-      return FALSE;
+      const GessoModelTensor *t = gesso_model_files_tensor (files, i);
+
+      if (g_str_has_prefix (t->key, "conditioner.embedders.0.model."))
+        return t->key;
+      if (t->component == GESSO_COMPONENT_TEXT_ENCODER)
+        return NULL;
+      if (t->component == GESSO_COMPONENT_TEXT_ENCODER_2 && second == NULL)
+        second = t->key;
     }
+  return second;
 }
 
 /* What a single file that is not a checkpoint holds, told by a key only that kind has:
@@ -98,12 +101,14 @@ other_kind_of_key (GessoComponent component, const char *key)
   return NULL;
 }
 
-/* Refuses an SDXL model, a ControlNet or a TAESD by name now: their keys would otherwise map
+/* Refuses an SDXL refiner, a ControlNet or a TAESD by name now: their keys would otherwise map
  * to nothing, and the error would blame a missing text encoder or a config feature instead of
  * the kind of model. */
 static gboolean
 check_family (GessoModelFiles *files, GError **error)
 {
+  const char *refiner;
+
   for (guint i = 0; i < gesso_model_files_count (files); i++)
     {
       const GessoModelTensor *t = gesso_model_files_tensor (files, i);
@@ -126,16 +131,16 @@ check_family (GessoModelFiles *files, GError **error)
                        "Diffusion checkpoint", path, other_kind, key);
           return FALSE;
         }
-      if (is_sdxl_key (t->component, t->key))
-        {
-          g_autofree char *path = gesso_io_display (gesso_model_files_path (files));
-          g_autofree char *key = gesso_io_display (t->key);
-          g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "'%s' is not supported yet: looks like SDXL (found %s tensor '%s'); "
-                       "Gesso runs Stable Diffusion 1.x and 2.x models", path,
-                       gesso_component_name (t->component), key);
-          return FALSE;
-        }
+    }
+  refiner = refiner_key (files);
+  if (refiner != NULL)
+    {
+      g_autofree char *path = gesso_io_display (gesso_model_files_path (files));
+      g_autofree char *key = gesso_io_display (refiner);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "'%s' is an SDXL refiner (tensor '%s'), which Gesso does not run: use an "
+                   "SDXL base model", path, key);
+      return FALSE;
     }
   return TRUE;
 }
@@ -215,6 +220,12 @@ const char *
 gesso_weights_path (const GessoWeights *weights)
 {
   return gesso_model_files_path (weights->files);
+}
+
+gboolean
+gesso_weights_is_sdxl (const GessoWeights *weights)
+{
+  return weights->layout.sdxl;
 }
 
 GessoTextKeys
@@ -361,7 +372,7 @@ gesso_weights_set_missing_error (const GessoWeights *weights, GessoComponent com
 
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
                "%s weight '%s' is missing from '%s'; the model is incomplete or not Stable "
-               "Diffusion 1.x/2.x: download or convert it again",
+               "Diffusion 1.x, 2.x or XL: download or convert it again",
                gesso_component_name (component), name, where);
 }
 

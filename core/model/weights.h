@@ -32,15 +32,18 @@ typedef enum
 } GessoTextKeys;
 
 /* Borrows FILES, which must outlive the result. Maps single-file keys onto diffusers names
- * (core/model/keymap.h); reads no tensor data. An SDXL model is refused here, by its key
- * names (UNSUPPORTED, "... looks like SDXL (found ...)"). Not thread-safe: weights are widened
+ * (core/model/keymap.h); reads no tensor data. An SDXL refiner is refused here, by its key
+ * names (UNSUPPORTED, "... is an SDXL refiner ..."). Not thread-safe: weights are widened
  * on first use, so one job at a time uses a GessoWeights. */
 GessoWeights *gesso_weights_new (GessoModelFiles *files, GError **error);
 void gesso_weights_free (GessoWeights *weights);
 
 GessoModelLayout gesso_weights_layout (const GessoWeights *weights);
 const char *gesso_weights_path (const GessoWeights *weights);
+/* How the first text encoder was stored (SDXL's second is OpenCLIP's or transformers'). */
 GessoTextKeys gesso_weights_text_keys (const GessoWeights *weights);
+/* An SDXL model: a conditioner, a second text encoder or an added UNet embedding. */
+gboolean gesso_weights_is_sdxl (const GessoWeights *weights);
 
 /* The diffusers names of a component, in file order (for inferring structure from names). */
 guint gesso_weights_count (const GessoWeights *weights, GessoComponent component);

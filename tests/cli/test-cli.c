@@ -15,9 +15,11 @@
 
 #include "../unit/io-fixtures.h"
 
-static const char *const component_names[] = { "unet", "vae", "text_encoder", "other" };
-#define N_COMPONENTS 4
-enum { UNET, VAE, TEXT_ENCODER, OTHER };
+static const char *const component_names[] = {
+  "unet", "vae", "text_encoder", "text_encoder_2", "other",
+};
+#define N_COMPONENTS 5
+enum { UNET, VAE, TEXT_ENCODER, TEXT_ENCODER_2, OTHER };
 
 typedef struct
 {
@@ -254,6 +256,9 @@ classify_key (const char *key)
     return UNET;
   if (g_str_has_prefix (key, "first_stage_model."))
     return VAE;
+  /* SDXL's second text encoder (OpenCLIP bigG) */
+  if (g_str_has_prefix (key, "conditioner.embedders.1."))
+    return TEXT_ENCODER_2;
   if (g_str_has_prefix (key, "cond_stage_model.") || g_str_has_prefix (key, "conditioner."))
     return TEXT_ENCODER;
   return OTHER;
@@ -407,6 +412,11 @@ check_model (const char *model_dir)
       count_folder (diffusers, "unet", UNET, &expected);
       count_folder (diffusers, "vae", VAE, &expected);
       count_folder (diffusers, "text_encoder", TEXT_ENCODER, &expected);
+        {
+          g_autofree char *second = g_build_filename (diffusers, "text_encoder_2", NULL);
+          if (g_file_test (second, G_FILE_TEST_IS_DIR))
+            count_folder (diffusers, "text_encoder_2", TEXT_ENCODER_2, &expected);
+        }
       check_info (diffusers, &expected, folder);
     }
 
@@ -437,6 +447,8 @@ check_model (const char *model_dir)
         g_assert_cmpuint (single[TEXT_ENCODER].n_params, >, folder[TEXT_ENCODER].n_params);
       else
         g_assert_cmpuint (single[TEXT_ENCODER].n_params, ==, folder[TEXT_ENCODER].n_params);
+      /* SDXL's bigG: fused q/k/v in the single file, the same parameters */
+      g_assert_cmpuint (single[TEXT_ENCODER_2].n_params, ==, folder[TEXT_ENCODER_2].n_params);
     }
   g_dir_close (dir);
 }
@@ -870,6 +882,107 @@ run_ok (Run *run, const char *const *args)
     g_error ("gesso %s failed: %s", args[0], run->err);
 }
 
+/* SDXL runs every edit: on tiny-sdxl's single file (configs and tokenizers from the diffusers
+ * folder beside it) generate, sdedit, inpaint and restyle each write a picture of the asked
+ * size; inpaint leaves every pixel outside its mask as it was; `gesso info` names the family
+ * and a refiner is refused in one line. */
+static void
+test_sdxl_edits (void)
+{
+  g_autofree char *models = conformance_models_dir ();
+  g_autofree char *model = models ? g_build_filename (models, "tiny-sdxl",
+                                                      "tiny-sdxl-fp16.safetensors", NULL)
+                                  : NULL;
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+  g_autofree char *image = g_build_filename (source, "data", "samples", "remove-object.png",
+                                             NULL);
+  g_autofree char *mask = g_build_filename (source, "data", "samples",
+                                            "remove-object-mask.png", NULL);
+  g_autofree char *tmp = g_dir_make_tmp ("gesso-cli-XXXXXX", NULL);
+  g_autofree char *png = g_build_filename (tmp, "out.png", NULL);
+  g_autofree char *refiner = g_build_filename (tmp, "refiner.safetensors", NULL);
+  const char *const edits[][12] = {
+    { "generate", "--prompt", "a red apple", "--width", "96", "--height", "64", NULL },
+    { "sdedit", "--image", image, "--strength", "0.6", "--prompt", "a cat", NULL },
+    { "inpaint", "--image", image, "--mask", mask, "--prompt", "a stone wall", NULL },
+    { "restyle", "--image", image, "--source-prompt", "a photo", "--prompt", "a painting",
+      "--strength", "0.7", NULL },
+  };
+  FixtureSt st;
+  g_autoptr (GBytes) bytes = NULL;
+  Run run;
+
+  if (model == NULL || !g_file_test (model, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("no tiny-sdxl conformance model (set GESSO_CONFORMANCE_DIR)");
+      return;
+    }
+  run_ok (&run, (const char *[]) { "info", model, NULL });
+  g_assert_cmpstr (field (run.out, "architecture"), !=, NULL);
+  g_assert_true (g_str_has_prefix (field (run.out, "architecture"), "Stable Diffusion XL\n"));
+  run_clear (&run);
+
+  for (size_t e = 0; e < G_N_ELEMENTS (edits); e++)
+    {
+      g_autoptr (GPtrArray) args = g_ptr_array_new ();
+      int w = 0, h = 0;
+      g_autoptr (GBytes) pixels = NULL;
+
+      for (size_t i = 0; edits[e][i] != NULL; i++)
+        g_ptr_array_add (args, (gpointer) edits[e][i]);
+      g_ptr_array_add (args, "--model");
+      g_ptr_array_add (args, model);
+      g_ptr_array_add (args, "--steps");
+      g_ptr_array_add (args, "3");
+      g_ptr_array_add (args, "--seed");
+      g_ptr_array_add (args, "5");
+      g_ptr_array_add (args, "--out");
+      g_ptr_array_add (args, png);
+      g_ptr_array_add (args, NULL);
+      run_ok (&run, (const char *const *) args->pdata);
+      g_assert_nonnull (strstr (run.out, "(Stable Diffusion XL)"));
+      run_clear (&run);
+      pixels = png_pixels (png, &w, &h);
+      g_assert_nonnull (pixels);
+      g_assert_cmpint (w, ==, e == 0 ? 96 : 64);
+      g_assert_cmpint (h, ==, 64);
+      if (strcmp (edits[e][0], "inpaint") == 0)
+        {
+          int iw = 0, ih = 0, mw = 0, mh = 0;
+          g_autoptr (GBytes) in = png_pixels (image, &iw, &ih);
+          g_autoptr (GBytes) m = png_pixels (mask, &mw, &mh);
+          const guint8 *a = g_bytes_get_data (in, NULL), *b = g_bytes_get_data (pixels, NULL);
+          const guint8 *k = g_bytes_get_data (m, NULL);
+          guint outside = 0, changed_inside = 0;
+
+          for (int i = 0; i < w * h; i++)
+            if (k[4 * i] == 0)
+              {
+                outside++;
+                g_assert_cmpmem (a + 4 * i, 3, b + 4 * i, 3);
+              }
+            else if (memcmp (a + 4 * i, b + 4 * i, 3) != 0)
+              changed_inside++;
+          g_assert_cmpuint (outside, >, 0);
+          g_assert_cmpuint (changed_inside, >, 0);
+        }
+    }
+
+  /* an SDXL refiner conditions on OpenCLIP bigG alone, its conditioner's embedder 0 */
+  fixture_st_init (&st);
+  fixture_st_add (&st, "conditioner.embedders.0.model.ln_final.weight", "F32", "[4]", NULL);
+  fixture_st_add (&st, "model.diffusion_model.input_blocks.0.0.weight", "F32", "[8, 4, 3, 3]",
+                  NULL);
+  bytes = fixture_st_finish (&st);
+  g_assert_true (g_file_set_contents (refiner, g_bytes_get_data (bytes, NULL),
+                                      (gssize) g_bytes_get_size (bytes), NULL));
+  run_gesso (&run, (const char *[]) { "generate", "--model", refiner, "--prompt", "p", "--out",
+                                      png, NULL });
+  assert_fails_with (&run, 1, "is an SDXL refiner", "use an SDXL base model", NULL);
+  run_clear (&run);
+  fixture_remove_tree (tmp);
+}
+
 /* What a newcomer meets: no --model takes the bundled demo model, named with the seed on
  * stdout ending in "wrote FILE"; both sampler spellings and "auto"; each command's --help
  * lists its own options with their defaults, and another command's option is refused;
@@ -935,6 +1048,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/generate/parameters-and-hash", test_parameters_and_hash);
   g_test_add_func ("/cli/models", test_models);
   g_test_add_func ("/cli/generate/control", test_control);
+  g_test_add_func ("/cli/sdxl/edits", test_sdxl_edits);
   g_test_add_func ("/cli/newcomer", test_newcomer);
   return g_test_run ();
 }

@@ -227,6 +227,23 @@ string (const ConformanceCase *c, JsonObject *params, const char *key)
   return NULL;
 }
 
+/* A [height, width] pair (SDXL's original_size, crops_coords_top_left, target_size) of
+ * PARAMS into OUT; left alone when absent. */
+static void
+size_pair (JsonObject *params, const char *key, int out[2])
+{
+  JsonNode *n = params != NULL ? json_object_get_member (params, key) : NULL;
+  JsonArray *a;
+
+  if (n == NULL || !JSON_NODE_HOLDS_ARRAY (n))
+    return;
+  a = json_node_get_array (n);
+  if (json_array_get_length (a) != 2)
+    return;
+  for (guint i = 0; i < 2; i++)
+    out[i] = (int) json_array_get_int_element (a, i);
+}
+
 static gboolean
 sampler_from_manifest (const ConformanceCase *c, const char *config_key, GessoSamplerKind kind,
                        GessoSamplerConfig *config, GError **error)
@@ -317,6 +334,9 @@ case_params (const ConformanceCase *c, CaseKind kind, GessoPipelineParams *p, GE
     default:
       p->prompt = string (c, params, "prompt");
       p->negative_prompt = string (c, params, "negative_prompt");
+      size_pair (params, "original_size", p->original_size);
+      size_pair (params, "crops_coords_top_left", p->crop_top_left);
+      size_pair (params, "target_size", p->target_size);
       if (!gesso_sampler_kind_from_name (string (c, NULL, "scheduler"), &sk))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,

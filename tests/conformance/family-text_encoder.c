@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "edit/model-private.h"
 #include "families.h"
 #include "gesso.h"
 #include "io/config.h"
@@ -218,6 +219,211 @@ check_variants (ConformanceRun *run, const ConformanceCase *c, const char *model
     }
 }
 
+/* --- SDXL: two encoders ------------------------------------------------------------------- */
+
+/* SDXL outputs, each from one encoder's ids (1: input_ids, 2: input_ids_2). */
+typedef enum
+{
+  SDXL_TE1_PENULTIMATE,
+  SDXL_TE2_PENULTIMATE,
+  SDXL_TE2_LAST,
+  SDXL_TEXT_EMBEDS,
+  SDXL_PROMPT_EMBEDS,
+  SDXL_N_OUTPUTS,
+} SdxlOutput;
+
+static const char *const sdxl_names[SDXL_N_OUTPUTS] = {
+  "te1_penultimate", "te2_penultimate", "te2_last_hidden_state", "text_embeds", "prompt_embeds",
+};
+
+/* Encoder COMPONENT of variant V: the folder's own config, or for a single file the
+ * diffusers folder's (SUB/config.json). */
+static GessoTextEncoder *
+sdxl_encoder (const ConformanceVariant *v, GessoModelFiles *files, GessoWeights *weights,
+              GessoComponent component, GError **error)
+{
+  const char *sub = gesso_component_name (component);
+  JsonObject *json = gesso_model_files_config (files, sub);
+  g_autoptr (JsonObject) sidecar = NULL;
+  g_autofree char *path = NULL;
+
+  if (json == NULL && v->diffusers_dir == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
+                   "single file without a diffusers folder to take the %s config from", sub);
+      return NULL;
+    }
+  if (json == NULL)
+    {
+      path = g_build_filename (v->diffusers_dir, sub, "config.json", NULL);
+      sidecar = gesso_config_load (path, error);
+      if (sidecar == NULL)
+        return NULL;
+      json = sidecar;
+    }
+  return gesso_text_encoder_new_for (weights, component, NULL, json, error);
+}
+
+/* The SDXL outputs of variant V from the case's token ids into GOT (each as large as the
+ * case's tensor of that name). */
+static gboolean
+sdxl_outputs (const ConformanceVariant *v, const int64_t *ids, const int64_t *ids_2,
+              float *got[SDXL_N_OUTPUTS], GError **error)
+{
+  g_autoptr (GessoModelFiles) files = gesso_model_files_open (v->path, error);
+  g_autoptr (GessoWeights) weights = NULL;
+  g_autoptr (GessoTextEncoder) enc_1 = NULL;
+  g_autoptr (GessoTextEncoder) enc_2 = NULL;
+  int64_t t, w1, w2;
+
+  if (files == NULL)
+    return FALSE;
+  weights = gesso_weights_new (files, error);
+  if (weights == NULL)
+    return FALSE;
+  enc_1 = sdxl_encoder (v, files, weights, GESSO_COMPONENT_TEXT_ENCODER, error);
+  enc_2 = enc_1 ? sdxl_encoder (v, files, weights, GESSO_COMPONENT_TEXT_ENCODER_2, error)
+                : NULL;
+  if (enc_2 == NULL)
+    return FALSE;
+  t = gesso_text_encoder_get_config (enc_1)->max_positions;
+  w1 = gesso_text_encoder_get_config (enc_1)->hidden_size;
+  w2 = gesso_text_encoder_get_config (enc_2)->hidden_size;
+  if (!gesso_text_encoder_hidden_state (enc_1, ids, 1, got[SDXL_TE1_PENULTIMATE], error)
+      || !gesso_text_encoder_hidden_state (enc_2, ids_2, 1, got[SDXL_TE2_PENULTIMATE], error)
+      || !gesso_text_encoder_encode (enc_2, ids_2, 0, got[SDXL_TE2_LAST], error)
+      || !gesso_text_encoder_pooled (enc_2, ids_2, got[SDXL_TEXT_EMBEDS], error))
+    return FALSE;
+  for (int64_t i = 0; i < t; i++)
+    {
+      memcpy (got[SDXL_PROMPT_EMBEDS] + i * (w1 + w2), got[SDXL_TE1_PENULTIMATE] + i * w1,
+              (size_t) w1 * sizeof (float));
+      memcpy (got[SDXL_PROMPT_EMBEDS] + i * (w1 + w2) + w1, got[SDXL_TE2_PENULTIMATE] + i * w2,
+              (size_t) w2 * sizeof (float));
+    }
+  return TRUE;
+}
+
+/* The whole text path of an opened model (its tokenizers, both encoders, the prompt cache)
+ * on the case's prompt, when the case used it for both encoders: prompt_embeds and
+ * text_embeds as the pipelines get them. */
+static gboolean
+sdxl_model_path (const ConformanceCase *c, const ConformanceVariant *v,
+                 const GessoTensor want[SDXL_N_OUTPUTS], double *prompt_diff,
+                 double *pooled_diff, GError **error)
+{
+  const char *prompt = conformance_manifest_string (c, "prompt");
+  g_autoptr (GessoModel) model = NULL;
+  g_autofree float *embeds = NULL;
+  g_autofree float *pooled = NULL;
+  GessoModelParams mp;
+
+  *prompt_diff = *pooled_diff = NAN;
+  if (prompt == NULL || conformance_manifest_string (c, "prompt_2") != NULL)
+    return TRUE;
+  gesso_model_params_init (&mp);
+  mp.path = v->path;
+  model = gesso_model_open (&mp, error);
+  if (model == NULL)
+    return FALSE;
+  if (gesso_tensor_numel (&want[SDXL_PROMPT_EMBEDS])
+        != gesso_model_context_tokens (model) * gesso_model_context_width (model)
+      || gesso_tensor_numel (&want[SDXL_TEXT_EMBEDS])
+           != gesso_prompt_cache_pooled_width (model->prompts))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
+                   "the opened model's embeddings do not have the case's sizes");
+      return FALSE;
+    }
+  embeds = g_new (float, (size_t) gesso_tensor_numel (&want[SDXL_PROMPT_EMBEDS]));
+  pooled = g_new (float, (size_t) gesso_tensor_numel (&want[SDXL_TEXT_EMBEDS]));
+  if (!gesso_prompt_cache_encode_pooled (model->prompts, prompt, 0, embeds, pooled, error))
+    return FALSE;
+  *prompt_diff = conformance_max_abs_diff (want[SDXL_PROMPT_EMBEDS].data, embeds,
+                                           (size_t) gesso_tensor_numel (&want[SDXL_PROMPT_EMBEDS]));
+  *pooled_diff = conformance_max_abs_diff (want[SDXL_TEXT_EMBEDS].data, pooled,
+                                           (size_t) gesso_tensor_numel (&want[SDXL_TEXT_EMBEDS]));
+  return TRUE;
+}
+
+static void
+check_sdxl_variant (ConformanceRun *run, const ConformanceCase *c, const ConformanceVariant *v,
+                    double tol, const int64_t *ids, const int64_t *ids_2,
+                    const GessoTensor want[SDXL_N_OUTPUTS])
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GString) detail = g_string_new (NULL);
+  float *got[SDXL_N_OUTPUTS];
+  double max_abs = 0, prompt_diff, pooled_diff;
+  gboolean ok;
+
+  for (int o = 0; o < SDXL_N_OUTPUTS; o++)
+    got[o] = g_new0 (float, (size_t) gesso_tensor_numel (&want[o]));
+  ok = sdxl_outputs (v, ids, ids_2, got, &error)
+       && sdxl_model_path (c, v, want, &prompt_diff, &pooled_diff, &error);
+  if (ok)
+    {
+      for (int o = 0; o < SDXL_N_OUTPUTS; o++)
+        {
+          double d = conformance_max_abs_diff (want[o].data, got[o],
+                                               (size_t) gesso_tensor_numel (&want[o]));
+          g_string_append_printf (detail, "%s%s %.3g", o ? ", " : "", sdxl_names[o], d);
+          max_abs = isnan (d) || isnan (max_abs) ? NAN : MAX (max_abs, d);
+        }
+      if (!isnan (prompt_diff))
+        {
+          g_string_append_printf (detail, "; from the prompt through the model's tokenizers: "
+                                  "prompt_embeds %.3g, text_embeds %.3g", prompt_diff,
+                                  pooled_diff);
+          max_abs = isnan (prompt_diff) || isnan (pooled_diff) || isnan (max_abs)
+                      ? NAN : MAX (max_abs, MAX (prompt_diff, pooled_diff));
+        }
+      conformance_report (run, c, max_abs <= tol ? CONFORMANCE_PASS : CONFORMANCE_FAIL,
+                          v->label, max_abs, tol, "%s", detail->str);
+    }
+  else
+    conformance_report_error (run, c, v->label, tol, error);
+  for (int o = 0; o < SDXL_N_OUTPUTS; o++)
+    g_free (got[o]);
+}
+
+/* te-tiny-sdxl cases: input_ids and input_ids_2 -> both penultimate states, the second
+ * encoder's last state and pooled (projected) output, and their concatenation. */
+static void
+check_sdxl (ConformanceRun *run, const ConformanceCase *c, const char *model, double tol)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) variants = conformance_model_variants (c, model);
+  g_autofree int64_t *ids = NULL;
+  g_autofree int64_t *ids_2 = NULL;
+  GessoTensor want[SDXL_N_OUTPUTS];
+  size_t n_ids = 0, n_ids_2 = 0;
+  gboolean loaded;
+
+  memset (want, 0, sizeof want);
+  loaded = conformance_case_tensor_i64 (c, "input_ids", &ids, &n_ids, &error)
+           && conformance_case_tensor_i64 (c, "input_ids_2", &ids_2, &n_ids_2, &error);
+  for (int o = 0; o < SDXL_N_OUTPUTS && loaded; o++)
+    loaded = conformance_case_tensor (c, sdxl_names[o], &want[o], &error);
+  if (loaded && (n_ids != n_ids_2 || want[SDXL_PROMPT_EMBEDS].ndim != 3
+                 || want[SDXL_PROMPT_EMBEDS].shape[0] != 1
+                 || (size_t) want[SDXL_PROMPT_EMBEDS].shape[1] != n_ids))
+    {
+      g_set_error (&error, GESSO_ERROR, GESSO_ERROR_FAILED,
+                   "the case is not one prompt of two id rows of one length");
+      loaded = FALSE;
+    }
+  if (!loaded)
+    conformance_report (run, c, CONFORMANCE_FAIL, NULL, NAN, tol, "%s", error->message);
+  else if (variants->len == 0)
+    conformance_report (run, c, CONFORMANCE_FAIL, NULL, NAN, tol, "no files of model '%s'",
+                        model);
+  for (guint i = 0; loaded && i < variants->len; i++)
+    check_sdxl_variant (run, c, variants->pdata[i], tol, ids, ids_2, want);
+  for (int o = 0; o < SDXL_N_OUTPUTS; o++)
+    gesso_tensor_free (&want[o]);
+}
+
 void
 conformance_family_text_encoder (ConformanceRun *run, const ConformanceCase *c)
 {
@@ -233,6 +439,11 @@ conformance_family_text_encoder (ConformanceRun *run, const ConformanceCase *c)
     {
       conformance_report (run, c, CONFORMANCE_FAIL, NULL, NAN, 0,
                           "the manifest lacks 'model' or 'tolerance.max_abs'");
+      return;
+    }
+  if (c->tensors != NULL && gesso_safetensors_lookup (c->tensors, "input_ids_2") != NULL)
+    {
+      check_sdxl (run, c, model, tol);
       return;
     }
   if (!conformance_case_tensor_i64 (c, "input_ids", &ids, &n_ids, &error))

@@ -1,5 +1,6 @@
-/* unet/ cases: sample [B, C, h, w], timestep [B], encoder_hidden_states [B, 77, D] ->
- * noise_pred [B, 4, h, w], the raw model output (epsilon for SD1, v for SD2). Run for every
+/* unet/ cases: sample [B, C, h, w], timestep [B], encoder_hidden_states [B, 77, D] (and for
+ * SDXL text_embeds [B, P] and time_ids [B, 6]) -> noise_pred [B, 4, h, w], the raw model
+ * output (epsilon for SD1 and SDXL, v for SD2). Run for every
  * file of the model (its diffusers folder and each single file, fp32/fp16/bf16). A single
  * file carries no config: it takes the diffusers folder's unet/config.json, and the config
  * inferred from its weights' shapes must agree with that (all but the heads, which shapes
@@ -21,6 +22,8 @@ typedef struct
   GessoTensor sample;
   GessoTensor timestep;
   GessoTensor context;
+  GessoTensor text_embeds;      /* SDXL's added conditioning; empty for other models */
+  GessoTensor time_ids;
   GessoTensor want;
 } UnetCase;
 
@@ -30,6 +33,8 @@ unet_case_clear (UnetCase *uc)
   gesso_tensor_free (&uc->sample);
   gesso_tensor_free (&uc->timestep);
   gesso_tensor_free (&uc->context);
+  gesso_tensor_free (&uc->text_embeds);
+  gesso_tensor_free (&uc->time_ids);
   gesso_tensor_free (&uc->want);
 }
 
@@ -55,6 +60,10 @@ load_case (const ConformanceCase *c, UnetCase *uc, GError **error)
       || !conformance_case_tensor (c, "timestep", &uc->timestep, error)
       || !conformance_case_tensor (c, "encoder_hidden_states", &uc->context, error)
       || !conformance_case_tensor (c, "noise_pred", &uc->want, error))
+    return FALSE;
+  if (gesso_safetensors_lookup (c->tensors, "text_embeds") != NULL
+      && (!conformance_case_tensor (c, "text_embeds", &uc->text_embeds, error)
+          || !conformance_case_tensor (c, "time_ids", &uc->time_ids, error)))
     return FALSE;
   s = &uc->sample;
   t = &uc->timestep;
@@ -99,8 +108,11 @@ variant_config (const ConformanceVariant *v, GessoModelFiles *files, GessoWeight
       || !gesso_unet_config_infer (weights, &inferred, error)
       || !gesso_unet_config_check (&declared, &inferred, name, error))
     return FALSE;
-  /* what shapes cannot tell is inferred as SD's values: these models keep them */
-  if (inferred.norm_num_groups != declared.norm_num_groups
+  /* what shapes cannot tell is inferred as SD's values: these models keep them, but for
+   * tiny-sdxl's 8 norm groups (with 32 on 32 channels its embeddings would have no effect) */
+  if ((inferred.norm_num_groups != declared.norm_num_groups
+       && declared.addition_input_dim == 0)
+      || inferred.addition_time_embed_dim != declared.addition_time_embed_dim
       || inferred.norm_eps != declared.norm_eps
       || inferred.flip_sin_to_cos != declared.flip_sin_to_cos
       || inferred.freq_shift != declared.freq_shift
@@ -135,6 +147,7 @@ check_variant (const ConformanceVariant *v, const UnetCase *uc, UnetResult *resu
   g_autoptr (GessoArena) arena = NULL;
   g_autofree float *got = NULL;
   const GessoUnetConfig *config;
+  const GessoUnetAdded added = { uc->text_embeds.data, uc->time_ids.data };
   const int64_t batch = uc->sample.shape[0], height = uc->sample.shape[2];
   const int64_t width = uc->sample.shape[3], ctx_len = uc->context.shape[1];
   size_t numel = (size_t) gesso_tensor_numel (&uc->want);
@@ -161,18 +174,30 @@ check_variant (const ConformanceVariant *v, const UnetCase *uc, UnetResult *resu
       return FALSE;
     }
 
+  if (uc->text_embeds.data != NULL
+      && (gesso_tensor_numel (&uc->text_embeds) != batch * gesso_unet_config_pooled_dim (config)
+          || gesso_tensor_numel (&uc->time_ids) != batch * GESSO_UNET_TIME_IDS))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
+                   "the case's text_embeds / time_ids do not have %" G_GINT64_FORMAT " rows of "
+                   "%d / %d values", batch, gesso_unet_config_pooled_dim (config),
+                   GESSO_UNET_TIME_IDS);
+      return FALSE;
+    }
   result->planned = gesso_unet_scratch_bytes (unet, batch, height, width, ctx_len);
   arena = gesso_arena_new (result->planned, error);
   if (arena == NULL)
     return FALSE;
   got = g_new (float, numel);
   /* a first run widens fp16/bf16 weights and warms the caches; time the second */
-  if (!gesso_unet_forward (unet, uc->sample.data, uc->timestep.data, uc->context.data, batch,
-                           height, width, ctx_len, got, arena, error))
+  if (!gesso_unet_forward_full (unet, uc->sample.data, uc->timestep.data, uc->context.data,
+                                uc->text_embeds.data ? &added : NULL, batch, height, width,
+                                ctx_len, NULL, got, arena, error))
     return FALSE;
   start = g_get_monotonic_time ();
-  if (!gesso_unet_forward (unet, uc->sample.data, uc->timestep.data, uc->context.data, batch,
-                           height, width, ctx_len, got, arena, error))
+  if (!gesso_unet_forward_full (unet, uc->sample.data, uc->timestep.data, uc->context.data,
+                                uc->text_embeds.data ? &added : NULL, batch, height, width,
+                                ctx_len, NULL, got, arena, error))
     return FALSE;
   result->seconds = (double) (g_get_monotonic_time () - start) / 1e6;
   result->used = gesso_arena_peak (arena);

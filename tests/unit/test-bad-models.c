@@ -1,5 +1,5 @@
 /* The bad-model matrix: a model with a missing tensor (or block, or whole part), a wrongly
- * shaped one, one of a type Gesso does not compute with, a truncated file, an SDXL checkpoint,
+ * shaped one, one of a type Gesso does not compute with, a truncated file, an incomplete SDXL checkpoint,
  * or a single file with no usable tokenizer must fail in gesso_model_open, with the right error code
  * and one line that names the culprit and, where the user can do something, says what.
  *
@@ -656,16 +656,18 @@ test_folder_sdxl (Fixture *f, gconstpointer data)
   fixture_st_add (&st, "text_projection.weight", "F16", "[64, 64]", NULL);
   bytes = fixture_st_finish (&st);
   g_free (fixture_write (f->folder, "text_encoder_2/model.safetensors", bytes));
-  expect_refused (f->folder, GESSO_ERROR_UNSUPPORTED, "not supported yet: looks like SDXL",
-                  "found text_encoder tensor 'text_encoder_2/text_model.final_layer_norm.weight'",
-                  NULL);
+  /* SDXL runs now: a second text encoder without its weights is named */
+  expect_refused (f->folder, GESSO_ERROR_MISSING,
+                  "text_encoder_2 weight 'text_model.embeddings.token_embedding.weight' is "
+                  "missing", "text_encoder_2'", NULL);
 
-  /* one text encoder, but the UNet's size conditioning */
+  /* one text encoder, but the UNet's size conditioning, which its config does not declare */
   fixture_remove_tree (f->folder);
   fixture_copy_tree (f->demo, f->folder);
   rewrite (f, UNET_FILE, &add_embedding);
-  expect_refused (f->folder, GESSO_ERROR_UNSUPPORTED, "not supported yet: looks like SDXL",
-                  "found unet tensor 'add_embedding.linear_1.weight'", NULL);
+  expect_refused (f->folder, GESSO_ERROR_CORRUPT, "does not describe this UNet's weights",
+                  "added embedding input (add_embedding.linear_1): 0 in the config, 2816 in "
+                  "the weights", NULL);
 }
 
 /* A diffusers folder without tokenizer/ gets the bundled CLIP table, which the demo model's
@@ -863,9 +865,9 @@ test_single_sdxl (Fixture *f, gconstpointer data)
   g_autofree char *path = write_single (f, bytes, TRUE);
 
   (void) data;
-  expect_refused (path, GESSO_ERROR_UNSUPPORTED, path, "not supported yet: looks like SDXL",
-                  "found text_encoder tensor 'conditioner.embedders.0.transformer.text_model.",
-                  NULL);
+  expect_refused (path, GESSO_ERROR_MISSING, path,
+                  "text_encoder_2 weight 'text_model.embeddings.token_embedding.weight' is "
+                  "missing", NULL);
 }
 
 /* A single file alone: the bundled CLIP table, unless the text encoder is not CLIP-sized

@@ -163,9 +163,12 @@ test_diffusers_folder (void)
                                 "text_model.embeddings.token_embedding.weight");
   g_assert_nonnull (t);
   g_assert_cmpint (t->entry->shape[1], ==, 4);
-  /* the second text encoder keeps its keys apart with its folder name */
-  t = gesso_model_files_lookup (files, GESSO_COMPONENT_TEXT_ENCODER,
-                                "text_encoder_2/text_model.embeddings.token_embedding.weight");
+  /* the second text encoder is a component of its own, its keys as stored */
+  g_assert_null (gesso_model_files_lookup (files, GESSO_COMPONENT_TEXT_ENCODER,
+                                           "text_encoder_2/text_model.embeddings.token_embedding."
+                                           "weight"));
+  t = gesso_model_files_lookup (files, GESSO_COMPONENT_TEXT_ENCODER_2,
+                                "text_model.embeddings.token_embedding.weight");
   g_assert_nonnull (t);
   g_assert_cmpint (t->entry->shape[1], ==, 6);
 
@@ -223,8 +226,10 @@ test_diffusers_summary (void)
 
   sdxl = gesso_model_summary_new (sdxl_dir, &error);
   g_assert_no_error (error);
-  g_assert_cmpstr (sdxl->architecture, ==, "SDXL (not supported yet)");
-  g_assert_cmpuint (sdxl->components[GESSO_COMPONENT_TEXT_ENCODER].n_params, ==, 100);
+  g_assert_cmpstr (sdxl->architecture, ==, "SDXL (inpainting, 9 input channels, v-prediction)");
+  g_assert_cmpuint (sdxl->components[GESSO_COMPONENT_TEXT_ENCODER_2].n_params, >, 0);
+  g_assert_cmpuint (sdxl->components[GESSO_COMPONENT_TEXT_ENCODER].n_params
+                    + sdxl->components[GESSO_COMPONENT_TEXT_ENCODER_2].n_params, ==, 100);
   fixture_remove_tree (dir);
   fixture_remove_tree (sdxl_dir);
 }
@@ -295,7 +300,10 @@ test_architecture_guesses (void)
       2, "Stable Diffusion 2.x (5 input channels)" },
     { { { "model.diffusion_model.input_blocks.0.0.weight", "F32", "[8, 4, 3, 3]" },
         { "conditioner.embedders.1.model.ln_final.weight", "F32", "[4]" } },
-      2, "SDXL (not supported yet)" },
+      2, "SDXL" },
+    { { { "model.diffusion_model.input_blocks.0.0.weight", "F32", "[8, 4, 3, 3]" },
+        { "conditioner.embedders.0.model.ln_final.weight", "F32", "[4]" } },
+      2, "SDXL refiner (not supported)" },
     { { { "first_stage_model.encoder.conv_in.weight", "F32", "[8, 3, 3, 3]" } },
       1, "unknown" },
     { { { "model.diffusion_model.out.2.weight", "F32", "[4, 8, 3, 3]" } }, 1, "unknown" },

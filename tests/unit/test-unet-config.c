@@ -161,8 +161,11 @@ static void
 test_json_refused (void)
 {
   static const Refused cases[] = {
-    { "{\"addition_embed_type\": \"text_time\"}", GESSO_ERROR_UNSUPPORTED,
+    { "{\"addition_embed_type\": \"text_image\"}", GESSO_ERROR_UNSUPPORTED,
       "addition_embed_type" },
+    /* SDXL's added embedding needs its widths */
+    { "{\"addition_embed_type\": \"text_time\"}", GESSO_ERROR_MISSING,
+      "addition_time_embed_dim" },
     { "{\"class_embed_type\": \"timestep\"}", GESSO_ERROR_UNSUPPORTED, "class_embed_type" },
     { "{\"act_fn\": \"gelu\"}", GESSO_ERROR_UNSUPPORTED, "act_fn" },
     { "{\"resnet_time_scale_shift\": \"scale_shift\"}", GESSO_ERROR_UNSUPPORTED,

@@ -696,7 +696,7 @@ check_small_file (gboolean misaligned)
     g_assert_error (error, GESSO_ERROR, GESSO_ERROR_MISSING);
     g_autofree char *msg = g_strdup_printf (
       "vae weight 'decoder.conv_in.weight' is missing from '%s'; the model is incomplete or "
-      "not Stable Diffusion 1.x/2.x: download or convert it again", path);
+      "not Stable Diffusion 1.x, 2.x or XL: download or convert it again", path);
     g_assert_cmpstr (error->message, ==, msg);
     g_clear_error (&error);
   }
