@@ -102,10 +102,13 @@ key_component (GessoLoraLayout layout, const char *key, GessoComponent *componen
     { GESSO_LORA_KOHYA, "lora_unet_", GESSO_COMPONENT_UNET },
     { GESSO_LORA_KOHYA, "lora_te1_", GESSO_COMPONENT_TEXT_ENCODER },
     { GESSO_LORA_KOHYA, "lora_te_", GESSO_COMPONENT_TEXT_ENCODER },
+    { GESSO_LORA_KOHYA, "lora_te2_", GESSO_COMPONENT_TEXT_ENCODER_2 },
     { GESSO_LORA_PEFT, "unet.", GESSO_COMPONENT_UNET },
     { GESSO_LORA_PEFT, "text_encoder.", GESSO_COMPONENT_TEXT_ENCODER },
+    { GESSO_LORA_PEFT, "text_encoder_2.", GESSO_COMPONENT_TEXT_ENCODER_2 },
     { GESSO_LORA_DIFFUSERS_OLD, "unet.", GESSO_COMPONENT_UNET },
     { GESSO_LORA_DIFFUSERS_OLD, "text_encoder.", GESSO_COMPONENT_TEXT_ENCODER },
+    { GESSO_LORA_DIFFUSERS_OLD, "text_encoder_2.", GESSO_COMPONENT_TEXT_ENCODER_2 },
     { GESSO_LORA_ATTN_PROCESSOR, "", GESSO_COMPONENT_UNET },
   };
 
@@ -200,7 +203,11 @@ read_peft_scales (GessoLora *lora)
   {
     const char *part;
     GessoComponent component;
-  } parts[] = { { "unet", GESSO_COMPONENT_UNET }, { "text_encoder", GESSO_COMPONENT_TEXT_ENCODER } };
+  } parts[] = {
+    { "unet", GESSO_COMPONENT_UNET },
+    { "text_encoder", GESSO_COMPONENT_TEXT_ENCODER },
+    { "text_encoder_2", GESSO_COMPONENT_TEXT_ENCODER_2 },
+  };
   const char *json = gesso_safetensors_metadata (lora->file, "lora_adapter_metadata");
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonObject *o;
@@ -371,7 +378,8 @@ gesso_lora_family_guess (const GessoLora *lora)
                              && (g_str_has_suffix (p->stem, "attn2_to_k")
                                  || g_str_has_suffix (p->stem, "attn2.to_k")
                                  || g_str_has_suffix (p->stem, "attn2.processor.to_k"));
-      const gboolean text = p->component == GESSO_COMPONENT_TEXT_ENCODER;
+      const gboolean text = p->component == GESSO_COMPONENT_TEXT_ENCODER
+                            || p->component == GESSO_COMPONENT_TEXT_ENCODER_2;
       const int64_t width = p->down->ndim >= 2 ? p->down->shape[1] : 0;
 
       if (!cross && !text)
@@ -573,7 +581,10 @@ gesso_lora_bind (GessoLora *lora, GessoWeights *weights, GError **error)
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
                        "LoRA '%s' does not fit this model: its module '%s' matches no layer of "
                        "the model's %s%s", shown, p->down->name,
-                       p->component == GESSO_COMPONENT_UNET ? "UNet" : "text encoder", hint);
+                       p->component == GESSO_COMPONENT_UNET ? "UNet"
+                       : p->component == GESSO_COMPONENT_TEXT_ENCODER ? "text encoder"
+                                                                      : "second text encoder",
+                       hint);
           ok = FALSE;
           break;
         }
