@@ -103,7 +103,7 @@ unet_conv (UnetExec *x, const UnetLayer *layer, const float *in, float *out, int
       unet_exec_scratch (x, gesso_conv2d_scratch_bytes (&shape));
       return TRUE;
     }
-  return gesso_conv2d (&shape, in, layer->weight, layer->bias, out, x->arena, error);
+  return gesso_conv2d_weight (&shape, in, &layer->weight, layer->bias, out, x->arena, error);
 }
 
 /* --- Loading ------------------------------------------------------------------------------ */
@@ -133,6 +133,28 @@ fetch (Loader *ld, int ndim, const int64_t *shape, const char *fmt, ...)
   return data;
 }
 
+/* A layer's weight matrix, as stored (gesso_weights_get_stored). */
+static GessoWeight
+fetch_stored (Loader *ld, int ndim, const int64_t *shape, const char *fmt, ...)
+  G_GNUC_PRINTF (4, 5);
+
+static GessoWeight
+fetch_stored (Loader *ld, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+  g_autofree char *name = NULL;
+  GessoWeight weight = gesso_weight_f32 (NULL);
+  va_list args;
+
+  if (ld->error != NULL || ld->weights == NULL)
+    return weight;
+  va_start (args, fmt);
+  name = g_strdup_vprintf (fmt, args);
+  va_end (args);
+  gesso_weights_get_stored (ld->weights, GESSO_COMPONENT_UNET, name, ndim, shape, &weight,
+                            &ld->error);
+  return weight;
+}
+
 #define SHAPE(...) ((const int64_t[]) { __VA_ARGS__ })
 
 /* PREFIX "" names a top-level layer ("conv_norm_out") */
@@ -149,7 +171,8 @@ static void
 load_linear (Loader *ld, const char *prefix, const char *name, int64_t out, int64_t in,
              gboolean bias, UnetLayer *layer)
 {
-  layer->weight = fetch (ld, 2, SHAPE (out, in), "%s%s%s.weight", prefix, SEP (prefix), name);
+  layer->weight = fetch_stored (ld, 2, SHAPE (out, in), "%s%s%s.weight", prefix, SEP (prefix),
+                                name);
   layer->bias = bias ? fetch (ld, 1, SHAPE (out), "%s%s%s.bias", prefix, SEP (prefix), name)
                      : NULL;
 }
@@ -158,8 +181,8 @@ static void
 load_conv (Loader *ld, const char *prefix, const char *name, int64_t out, int64_t in,
            int64_t k, UnetLayer *layer)
 {
-  layer->weight = fetch (ld, 4, SHAPE (out, in, k, k), "%s%s%s.weight", prefix, SEP (prefix),
-                         name);
+  layer->weight = fetch_stored (ld, 4, SHAPE (out, in, k, k), "%s%s%s.weight", prefix,
+                                SEP (prefix), name);
   layer->bias = fetch (ld, 1, SHAPE (out), "%s%s%s.bias", prefix, SEP (prefix), name);
 }
 
@@ -569,11 +592,11 @@ unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps, int64_t 
   if (temb == NULL || !unet_exec_computing (x))
     return temb;
   timestep_embedding (c, timesteps, batch, temb_sin);
-  gesso_linear (temb_sin, batch, c->time_proj_dim, u->time_linear_1.weight,
-                u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
+  gesso_linear_weight (temb_sin, batch, c->time_proj_dim, &u->time_linear_1.weight,
+                       u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
   gesso_silu (temb_hidden, (size_t) (batch * c->time_embed_dim));
-  gesso_linear (temb_hidden, batch, c->time_embed_dim, u->time_linear_2.weight,
-                u->time_linear_2.bias, c->time_embed_dim, temb);
+  gesso_linear_weight (temb_hidden, batch, c->time_embed_dim, &u->time_linear_2.weight,
+                       u->time_linear_2.bias, c->time_embed_dim, temb);
   /* every resnet applies SiLU to the embedding before its projection: do it once */
   gesso_silu (temb, (size_t) (batch * c->time_embed_dim));
   return temb;
