@@ -155,11 +155,12 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
   if (!gesso_guider_init (&job->guider, m->unet, job->latent_h, job->latent_w,
                           gesso_model_context_tokens (m), gesso_model_context_width (m), error))
     goto err_clear;
-  if (!gesso_prompt_cache_encode (m->prompts, p->negative_prompt, p->clip_skip,
+  if (!gesso_model_encode_prompt (m, p->negative_prompt, p->clip_skip,
                                   gesso_guider_unconditional (&job->guider), error)
-      || !gesso_prompt_cache_encode (m->prompts, p->prompt, p->clip_skip,
+      || !gesso_model_encode_prompt (m, p->prompt, p->clip_skip,
                                      gesso_guider_conditional (&job->guider), error))
     goto err_clear;
+  gesso_model_prompts_encoded (m);
   gesso_guider_set_scale (&job->guider, p->guidance, p->guidance_rescale);
   if (!gesso_guider_set_controls (&job->guider, p->controls, p->n_controls, p->control_start,
                                   p->control_end, error))

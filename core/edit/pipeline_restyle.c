@@ -45,6 +45,15 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
       return FALSE;
     }
   memset (&inversion, 0, sizeof inversion);
+  /* the source prompt into the cache before the job's own prompts, after which the text
+   * encoder may be released (gesso_model_prompts_encoded) */
+  {
+    g_autofree float *source = g_new (float, gesso_model_context_tokens (p->model)
+                                             * gesso_model_context_width (p->model));
+
+    if (!gesso_model_encode_prompt (p->model, p->source_prompt, p->clip_skip, source, error))
+      return FALSE;
+  }
   if (!pipeline_job_init (&job, p, in, &p->sampler, error))
     return FALSE;
   inverse = gesso_sampler_new (&p->inverse, error);
@@ -72,7 +81,7 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
   job.progress.total = k + gesso_denoise_count_steps (&job.denoise) - (int) first;
 
   /* inversion: the source prompt alone; the guider's conditional slot holds it for now */
-  if (!gesso_prompt_cache_encode (p->model->prompts, p->source_prompt, p->clip_skip,
+  if (!gesso_model_encode_prompt (p->model, p->source_prompt, p->clip_skip,
                                   gesso_guider_conditional (&job.guider), error))
     goto out;
   gesso_guider_set_scale (&job.guider, 1.0f, 0.0f);
@@ -85,7 +94,7 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
     goto out;
 
   /* regeneration: negative and target prompts with guidance */
-  if (!gesso_prompt_cache_encode (p->model->prompts, p->prompt, p->clip_skip,
+  if (!gesso_model_encode_prompt (p->model, p->prompt, p->clip_skip,
                                   gesso_guider_conditional (&job.guider), error))
     goto out;
   gesso_guider_set_scale (&job.guider, p->guidance, p->guidance_rescale);

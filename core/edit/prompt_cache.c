@@ -106,12 +106,43 @@ gesso_prompt_cache_misses (const GessoPromptCache *cache)
   return cache->misses;
 }
 
+static char *
+entry_key (const char *text, int clip_skip)
+{
+  /* the clip skip first: a prompt may contain any character, a number cannot */
+  return g_strdup_printf ("%d:%s", clip_skip, text != NULL ? text : "");
+}
+
+static GList *
+find_entry (const GessoPromptCache *cache, const char *key)
+{
+  for (GList *l = cache->entries.head; l != NULL; l = l->next)
+    if (strcmp (((const Entry *) l->data)->key, key) == 0)
+      return l;
+  return NULL;
+}
+
+gboolean
+gesso_prompt_cache_has (const GessoPromptCache *cache, const char *text, int clip_skip)
+{
+  g_autofree char *key = entry_key (text, clip_skip);
+
+  return find_entry (cache, key) != NULL;
+}
+
+void
+gesso_prompt_cache_set_encoder (GessoPromptCache *cache, GessoTextEncoder *encoder)
+{
+  cache->encoder = encoder;
+}
+
 gboolean
 gesso_prompt_cache_encode (GessoPromptCache *cache, const char *text, int clip_skip,
                            float *out, GError **error)
 {
   size_t n = (size_t) (cache->tokens * cache->width);
   g_autofree char *key = NULL;
+  GList *l;
   Entry *e;
 
   g_return_val_if_fail (cache != NULL && out != NULL, FALSE);
@@ -125,20 +156,18 @@ gesso_prompt_cache_encode (GessoPromptCache *cache, const char *text, int clip_s
                    cache->n_layers - 1);
       return FALSE;
     }
-  /* the clip skip first: a prompt may contain any character, a number cannot */
-  key = g_strdup_printf ("%d:%s", clip_skip, text);
-  for (GList *l = cache->entries.head; l != NULL; l = l->next)
+  key = entry_key (text, clip_skip);
+  l = find_entry (cache, key);
+  if (l != NULL)
     {
-      e = l->data;
-      if (strcmp (e->key, key) != 0)
-        continue;
       /* most recently used goes last */
       g_queue_unlink (&cache->entries, l);
       g_queue_push_tail_link (&cache->entries, l);
-      memcpy (out, e->embedding, n * sizeof (float));
+      memcpy (out, ((const Entry *) l->data)->embedding, n * sizeof (float));
       cache->hits++;
       return TRUE;
     }
+  g_return_val_if_fail (cache->encoder != NULL, FALSE);
 
   if (!gesso_tokenizer_encode (cache->tokenizer, text, cache->ids, (size_t) cache->tokens, NULL,
                                NULL, error)

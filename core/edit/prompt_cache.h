@@ -34,6 +34,13 @@ int64_t gesso_prompt_cache_width (const GessoPromptCache *cache);
 gboolean gesso_prompt_cache_encode (GessoPromptCache *cache, const char *text, int clip_skip,
                                     float *out, GError **error);
 
+/* Whether TEXT with CLIP_SKIP is cached: gesso_prompt_cache_encode needs no encoder for it. */
+gboolean gesso_prompt_cache_has (const GessoPromptCache *cache, const char *text,
+                                 int clip_skip);
+/* Replaces the borrowed encoder (same configuration): NULL while the model has released it,
+ * when an encode of a prompt not cached is an error. */
+void gesso_prompt_cache_set_encoder (GessoPromptCache *cache, GessoTextEncoder *encoder);
+
 /* How many encodes were answered from the cache / computed (for tests). */
 guint gesso_prompt_cache_hits (const GessoPromptCache *cache);
 guint gesso_prompt_cache_misses (const GessoPromptCache *cache);
