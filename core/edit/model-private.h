@@ -1,7 +1,8 @@
 /* The inside of a GessoModel: what the pipelines borrow from an opened model.
  *
- * A model owns its files, weights, tokenizer, text encoder, UNet and VAE, the configs they
- * were built from, the scheduler config found beside it and a cache of prompt embeddings.
+ * A model owns its files, weights, tokenizer, text encoder (NULL while released), UNet and
+ * VAE, the configs they were built from, the scheduler config found beside it and a cache of
+ * prompt embeddings.
  * Like the weights it is used by one job at a time.
  */
 #ifndef GESSO_MODEL_PRIVATE_H
@@ -51,6 +52,7 @@ struct GessoModel
   int n_threads;
   float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
   GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
+  gboolean release_text_encoder; /* GessoModelParams.release_text_encoder */
 };
 
 /* The ControlNet at PATH for this model's UNet, opened on first use and kept with the model
@@ -65,6 +67,15 @@ GessoControlNet *gesso_model_controlnet (GessoModel *model, const char *path, GE
  * model's prediction type. */
 gboolean gesso_model_sampler_config (const GessoModel *model, GessoSamplerKind kind,
                                      GessoSamplerConfig *config, GError **error);
+
+/* OUT = the embedding of TEXT (POOLED, when not NULL, its pooled embedding: SDXL), from the
+ * prompt cache or the text encoders, which are opened again first when
+ * gesso_model_prompts_encoded released them. */
+gboolean gesso_model_encode_prompt (GessoModel *model, const char *text, int clip_skip,
+                                    float *out, float *pooled, GError **error);
+/* A job has encoded every prompt it needs: with GessoModelParams.release_text_encoder the
+ * text encoders and their weights are freed now (the prompt cache keeps the embeddings). */
+void gesso_model_prompts_encoded (GessoModel *model);
 
 /* Text embedding width and length (tokens) the UNet's cross-attention reads. */
 int64_t gesso_model_context_tokens (const GessoModel *model);

@@ -670,6 +670,7 @@ model_plan (const GessoModelParams *params, GError **error)
     return NULL;
   m = g_new0 (GessoModel, 1);
   m->n_threads = params->n_threads;
+  m->release_text_encoder = params->release_text_encoder;
   m->files = gesso_model_files_open (params->path, error);
   if (m->files == NULL)
     return NULL;
@@ -740,6 +741,31 @@ open_text_encoder (GessoModel *m, GError **error)
     }
   m->text_encoder = gesso_text_encoder_new (m->weights, NULL, json, error);
   return m->text_encoder != NULL;
+}
+
+gboolean
+gesso_model_encode_prompt (GessoModel *m, const char *text, int clip_skip, float *out,
+                           float *pooled, GError **error)
+{
+  if (m->text_encoder == NULL && !gesso_prompt_cache_has (m->prompts, text, clip_skip))
+    {
+      if (!open_text_encoder (m, error) || (m->sdxl && !open_text_encoder_2 (m, error)))
+        return FALSE;
+      gesso_prompt_cache_set_encoders (m->prompts, m->text_encoder, m->text_encoder_2);
+    }
+  return gesso_prompt_cache_encode_pooled (m->prompts, text, clip_skip, out, pooled, error);
+}
+
+void
+gesso_model_prompts_encoded (GessoModel *m)
+{
+  if (!m->release_text_encoder || m->text_encoder == NULL)
+    return;
+  gesso_prompt_cache_set_encoders (m->prompts, NULL, NULL);
+  g_clear_pointer (&m->text_encoder, gesso_text_encoder_free);
+  g_clear_pointer (&m->text_encoder_2, gesso_text_encoder_free);
+  gesso_weights_release (m->weights, GESSO_COMPONENT_TEXT_ENCODER);
+  gesso_weights_release (m->weights, GESSO_COMPONENT_TEXT_ENCODER_2);
 }
 
 /* The components must fit together: text width = cross-attention width, VAE latent = UNet

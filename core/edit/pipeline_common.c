@@ -139,8 +139,8 @@ pipeline_encode_prompt (PipelineJob *job, const char *text, gboolean conditional
         memset (pooled, 0, (size_t) g->pooled_dim * sizeof (float));
       return TRUE;
     }
-  return gesso_prompt_cache_encode_pooled (job->model->prompts, text, job->params->clip_skip,
-                                           embedding, pooled, error);
+  return gesso_model_encode_prompt (job->model, text, job->params->clip_skip, embedding, pooled,
+                                    error);
 }
 
 /* SDXL's size ids: the params' where given, else the working size uncropped, as diffusers'
@@ -200,6 +200,7 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
       || !pipeline_encode_prompt (job, p->prompt, TRUE, error))
     goto err_clear;
   set_time_ids (job, in);
+  gesso_model_prompts_encoded (m);
   gesso_guider_set_scale (&job->guider, p->guidance, p->guidance_rescale);
   if (!gesso_guider_set_controls (&job->guider, p->controls, p->n_controls, p->control_start,
                                   p->control_end, error))

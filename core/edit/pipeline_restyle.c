@@ -45,6 +45,16 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
       return FALSE;
     }
   memset (&inversion, 0, sizeof inversion);
+  /* the source prompt into the cache before the job's own prompts, after which the text
+   * encoder may be released (gesso_model_prompts_encoded) */
+  {
+    g_autofree float *source = g_new (float, gesso_model_context_tokens (p->model)
+                                             * gesso_model_context_width (p->model));
+
+    if (!gesso_model_encode_prompt (p->model, p->source_prompt, p->clip_skip, source, NULL,
+                                    error))
+      return FALSE;
+  }
   if (!pipeline_job_init (&job, p, in, &p->sampler, error))
     return FALSE;
   inverse = gesso_sampler_new (&p->inverse, error);

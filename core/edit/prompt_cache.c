@@ -188,6 +188,38 @@ encode_sdxl (GessoPromptCache *cache, const char *text, int clip_skip, float *ou
   return TRUE;
 }
 
+static char *
+entry_key (const char *text, int clip_skip)
+{
+  /* the clip skip first: a prompt may contain any character, a number cannot */
+  return g_strdup_printf ("%d:%s", clip_skip, text != NULL ? text : "");
+}
+
+static GList *
+find_entry (const GessoPromptCache *cache, const char *key)
+{
+  for (GList *l = cache->entries.head; l != NULL; l = l->next)
+    if (strcmp (((const Entry *) l->data)->key, key) == 0)
+      return l;
+  return NULL;
+}
+
+gboolean
+gesso_prompt_cache_has (const GessoPromptCache *cache, const char *text, int clip_skip)
+{
+  g_autofree char *key = entry_key (text, clip_skip);
+
+  return find_entry (cache, key) != NULL;
+}
+
+void
+gesso_prompt_cache_set_encoders (GessoPromptCache *cache, GessoTextEncoder *encoder,
+                                 GessoTextEncoder *encoder_2)
+{
+  cache->encoder = encoder;
+  cache->encoder_2 = encoder_2;
+}
+
 gboolean
 gesso_prompt_cache_encode (GessoPromptCache *cache, const char *text, int clip_skip,
                            float *out, GError **error)
@@ -202,6 +234,7 @@ gesso_prompt_cache_encode_pooled (GessoPromptCache *cache, const char *text, int
   size_t n = (size_t) (cache->tokens * cache->width);
   g_autofree char *key = NULL;
   g_autofree float *computed = NULL;
+  GList *l;
   Entry *e;
 
   g_return_val_if_fail (cache != NULL && out != NULL, FALSE);
@@ -215,25 +248,25 @@ gesso_prompt_cache_encode_pooled (GessoPromptCache *cache, const char *text, int
                    cache->n_layers - 1);
       return FALSE;
     }
-  /* the clip skip first: a prompt may contain any character, a number cannot */
-  key = g_strdup_printf ("%d:%s", clip_skip, text);
-  for (GList *l = cache->entries.head; l != NULL; l = l->next)
+  key = entry_key (text, clip_skip);
+  l = find_entry (cache, key);
+  if (l != NULL)
     {
-      e = l->data;
-      if (strcmp (e->key, key) != 0)
-        continue;
       /* most recently used goes last */
       g_queue_unlink (&cache->entries, l);
       g_queue_push_tail_link (&cache->entries, l);
+      e = l->data;
       memcpy (out, e->embedding, n * sizeof (float));
       if (pooled != NULL)
         memcpy (pooled, e->embedding + n, (size_t) cache->pooled * sizeof (float));
       cache->hits++;
       return TRUE;
     }
+  g_return_val_if_fail (cache->encoder != NULL
+                        && (cache->tokenizer_2 == NULL || cache->encoder_2 != NULL), FALSE);
 
   computed = g_new (float, n + (size_t) cache->pooled);
-  if (cache->encoder_2 != NULL ? !encode_sdxl (cache, text, clip_skip, computed, error)
+  if (cache->tokenizer_2 != NULL ? !encode_sdxl (cache, text, clip_skip, computed, error)
       : !gesso_tokenizer_encode (cache->tokenizer, text, cache->ids, (size_t) cache->tokens,
                                  NULL, NULL, error)
           || !gesso_text_encoder_encode (cache->encoder, cache->ids, clip_skip, computed,

@@ -47,6 +47,14 @@ gboolean gesso_prompt_cache_encode_pooled (GessoPromptCache *cache, const char *
                                            int clip_skip, float *out, float *pooled,
                                            GError **error);
 
+/* Whether TEXT with CLIP_SKIP is cached: gesso_prompt_cache_encode needs no encoder for it. */
+gboolean gesso_prompt_cache_has (const GessoPromptCache *cache, const char *text,
+                                 int clip_skip);
+/* Replaces the borrowed encoders (same configurations; ENCODER_2 only for an SDXL cache): NULL
+ * while the model has released them, when an encode of a prompt not cached is an error. */
+void gesso_prompt_cache_set_encoders (GessoPromptCache *cache, GessoTextEncoder *encoder,
+                                      GessoTextEncoder *encoder_2);
+
 /* How many encodes were answered from the cache / computed (for tests). */
 guint gesso_prompt_cache_hits (const GessoPromptCache *cache);
 guint gesso_prompt_cache_misses (const GessoPromptCache *cache);

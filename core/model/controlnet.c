@@ -86,12 +86,11 @@ load_conv (GessoControlNet *cn, const char *prefix, int64_t out, int64_t in, int
   g_autofree char *w = g_strdup_printf ("%s.weight", prefix);
   g_autofree char *b = g_strdup_printf ("%s.bias", prefix);
 
-  layer->weight = gesso_weights_get (cn->weights, GESSO_COMPONENT_UNET, w, 4,
-                                     (const int64_t[]) { out, in, k, k }, error);
-  layer->bias = layer->weight == NULL ? NULL
-                                      : gesso_weights_get (cn->weights, GESSO_COMPONENT_UNET,
-                                                           b, 1, (const int64_t[]) { out },
-                                                           error);
+  if (!gesso_weights_get_stored (cn->weights, GESSO_COMPONENT_UNET, w, 4,
+                                 (const int64_t[]) { out, in, k, k }, &layer->weight, error))
+    return FALSE;
+  layer->bias = gesso_weights_get (cn->weights, GESSO_COMPONENT_UNET, b, 1,
+                                   (const int64_t[]) { out }, error);
   return layer->bias != NULL;
 }
 

@@ -34,8 +34,8 @@ unet_resnet_forward (UnetExec *x, const UnetGlobals *g, const UnetResnet *r, con
   if (unet_exec_computing (x))
     {
       /* each batch element has its own timestep, so its own per-channel offset */
-      gesso_linear (temb_act, batch, g->time_embed_dim, r->time_emb_proj.weight,
-                    r->time_emb_proj.bias, cout, tproj);
+      gesso_linear_weight (temb_act, batch, g->time_embed_dim, &r->time_emb_proj.weight,
+                           r->time_emb_proj.bias, cout, tproj);
       for (int64_t i = 0; i < batch; i++)
         gesso_add_channel_bias (out + i * cout * hw, 1, cout, hw, tproj + i * cout);
       gesso_group_norm (out, batch, cout, hw, g->groups, g->resnet_eps, r->norm2.gamma,

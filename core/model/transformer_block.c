@@ -55,12 +55,12 @@ attention (UnetExec *x, const UnetTransformer *t, const UnetLayer *wq, const Une
   /* self-attention reads its keys from the normed tokens, cross-attention from the text */
   if (kv_source == NULL)
     kv_source = tokens;
-  gesso_linear (tokens, rows, c, wq->weight, wq->bias, c, q);
-  gesso_linear (kv_source, kv_rows, kv_dim, wk->weight, wk->bias, c, k);
-  gesso_linear (kv_source, kv_rows, kv_dim, wv->weight, wv->bias, c, v);
+  gesso_linear_weight (tokens, rows, c, &wq->weight, wq->bias, c, q);
+  gesso_linear_weight (kv_source, kv_rows, kv_dim, &wk->weight, wk->bias, c, k);
+  gesso_linear_weight (kv_source, kv_rows, kv_dim, &wv->weight, wv->bias, c, v);
   if (!gesso_attention (&shape, q, k, v, o, x->arena, error))
     goto out;
-  gesso_linear (o, rows, c, wout->weight, wout->bias, c, normed);
+  gesso_linear_weight (o, rows, c, &wout->weight, wout->bias, c, normed);
   gesso_add (hidden, normed, (size_t) (rows * c));
   ok = TRUE;
 
@@ -88,12 +88,12 @@ feed_forward (UnetExec *x, const UnetTransformerBlock *blk, int64_t c, float *hi
         {
           int64_t n = MIN (chunk, rows - r0);
 
-          gesso_linear (normed + r0 * c, n, c, blk->ff_in.weight, blk->ff_in.bias, 2 * inner,
-                        proj);
+          gesso_linear_weight (normed + r0 * c, n, c, &blk->ff_in.weight, blk->ff_in.bias,
+                               2 * inner, proj);
           gesso_geglu (proj, n, inner, gated);
           /* these rows of NORMED have been consumed: they take the block's output */
-          gesso_linear (gated, n, inner, blk->ff_out.weight, blk->ff_out.bias, c,
-                        normed + r0 * c);
+          gesso_linear_weight (gated, n, inner, &blk->ff_out.weight, blk->ff_out.bias, c,
+                               normed + r0 * c);
         }
       gesso_add (hidden, normed, (size_t) (rows * c));
     }
@@ -123,10 +123,12 @@ unet_transformer_forward (UnetExec *x, const UnetGlobals *g, const UnetTransform
     {
       gesso_group_norm (inout, batch, c, hw, g->groups, TRANSFORMER_GROUP_NORM_EPS,
                         t->norm.gamma, t->norm.beta, normed);
+      const float *w = gesso_weight_widened (&t->proj_in.weight, c * c);
+
       /* tokens[b] [hw, C] = normed[b]^T [hw, C] . W^T */
       for (int64_t b = 0; b < batch; b++)
-        gesso_gemm (TRUE, TRUE, hw, c, c, 1.0f, normed + b * c * hw, hw, t->proj_in.weight, c,
-                    0.0f, hidden + b * hw * c, c);
+        gesso_gemm (TRUE, TRUE, hw, c, c, 1.0f, normed + b * c * hw, hw, w, c, 0.0f,
+                    hidden + b * hw * c, c);
       gesso_add_channel_bias (hidden, rows, c, 1, t->proj_in.bias);
     }
 
@@ -157,10 +159,12 @@ unet_transformer_forward (UnetExec *x, const UnetGlobals *g, const UnetTransform
 
   if (unet_exec_computing (x))
     {
+      const float *w = gesso_weight_widened (&t->proj_out.weight, c * c);
+
       /* inout[b] [C, hw] += W [C, C] . tokens[b]^T: the residual add is the GEMM's beta */
       for (int64_t b = 0; b < batch; b++)
-        gesso_gemm (FALSE, TRUE, c, hw, c, 1.0f, t->proj_out.weight, c, hidden + b * hw * c, c,
-                    1.0f, inout + b * c * hw, hw);
+        gesso_gemm (FALSE, TRUE, c, hw, c, 1.0f, w, c, hidden + b * hw * c, c, 1.0f,
+                    inout + b * c * hw, hw);
       gesso_add_channel_bias (inout, batch, c, hw, t->proj_out.bias);
     }
   ok = TRUE;

@@ -105,7 +105,7 @@ unet_conv (UnetExec *x, const UnetLayer *layer, const float *in, float *out, int
       unet_exec_scratch (x, gesso_conv2d_scratch_bytes (&shape));
       return TRUE;
     }
-  return gesso_conv2d (&shape, in, layer->weight, layer->bias, out, x->arena, error);
+  return gesso_conv2d_weight (&shape, in, &layer->weight, layer->bias, out, x->arena, error);
 }
 
 /* --- Loading ------------------------------------------------------------------------------ */
@@ -135,6 +135,28 @@ fetch (Loader *ld, int ndim, const int64_t *shape, const char *fmt, ...)
   return data;
 }
 
+/* A layer's weight matrix, as stored (gesso_weights_get_stored). */
+static GessoWeight
+fetch_stored (Loader *ld, int ndim, const int64_t *shape, const char *fmt, ...)
+  G_GNUC_PRINTF (4, 5);
+
+static GessoWeight
+fetch_stored (Loader *ld, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+  g_autofree char *name = NULL;
+  GessoWeight weight = gesso_weight_f32 (NULL);
+  va_list args;
+
+  if (ld->error != NULL || ld->weights == NULL)
+    return weight;
+  va_start (args, fmt);
+  name = g_strdup_vprintf (fmt, args);
+  va_end (args);
+  gesso_weights_get_stored (ld->weights, GESSO_COMPONENT_UNET, name, ndim, shape, &weight,
+                            &ld->error);
+  return weight;
+}
+
 #define SHAPE(...) ((const int64_t[]) { __VA_ARGS__ })
 
 /* PREFIX "" names a top-level layer ("conv_norm_out") */
@@ -151,7 +173,8 @@ static void
 load_linear (Loader *ld, const char *prefix, const char *name, int64_t out, int64_t in,
              gboolean bias, UnetLayer *layer)
 {
-  layer->weight = fetch (ld, 2, SHAPE (out, in), "%s%s%s.weight", prefix, SEP (prefix), name);
+  layer->weight = fetch_stored (ld, 2, SHAPE (out, in), "%s%s%s.weight", prefix, SEP (prefix),
+                                name);
   layer->bias = bias ? fetch (ld, 1, SHAPE (out), "%s%s%s.bias", prefix, SEP (prefix), name)
                      : NULL;
 }
@@ -160,8 +183,8 @@ static void
 load_conv (Loader *ld, const char *prefix, const char *name, int64_t out, int64_t in,
            int64_t k, UnetLayer *layer)
 {
-  layer->weight = fetch (ld, 4, SHAPE (out, in, k, k), "%s%s%s.weight", prefix, SEP (prefix),
-                         name);
+  layer->weight = fetch_stored (ld, 4, SHAPE (out, in, k, k), "%s%s%s.weight", prefix,
+                                SEP (prefix), name);
   layer->bias = fetch (ld, 1, SHAPE (out), "%s%s%s.bias", prefix, SEP (prefix), name);
 }
 
@@ -586,11 +609,11 @@ add_text_time (GessoUnet *u, UnetExec *x, const GessoUnetAdded *added, int64_t b
       memcpy (input + b * in, added->text_embeds + b * pooled, (size_t) pooled * sizeof (float));
       memcpy (input + b * in + pooled, id_sin + b * ids * d, (size_t) (ids * d) * sizeof (float));
     }
-  gesso_linear (input, batch, in, u->add_linear_1.weight, u->add_linear_1.bias,
-                c->time_embed_dim, hidden);
+  gesso_linear_weight (input, batch, in, &u->add_linear_1.weight, u->add_linear_1.bias,
+                       c->time_embed_dim, hidden);
   gesso_silu (hidden, (size_t) (batch * c->time_embed_dim));
-  gesso_linear (hidden, batch, c->time_embed_dim, u->add_linear_2.weight, u->add_linear_2.bias,
-                c->time_embed_dim, input);
+  gesso_linear_weight (hidden, batch, c->time_embed_dim, &u->add_linear_2.weight,
+                       u->add_linear_2.bias, c->time_embed_dim, input);
   gesso_add (temb, input, (size_t) (batch * c->time_embed_dim));
   return TRUE;
 }
@@ -611,11 +634,11 @@ unet_time_embedding (GessoUnet *u, UnetExec *x, const float *timesteps,
   if (unet_exec_computing (x))
     {
       timestep_embedding (c, c->time_proj_dim, timesteps, batch, temb_sin);
-      gesso_linear (temb_sin, batch, c->time_proj_dim, u->time_linear_1.weight,
-                    u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
+      gesso_linear_weight (temb_sin, batch, c->time_proj_dim, &u->time_linear_1.weight,
+                           u->time_linear_1.bias, c->time_embed_dim, temb_hidden);
       gesso_silu (temb_hidden, (size_t) (batch * c->time_embed_dim));
-      gesso_linear (temb_hidden, batch, c->time_embed_dim, u->time_linear_2.weight,
-                    u->time_linear_2.bias, c->time_embed_dim, temb);
+      gesso_linear_weight (temb_hidden, batch, c->time_embed_dim, &u->time_linear_2.weight,
+                           u->time_linear_2.bias, c->time_embed_dim, temb);
     }
   if (c->addition_input_dim > 0 && added != NULL
       && !add_text_time (u, x, added, batch, temb_hidden, temb, error))

@@ -25,10 +25,11 @@ typedef struct
   const float *beta;
 } UnetNorm;
 
-/* A linear or convolution layer: weight in PyTorch's layout, bias or NULL. */
+/* A linear or convolution layer: weight in PyTorch's layout as the file stores it, bias or
+ * NULL. */
 typedef struct
 {
-  const float *weight;
+  GessoWeight weight;
   const float *bias;
 } UnetLayer;
 

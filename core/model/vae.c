@@ -26,7 +26,7 @@
 
 typedef struct
 {
-  const float *weight;          /* [out, in, kernel, kernel] */
+  GessoWeight weight;           /* [out, in, kernel, kernel], as stored */
   const float *bias;            /* [out] */
   int64_t in, out, kernel;
 } Conv;
@@ -197,8 +197,10 @@ load_conv (GessoWeights *weights, const char *prefix, Conv *conv, GError **error
 {
   const int64_t wshape[4] = { conv->out, conv->in, conv->kernel, conv->kernel };
 
-  conv->weight = load (weights, prefix, ".weight", 4, wshape, error);
-  if (conv->weight == NULL)
+  g_autofree char *name = g_strconcat (prefix, ".weight", NULL);
+
+  if (!gesso_weights_get_stored (weights, GESSO_COMPONENT_VAE, name, 4, wshape, &conv->weight,
+                                 error))
     return FALSE;
   conv->bias = load (weights, prefix, ".bias", 1, &conv->out, error);
   return conv->bias != NULL;
@@ -498,8 +500,8 @@ run_conv (Run *run, const Conv *cv, const Act *in, int64_t stride, int64_t paddi
   plan_kernel (run, gesso_conv2d_scratch_bytes (&shape));
   if (run->planning)
     return TRUE;
-  return gesso_conv2d (&shape, act_data (run, in), cv->weight, cv->bias, act_data (run, out),
-                       run->arena, error);
+  return gesso_conv2d_weight (&shape, act_data (run, in), &cv->weight, cv->bias,
+                              act_data (run, out), run->arena, error);
 }
 
 /* OUT = GroupNorm (IN), optionally followed by SiLU; OUT may be IN. */

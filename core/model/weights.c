@@ -5,7 +5,9 @@
  * element offset for the q/k/v row slices of a fused OpenCLIP projection). No tensor data is
  * read then. gesso_weights_get serves float32 data read from the file (pread, never a
  * mapping: see weight_data) into an owned cache, F16 and BF16 widened on the way, each weight
- * checked for infinities and NaNs while it is read.
+ * checked for infinities and NaNs while it is read. gesso_weights_get_stored serves the
+ * layers' weight matrices as stored: 16-bit ones read into an owned cache as they are (half
+ * the memory; the kernels widen them just before their products, see ops/weight.c).
  *
  * When to widen, measured (test-weights /model/weights/widen-cost prints it; 2-vCPU Xeon VM,
  * debugoptimized, best of 5, three runs): the tiny conformance models hold 3.55 M floats, 1.58 M
@@ -19,8 +21,8 @@
  * 152 MB for SD1 (49408 x 768), 202 MB for SD2. Extrapolated to SD1.5 fp16 (1.07 G params):
  * ~0.7-2.6 s and 4.1 GB of float32 either way. Hence: widen on first use by default, gather
  * embedding rows without caching, and gesso_weights_preload for callers that would rather pay
- * before the first step. Real models are to be measured; keeping F16 in memory and widening
- * per layer into scratch is the alternative if 4 bytes per parameter proves too much.
+ * before the first step. 4 bytes per parameter proved too much for full-size models (a 512^2
+ * SD 1.5 generate peaked at 4.5 GiB), hence the weight matrices kept as stored.
  */
 #include "model/weights.h"
 
@@ -29,6 +31,7 @@
 #include <string.h>
 
 #include "io/io-private.h"
+#include "tensor/arena.h"
 #include "model/keymap.h"
 #include "tensor/half.h"
 #include "tensor/tensor.h"
@@ -42,6 +45,7 @@ typedef struct
   int64_t offset;               /* first element in ENTRY */
   int64_t numel;
   float *owned;                 /* widened or realigned copy, made on first use; or NULL */
+  uint16_t *stored;             /* F16/BF16 elements as stored, read on first use; or NULL */
 } Weight;
 
 struct GessoWeights
@@ -59,6 +63,7 @@ weight_free (gpointer data)
   Weight *w = data;
 
   free (w->owned);
+  free (w->stored);
   g_free (w);
 }
 
@@ -503,6 +508,89 @@ gesso_weights_get (GessoWeights *weights, GessoComponent component, const char *
   return w ? weight_data (weights, component, w, error) : NULL;
 }
 
+/* Index of the first F16 (or BF16) infinity or NaN in SRC[0, N), or -1: all exponent bits set
+ * in either format. */
+static int64_t
+first_nonfinite_16 (const uint16_t *src, int64_t n, GessoDType dtype)
+{
+  const uint16_t exponent = dtype == GESSO_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+
+  for (int64_t i = 0; i < n; i++)
+    if ((src[i] & exponent) == exponent)
+      return i;
+  return -1;
+}
+
+/* W's 16-bit elements read as stored into memory Gesso owns, checked as widen() checks. */
+static const uint16_t *
+stored_data (const GessoWeights *weights, GessoComponent component, Weight *w, GError **error)
+{
+  const GessoDType dtype = w->entry->dtype;
+  size_t bytes;
+  int64_t bad;
+
+  if (w->stored != NULL)
+    return w->stored;
+  bytes = gesso_arena_block_size ((size_t) w->numel * sizeof (uint16_t));
+  w->stored = aligned_alloc (GESSO_ARENA_ALIGN, bytes);
+  if (w->stored == NULL)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
+                   "cannot allocate %.1f MiB for %s weight '%s'",
+                   (double) bytes / (1024.0 * 1024.0), gesso_component_name (component),
+                   w->name);
+      return NULL;
+    }
+  if (!gesso_safetensors_entry_read (w->entry, (uint64_t) w->offset * sizeof (uint16_t),
+                                     (uint64_t) w->numel * sizeof (uint16_t), w->stored, error))
+    goto fail;
+  bad = first_nonfinite_16 (w->stored, w->numel, dtype);
+  if (bad >= 0)
+    {
+      g_autofree char *where = component_location (weights, component);
+      const float value = dtype == GESSO_DTYPE_F16 ? gesso_f16_to_f32 (w->stored[bad])
+                                                   : gesso_bf16_to_f32 (w->stored[bad]);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
+                   "%s weight '%s' in '%s' holds %s (element %" G_GINT64_FORMAT "); the model "
+                   "is broken, as a failed float16 conversion leaves it: convert or download "
+                   "it again", gesso_component_name (component), w->name, where,
+                   isnan (value) ? "NaN" : "an infinite value", bad);
+      goto fail;
+    }
+  return w->stored;
+
+fail:
+  free (w->stored);
+  w->stored = NULL;
+  return NULL;
+}
+
+gboolean
+gesso_weights_get_stored (GessoWeights *weights, GessoComponent component, const char *name,
+                          int ndim, const int64_t *shape, GessoWeight *out, GError **error)
+{
+  Weight *w;
+  GessoDType dtype;
+
+  g_return_val_if_fail (ndim >= 0 && ndim <= GESSO_SAFETENSORS_MAX_DIMS, FALSE);
+  g_return_val_if_fail (shape != NULL || ndim == 0, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  *out = gesso_weight_f32 (NULL);
+  w = find_checked (weights, component, name, ndim, shape, error);
+  if (w == NULL || !check_float_dtype (weights, component, w, error))
+    return FALSE;
+  dtype = w->entry->dtype;
+  /* widened already (asked for as float32 before): no second copy */
+  if (dtype == GESSO_DTYPE_F32 || w->owned != NULL || w->numel == 0)
+    {
+      out->data = weight_data (weights, component, w, error);
+      return out->data != NULL;
+    }
+  out->data = stored_data (weights, component, w, error);
+  out->dtype = dtype;
+  return out->data != NULL;
+}
+
 gboolean
 gesso_weights_gather_rows (GessoWeights *weights, GessoComponent component, const char *name,
                            const int64_t shape[2], const int64_t *rows, size_t n_rows,
@@ -553,4 +641,17 @@ gesso_weights_preload (GessoWeights *weights, GessoComponent component, GError *
           return FALSE;
       }
   return TRUE;
+}
+
+void
+gesso_weights_release (GessoWeights *weights, GessoComponent component)
+{
+  g_return_if_fail (weights != NULL && component < GESSO_COMPONENT_COUNT);
+  for (guint i = 0; i < weights->weights[component]->len; i++)
+    {
+      Weight *w = weights->weights[component]->pdata[i];
+
+      g_clear_pointer (&w->owned, free);
+      g_clear_pointer (&w->stored, free);
+    }
 }

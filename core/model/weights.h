@@ -6,7 +6,9 @@
  * data of the shape it expects. Fused OpenCLIP in_proj weights are served as the q/k/v slices
  * diffusers names, 1x1 conv weights [C,C,1,1] as linear [C,C] where a layer wants that.
  * The returned pointers stay valid for the life of the GessoWeights: every weight is read
- * into memory it owns (F16/BF16 widened) once, and never points into the user's file.
+ * into memory it owns once, and never points into the user's file. gesso_weights_get widens
+ * F16/BF16 to float32 (norms, biases, embeddings); gesso_weights_get_stored keeps them 16-bit
+ * (the weight matrices, widened by the kernels as they use them).
  */
 #ifndef GESSO_WEIGHTS_H
 #define GESSO_WEIGHTS_H
@@ -17,6 +19,7 @@
 
 #include "gesso.h"
 #include "io/model_files.h"
+#include "ops/ops.h"
 
 G_BEGIN_DECLS
 
@@ -84,6 +87,14 @@ const float *gesso_weights_get (GessoWeights *weights, GessoComponent component,
                                 const char *name, int ndim, const int64_t *shape,
                                 GError **error);
 
+/* NAME checked as gesso_weights_get checks it, as stored: F16 and BF16 stay 16-bit (read
+ * once into memory the GessoWeights owns, checked for infinities and NaNs), F32 is float32.
+ * For the weight matrices of linear and convolution layers, which the kernels widen just
+ * before their products (gesso_weight_widened): half the memory of a widened copy. */
+gboolean gesso_weights_get_stored (GessoWeights *weights, GessoComponent component,
+                                   const char *name, int ndim, const int64_t *shape,
+                                   GessoWeight *out, GError **error);
+
 /* Rows ROWS[0..N_ROWS) of the 2-D weight NAME ([SHAPE[0], SHAPE[1]], checked as above) as
  * float32 into DST (N_ROWS * SHAPE[1] floats), widened on the fly and not cached: for
  * embedding tables, where a prompt needs 77 rows of 49408 and widening the whole table would
@@ -94,9 +105,14 @@ gboolean gesso_weights_gather_rows (GessoWeights *weights, GessoComponent compon
                                     GError **error);
 
 /* Widens (or realigns) every float weight of COMPONENT now rather than on first use, so the
- * first step of a job pays nothing; GESSO_COMPONENT_COUNT means all components. */
+ * first step of a job pays nothing; GESSO_COMPONENT_COUNT means all components. Weights
+ * widened so are what gesso_weights_get_stored serves too (float32, 4 bytes a parameter). */
 gboolean gesso_weights_preload (GessoWeights *weights, GessoComponent component,
                                 GError **error);
+
+/* Frees the data read for COMPONENT's weights (they are read again on their next use): every
+ * pointer and GessoWeight served for COMPONENT before is invalid after this. */
+void gesso_weights_release (GessoWeights *weights, GessoComponent component);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoWeights, gesso_weights_free)
 

@@ -576,3 +576,14 @@ gesso_conv2d (const GessoConv2dShape *shape, const float *input, const float *we
   gesso_arena_reset (scratch, mark);
   return TRUE;
 }
+
+gboolean
+gesso_conv2d_weight (const GessoConv2dShape *shape, const float *input, const GessoWeight *weight,
+                     const float *bias, float *output, GessoArena *scratch, GError **error)
+{
+  g_return_val_if_fail (shape_ok (shape) && weight != NULL, FALSE);
+  return gesso_conv2d (shape, input,
+                       gesso_weight_widened (weight, shape->out_channels * shape->in_channels
+                                                     * shape->kernel_h * shape->kernel_w),
+                       bias, output, scratch, error);
+}

@@ -35,3 +35,11 @@ gesso_linear (const float *x, int64_t rows, int64_t in_features, const float *we
   gesso_gemm (FALSE, TRUE, rows, out_features, in_features, 1.0f, x, in_features, weight,
               in_features, bias != NULL ? 1.0f : 0.0f, out, out_features);
 }
+
+void
+gesso_linear_weight (const float *x, int64_t rows, int64_t in_features, const GessoWeight *weight,
+                     const float *bias, int64_t out_features, float *out)
+{
+  gesso_linear (x, rows, in_features, gesso_weight_widened (weight, out_features * in_features),
+                bias, out_features, out);
+}

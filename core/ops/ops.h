@@ -12,9 +12,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gesso.h"
 #include "tensor/arena.h"
 
 G_BEGIN_DECLS
+
+/* --- Weights as the model file stored them ----------------------------------------------- */
+
+/* A layer's weight matrix: its elements in the dtype the file holds (F32, F16 or BF16), in
+ * memory GessoWeights owns, so a 16-bit model costs 2 bytes per parameter. Kernels that take
+ * one widen it to float32 just before their products (gesso_weight_widened), into the same
+ * numbers the products saw when every weight was widened at load: results are bit-identical.
+ *
+ * gesso_weight_widened is the one place a weight becomes float32. A low-rank delta (LoRA:
+ * W + scale * up * down) belongs there, added to the rows as they are widened, which would
+ * leave every layer and kernel as it is (an F32 weight with a delta is widened too). */
+typedef struct
+{
+  const void *data;             /* NULL: no weight (an empty tensor) */
+  GessoDType dtype;
+} GessoWeight;
+
+static inline GessoWeight
+gesso_weight_f32 (const float *data)
+{
+  return (GessoWeight) { .data = data, .dtype = GESSO_DTYPE_F32 };
+}
+
+/* W's NUMEL elements as float32: W's own data when it is F32, else widened into a buffer of
+ * the calling thread (by all threads when called outside a parallel region). Valid until the
+ * thread's next call; the buffer lives as long as the thread and grows to the largest weight
+ * it widened (one per thread, so jobs on different threads never share it). */
+const float *gesso_weight_widened (const GessoWeight *w, int64_t numel);
 
 /* --- Threads ------------------------------------------------------------------------- */
 
@@ -42,6 +71,10 @@ void gesso_gemm_serial (gboolean trans_a, gboolean trans_b, int64_t m, int64_t n
 /* WEIGHT is [out_features, in_features] as PyTorch stores it; BIAS may be NULL. */
 void gesso_linear (const float *x, int64_t rows, int64_t in_features, const float *weight,
                    const float *bias, int64_t out_features, float *out);
+/* The same with a weight as stored (widened by gesso_weight_widened). */
+void gesso_linear_weight (const float *x, int64_t rows, int64_t in_features,
+                          const GessoWeight *weight, const float *bias, int64_t out_features,
+                          float *out);
 
 /* --- 2-D convolution ------------------------------------------------------------------ */
 
@@ -62,6 +95,10 @@ size_t gesso_conv2d_scratch_bytes (const GessoConv2dShape *shape);
  * only when the arena is too small. */
 gboolean gesso_conv2d (const GessoConv2dShape *shape, const float *input, const float *weight,
                        const float *bias, float *output, GessoArena *scratch, GError **error);
+/* The same with a weight as stored (widened by gesso_weight_widened). */
+gboolean gesso_conv2d_weight (const GessoConv2dShape *shape, const float *input,
+                              const GessoWeight *weight, const float *bias, float *output,
+                              GessoArena *scratch, GError **error);
 
 /* --- Normalisation ---------------------------------------------------------------------- */
 

@@ -1,0 +1,88 @@
+/* Weights as stored, widened to float32 where a kernel multiplies with them; see ops.h.
+ *
+ * A whole weight is widened before its products rather than a panel at a time while packing:
+ * the products then get exactly the operands, shapes and leading dimensions they got when the
+ * weights were widened at load, so results stay bit-identical whatever kernels the GEMM
+ * provider picks for a shape (OpenBLAS sums a small slice of a product differently from the
+ * whole: see gemm.c). Widening is cheap next to the products that use the weight: every
+ * weight of a UNet evaluation is widened once per guidance pair (bench-unet measures it).
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "tensor/arena.h"
+#include "tensor/half.h"
+
+/* Elements one thread widens at a time: big enough to amortise the loop, small enough that
+ * two threads share a small weight. */
+#define WIDEN_CHUNK ((int64_t) 1 << 16)
+/* Below this a weight is widened on the calling thread alone. */
+#define PARALLEL_MIN_ELEMENTS ((int64_t) 1 << 18)
+
+typedef struct
+{
+  float *data;
+  size_t capacity;              /* floats */
+} ThreadBuffer;
+
+static void
+thread_buffer_free (gpointer data)
+{
+  ThreadBuffer *buffer = data;
+
+  g_aligned_free (buffer->data);
+  g_free (buffer);
+}
+
+static GPrivate thread_buffer_key = G_PRIVATE_INIT (thread_buffer_free);
+
+/* The calling thread's widening buffer, grown to hold N floats. */
+static float *
+thread_buffer (size_t n)
+{
+  ThreadBuffer *buffer = g_private_get (&thread_buffer_key);
+
+  if (buffer == NULL)
+    {
+      buffer = g_new0 (ThreadBuffer, 1);
+      g_private_set (&thread_buffer_key, buffer);
+    }
+  if (buffer->capacity < n)
+    {
+      g_aligned_free (buffer->data);
+      buffer->data = g_aligned_alloc (n, sizeof (float), GESSO_ARENA_ALIGN);
+      buffer->capacity = n;
+    }
+  return buffer->data;
+}
+
+static void
+widen_range (const GessoWeight *w, int64_t first, int64_t count, float *dst)
+{
+  const uint16_t *src = (const uint16_t *) w->data + first;
+
+  if (w->dtype == GESSO_DTYPE_F16)
+    gesso_f16_to_f32_array (src, dst + first, (size_t) count);
+  else
+    gesso_bf16_to_f32_array (src, dst + first, (size_t) count);
+}
+
+const float *
+gesso_weight_widened (const GessoWeight *w, int64_t numel)
+{
+  float *dst;
+  const int64_t chunks = (numel + WIDEN_CHUNK - 1) / WIDEN_CHUNK;
+
+  g_return_val_if_fail (w != NULL && numel >= 0, NULL);
+  if (w->dtype == GESSO_DTYPE_F32 || w->data == NULL || numel == 0)
+    return w->data;
+  g_return_val_if_fail (w->dtype == GESSO_DTYPE_F16 || w->dtype == GESSO_DTYPE_BF16, NULL);
+
+  dst = thread_buffer ((size_t) numel);
+#pragma omp parallel for schedule (static) \
+  if (!omp_in_parallel () && numel >= PARALLEL_MIN_ELEMENTS)
+  for (int64_t c = 0; c < chunks; c++)
+    widen_range (w, c * WIDEN_CHUNK, MIN (WIDEN_CHUNK, numel - c * WIDEN_CHUNK), dst);
+  return dst;
+}
