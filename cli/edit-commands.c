@@ -37,6 +37,7 @@
 
 #include "cli/commands.h"
 #include "cli/control-options.h"
+#include "cli/lora-options.h"
 #include "cli/image-io.h"
 #include "cli/parameters.h"
 #include "edit/region.h"
@@ -78,6 +79,8 @@ typedef struct
   char *control_preprocess;
   char *control_start;
   char *control_end;
+  char **loras;
+  char **lora_dirs;
 } Options;
 
 static volatile sig_atomic_t interrupted;
@@ -145,6 +148,8 @@ options_clear (Options *o)
   g_free (o->control_preprocess);
   g_free (o->control_start);
   g_free (o->control_end);
+  g_strfreev (o->loras);
+  g_strfreev (o->lora_dirs);
 }
 
 /* TEXT of option NAME (NULL: not given) into *OUT; FALSE (error printed) when it is not a
@@ -378,6 +383,34 @@ warn_pixel_budget (const GessoModel *model, const GessoEditParams *p)
 }
 
 /* Loads the inputs, opens the model, runs the edit and writes the result. */
+/* The prompt as the user gave it, with a <lora:STEM:WEIGHT> tag for each --lora file, as
+ * AUTOMATIC1111 records its LoRAs in an image's parameters: pasted back there, it asks for
+ * them again. */
+static char *
+prompt_as_given (const Options *o)
+{
+  GString *s = g_string_new (o->prompt);
+
+  for (int i = 0; o->loras != NULL && o->loras[i] != NULL; i++)
+    {
+      const char *colon = strrchr (o->loras[i], ':');
+      char *end = NULL;
+      double w = colon ? g_ascii_strtod (colon + 1, &end) : 1.0;
+      gboolean weighted = colon != NULL && end != colon + 1 && *end == '\0';
+      g_autofree char *path = weighted ? g_strndup (o->loras[i], (gsize) (colon - o->loras[i]))
+                                       : g_strdup (o->loras[i]);
+      g_autofree char *base = g_path_get_basename (path);
+      char *dot = strrchr (base, '.');
+      char number[G_ASCII_DTOSTR_BUF_SIZE];
+
+      if (dot != NULL)
+        *dot = '\0';
+      g_string_append_printf (s, " <lora:%s:%s>", base,
+                              g_ascii_formatd (number, sizeof number, "%g", weighted ? w : 1.0));
+    }
+  return g_string_free (s, FALSE);
+}
+
 static int
 run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, GessoEditParams *p,
          GessoCliControls *controls)
@@ -472,8 +505,14 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
   cache = gesso_cli_model_cache_new ();
   autov2 = gesso_cli_model_autov2 (mp->path, cache);
   vae_autov2 = mp->vae != NULL ? gesso_cli_model_autov2 (mp->vae, cache) : NULL;
-  parameters = gesso_cli_parameters_format (p, model, saved->width, saved->height, mp->path,
-                                            autov2, mp->vae, vae_autov2);
+  {
+    GessoEditParams shown = *p;
+    g_autofree char *prompt = prompt_as_given (o);
+
+    shown.prompt = prompt;
+    parameters = gesso_cli_parameters_format (&shown, model, saved->width, saved->height,
+                                              mp->path, autov2, mp->vae, vae_autov2);
+  }
   if (!gesso_cli_image_save_full (saved, o->out, parameters, &interrupted, &error))
     goto out;
   /* what makes the picture again, whatever stderr is; nothing on stdout before success, so a
@@ -640,6 +679,12 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
       N_("F") },
     { "control-end", 0, 0, G_OPTION_ARG_STRING, &o.control_end,
       N_("Fraction of the steps after which they stop (default 1)"), N_("F") },
+    { "lora", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.loras,
+      N_("A LoRA (kohya/A1111 or diffusers .safetensors) and its weight (default 1; may be "
+         "negative); repeatable"), N_("FILE[:WEIGHT]") },
+    { "lora-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.lora_dirs,
+      N_("A folder of LoRAs for the prompt's <lora:NAME:WEIGHT> tags (NAME = file name "
+         "without .safetensors); repeatable"), N_("DIR") },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) context = g_option_context_new (NULL);
@@ -647,7 +692,9 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
   GessoModelParams mp;
   GessoEditParams p;
   GessoCliControls controls = { 0 };
+  GessoCliLoras loras = { 0 };
   g_autoptr (GError) control_error = NULL;
+  g_autoptr (GError) lora_error = NULL;
   g_autoptr (GPtrArray) descriptions = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GError) model_error = NULL;
   gboolean usable = FALSE;
@@ -716,10 +763,25 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
           g_free (o.sampler);
           o.sampler = g_strdelimit (name, "-", '_');
         }
-      usable = text_options (&o) && apply_options (&o, kind, &p) && model_params (&o, &mp);
+      usable = text_options (&o);
+      if (usable && !gesso_cli_loras_collect (o.loras, o.lora_dirs, o.prompt, &loras,
+                                              &lora_error))
+        {
+          gesso_cli_error ("%s", lora_error->message);
+          usable = FALSE;
+        }
+      usable = usable && apply_options (&o, kind, &p) && model_params (&o, &mp);
+      if (usable)
+        {
+          /* the engine reads the prompt without its <lora:...> tags */
+          p.prompt = loras.prompt;
+          p.loras = (const GessoLoraUse *) (void *) loras.uses->data;
+          p.n_loras = (int) loras.uses->len;
+        }
     }
   status = usable ? run_job (kind, &o, &mp, &p, &controls) : GESSO_CLI_EXIT_USAGE;
   gesso_cli_controls_clear (&controls);
+  gesso_cli_loras_clear (&loras);
   options_clear (&o);
   return status;
 }

@@ -372,6 +372,27 @@ typedef struct
 
 #define GESSO_MAX_CONTROLS 8
 
+/* One LoRA merged into the model for an edit: W + WEIGHT * scale * up * down on each layer it
+ * names (kohya/A1111, diffusers/PEFT and the attention-processor layouts; see
+ * core/model/lora.h). The model's own weights are never changed: the next edit with other
+ * LoRAs, or none, reads nothing from disk again. WEIGHT may be negative; 0 leaves the model
+ * exactly as it is. */
+typedef struct
+{
+  const char *path;                   /* a .safetensors LoRA file */
+  float weight;
+} GessoLoraUse;
+
+#define GESSO_MAX_LORAS 16
+
+/* A1111's extra-network syntax: every <lora:NAME> or <lora:NAME:WEIGHT> tag in PROMPT names
+ * the file NAME.safetensors in one of DIRS (NULL-terminated, searched in order; a stem is also
+ * found in a sub-folder), weight 1 when not given. Returns the prompt without its tags and
+ * appends one GessoLoraUse per tag to USES, whose paths PATHS (of char *, freed with it) owns.
+ * A tag naming no file fails (GESSO_ERROR_MISSING) naming the folders searched. */
+char *gesso_prompt_take_loras (const char *prompt, const char *const *dirs, GArray *uses,
+                               GPtrArray *paths, GError **error);
+
 typedef struct
 {
   GessoEditKind kind;
@@ -402,6 +423,8 @@ typedef struct
   const GessoControl *controls;       /* N_CONTROLS ControlNets (at most GESSO_MAX_CONTROLS) */
   int n_controls;
   float control_start, control_end;   /* the fraction of the denoising steps they act in */
+  const GessoLoraUse *loras;          /* N_LORAS LoRAs (at most GESSO_MAX_LORAS) for this edit */
+  int n_loras;
 } GessoEditParams;
 
 /* The method's friendly defaults (steps, guidance, strength, sampler, ...). */

@@ -161,6 +161,9 @@ check_params (const GessoEditParams *p, GError **error)
   if (p->preview_size < 0 || p->preview_size > MAX_PREVIEW_SIDE)
     return invalid (error, "preview size is %d; it must be 0 (no previews) or up to %d pixels",
                     p->preview_size, MAX_PREVIEW_SIDE);
+  if (p->n_loras < 0 || p->n_loras > GESSO_MAX_LORAS || (p->n_loras > 0 && p->loras == NULL))
+    return invalid (error, "%d LoRAs given; at most %d can be used together", p->n_loras,
+                    GESSO_MAX_LORAS);
   return gesso_edit_controls_check (p, error);
 }
 
@@ -503,6 +506,7 @@ gesso_edit_run (GessoModel *model, const GessoEditParams *params, const GessoIma
                                    params->kind == GESSO_EDIT_GENERATE ? params->height
                                                                        : input->height,
                                    mask != NULL, 0, error)
+       && gesso_model_use_loras (model, params->loras, params->n_loras, error)
        && plan (model, params, input, mask, &job, error)
        && run_pipeline (model, params, input, &job, error)
        && finish (params, input, &job, result, error);

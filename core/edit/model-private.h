@@ -52,6 +52,10 @@ struct GessoModel
   int n_threads;
   float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
   GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
+  GHashTable *loras;            /* path -> GessoLora bound to WEIGHTS; NULL: none opened */
+  GessoWeightDelta *lora_deltas; /* the deltas set on WEIGHTS now (one per LoRA module) */
+  char *lora_set;               /* what they are ("path\tweight\n" each); NULL: none */
+  gboolean lora_text;           /* some of them change a text encoder */
   gboolean release_text_encoder; /* GessoModelParams.release_text_encoder */
 };
 
@@ -76,6 +80,14 @@ gboolean gesso_model_encode_prompt (GessoModel *model, const char *text, int cli
 /* A job has encoded every prompt it needs: with GessoModelParams.release_text_encoder the
  * text encoders and their weights are freed now (the prompt cache keeps the embeddings). */
 void gesso_model_prompts_encoded (GessoModel *model);
+
+/* Makes USES (N of them; weight-0 ones left out) the LoRAs of the model's next jobs: their
+ * deltas set on the weights (gesso_weights_set_delta), the files read once and kept. The same
+ * set as now costs nothing; another replaces it, and the prompt cache is emptied when the text
+ * encoders' weights change. On failure the model has no LoRA. (core/edit/model_loras.c) */
+gboolean gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n,
+                                GError **error);
+void gesso_model_free_loras (GessoModel *model);
 
 /* Text embedding width and length (tokens) the UNet's cross-attention reads. */
 int64_t gesso_model_context_tokens (const GessoModel *model);

@@ -60,6 +60,7 @@ gesso_model_free (GessoModel *model)
 {
   if (model == NULL)
     return;
+  gesso_model_free_loras (model);     /* its deltas are set on the weights */
   gesso_prompt_cache_free (model->prompts);
   gesso_vae_free (model->vae);
   gesso_unet_free (model->unet);

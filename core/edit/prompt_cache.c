@@ -204,6 +204,15 @@ find_entry (const GessoPromptCache *cache, const char *key)
   return NULL;
 }
 
+void
+gesso_prompt_cache_clear (GessoPromptCache *cache)
+{
+  Entry *e;
+
+  while ((e = g_queue_pop_head (&cache->entries)) != NULL)
+    entry_free (e);
+}
+
 gboolean
 gesso_prompt_cache_has (const GessoPromptCache *cache, const char *text, int clip_skip)
 {

@@ -47,6 +47,8 @@ gboolean gesso_prompt_cache_encode_pooled (GessoPromptCache *cache, const char *
                                            int clip_skip, float *out, float *pooled,
                                            GError **error);
 
+/* Forgets every embedding (the text encoder's weights changed: LoRAs). */
+void gesso_prompt_cache_clear (GessoPromptCache *cache);
 /* Whether TEXT with CLIP_SKIP is cached: gesso_prompt_cache_encode needs no encoder for it. */
 gboolean gesso_prompt_cache_has (const GessoPromptCache *cache, const char *text,
                                  int clip_skip);

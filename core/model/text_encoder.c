@@ -14,9 +14,11 @@
 typedef struct
 {
   const float *ln1_w, *ln1_b;
-  const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+  GessoWeight q_w, k_w, v_w, o_w;   /* as stored: widened at each product (and LoRA) */
+  const float *q_b, *k_b, *v_b, *o_b;
   const float *ln2_w, *ln2_b;
-  const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+  GessoWeight fc1_w, fc2_w;
+  const float *fc1_b, *fc2_b;
 } Layer;
 
 struct GessoTextEncoder
@@ -243,13 +245,14 @@ get_2d (GessoWeights *weights, GessoComponent component, const char *name, int64
 /* A linear layer's weight [OUT, IN] and bias [OUT] under PREFIX ("...mlp.fc1"). */
 static gboolean
 get_linear (GessoWeights *weights, GessoComponent component, const char *prefix, int64_t out,
-            int64_t in, const float **w, const float **b, GError **error)
+            int64_t in, GessoWeight *w, const float **b, GError **error)
 {
   g_autofree char *wn = g_strconcat (prefix, ".weight", NULL);
   g_autofree char *bn = g_strconcat (prefix, ".bias", NULL);
+  const int64_t shape[2] = { out, in };
 
-  *w = get_2d (weights, component, wn, out, in, error);
-  *b = *w ? get_1d (weights, component, bn, out, error) : NULL;
+  *b = gesso_weights_get_stored (weights, component, wn, 2, shape, w, error)
+         ? get_1d (weights, component, bn, out, error) : NULL;
   return *b != NULL;
 }
 
@@ -516,18 +519,18 @@ run (GessoTextEncoder *enc, const int64_t *ids, int clip_skip, gboolean final_no
       const Layer *layer = &enc->layers[l];
 
       gesso_layer_norm (x, t, h, eps, layer->ln1_w, layer->ln1_b, n);
-      gesso_linear (n, t, h, layer->q_w, layer->q_b, h, q);
-      gesso_linear (n, t, h, layer->k_w, layer->k_b, h, k);
-      gesso_linear (n, t, h, layer->v_w, layer->v_b, h, v);
+      gesso_linear_weight (n, t, h, &layer->q_w, layer->q_b, h, q);
+      gesso_linear_weight (n, t, h, &layer->k_w, layer->k_b, h, k);
+      gesso_linear_weight (n, t, h, &layer->v_w, layer->v_b, h, v);
       if (!gesso_attention (&enc->attention, q, k, v, a, enc->arena, error))
         return FALSE;
-      gesso_linear (a, t, h, layer->o_w, layer->o_b, h, n);
+      gesso_linear_weight (a, t, h, &layer->o_w, layer->o_b, h, n);
       gesso_add (x, n, tc);
 
       gesso_layer_norm (x, t, h, eps, layer->ln2_w, layer->ln2_b, n);
-      gesso_linear (n, t, h, layer->fc1_w, layer->fc1_b, f, m);
+      gesso_linear_weight (n, t, h, &layer->fc1_w, layer->fc1_b, f, m);
       activate (c->activation, m, (size_t) (t * f));
-      gesso_linear (m, t, f, layer->fc2_w, layer->fc2_b, h, n);
+      gesso_linear_weight (m, t, f, &layer->fc2_w, layer->fc2_b, h, n);
       gesso_add (x, n, tc);
     }
 

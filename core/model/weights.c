@@ -46,6 +46,7 @@ typedef struct
   int64_t numel;
   float *owned;                 /* widened or realigned copy, made on first use; or NULL */
   uint16_t *stored;             /* F16/BF16 elements as stored, read on first use; or NULL */
+  const GessoWeightDelta *delta; /* set by gesso_weights_set_delta; borrowed */
 } Weight;
 
 struct GessoWeights
@@ -580,6 +581,7 @@ gesso_weights_get_stored (GessoWeights *weights, GessoComponent component, const
   if (w == NULL || !check_float_dtype (weights, component, w, error))
     return FALSE;
   dtype = w->entry->dtype;
+  out->delta = &w->delta;
   /* widened already (asked for as float32 before): no second copy */
   if (dtype == GESSO_DTYPE_F32 || w->owned != NULL || w->numel == 0)
     {
@@ -589,6 +591,34 @@ gesso_weights_get_stored (GessoWeights *weights, GessoComponent component, const
   out->data = stored_data (weights, component, w, error);
   out->dtype = dtype;
   return out->data != NULL;
+}
+
+gboolean
+gesso_weights_set_delta (GessoWeights *weights, GessoComponent component, const char *name,
+                         const GessoWeightDelta *delta, GError **error)
+{
+  Weight *w;
+
+  g_return_val_if_fail (component < GESSO_COMPONENT_COUNT, FALSE);
+  w = weights->by_name[component] ? g_hash_table_lookup (weights->by_name[component], name)
+                                  : NULL;
+  if (w == NULL)
+    {
+      gesso_weights_set_missing_error (weights, component, name, error);
+      return FALSE;
+    }
+  for (const GessoWeightDelta *d = delta; d != NULL; d = d->next)
+    g_return_val_if_fail (d->rows * d->cols == w->numel, FALSE);
+  w->delta = delta;
+  return TRUE;
+}
+
+void
+gesso_weights_clear_deltas (GessoWeights *weights)
+{
+  for (int c = 0; c < GESSO_COMPONENT_COUNT; c++)
+    for (guint i = 0; weights->weights[c] != NULL && i < weights->weights[c]->len; i++)
+      ((Weight *) weights->weights[c]->pdata[i])->delta = NULL;
 }
 
 gboolean

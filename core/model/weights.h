@@ -95,6 +95,16 @@ gboolean gesso_weights_get_stored (GessoWeights *weights, GessoComponent compone
                                    const char *name, int ndim, const int64_t *shape,
                                    GessoWeight *out, GError **error);
 
+/* Sets the low-rank deltas (a chain; NULL: none) added to NAME wherever it is widened
+ * (gesso_weight_widened): the layers holding it see W + the deltas from their next product on,
+ * and the stored weight never changes. DELTA is borrowed until replaced or cleared; each link
+ * must cover NAME's elements (rows * cols = numel). Only weights served by
+ * gesso_weights_get_stored take deltas: a float32 copy from gesso_weights_get does not. */
+gboolean gesso_weights_set_delta (GessoWeights *weights, GessoComponent component,
+                                  const char *name, const GessoWeightDelta *delta,
+                                  GError **error);
+void gesso_weights_clear_deltas (GessoWeights *weights);
+
 /* Rows ROWS[0..N_ROWS) of the 2-D weight NAME ([SHAPE[0], SHAPE[1]], checked as above) as
  * float32 into DST (N_ROWS * SHAPE[1] floats), widened on the fly and not cached: for
  * embedding tables, where a prompt needs 77 rows of 49408 and widening the whole table would

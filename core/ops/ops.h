@@ -24,13 +24,28 @@ G_BEGIN_DECLS
  * one widen it to float32 just before their products (gesso_weight_widened), into the same
  * numbers the products saw when every weight was widened at load: results are bit-identical.
  *
- * gesso_weight_widened is the one place a weight becomes float32. A low-rank delta (LoRA:
- * W + scale * up * down) belongs there, added to the rows as they are widened, which would
- * leave every layer and kernel as it is (an F32 weight with a delta is widened too). */
+ * gesso_weight_widened is the one place a weight becomes float32, and where a low-rank delta
+ * (LoRA: W + scale * up * down) is added to it: every layer and kernel stays as it is, the
+ * stored weight is never changed, and a weight without a delta is widened exactly as before. */
+/* A low-rank change to a weight matrix seen as [ROWS, COLS]: W + SCALE * up * down, with UP
+ * [ROWS, RANK] and DOWN [RANK, COLS] as their file stores them (F32, F16 or BF16); NEXT chains
+ * several (LoRAs used together). The owner of the factors keeps them alive while set. */
+typedef struct GessoWeightDelta
+{
+  const void *up, *down;
+  GessoDType up_dtype, down_dtype;
+  int64_t rows, rank, cols;
+  float scale;
+  const struct GessoWeightDelta *next;
+} GessoWeightDelta;
+
 typedef struct
 {
   const void *data;             /* NULL: no weight (an empty tensor) */
   GessoDType dtype;
+  /* where the weight's owner keeps the deltas set on it now (NULL: none can be): read at each
+   * widening, so setting them takes effect without rebuilding the layers that hold this */
+  const GessoWeightDelta *const *delta;
 } GessoWeight;
 
 static inline GessoWeight
@@ -39,8 +54,9 @@ gesso_weight_f32 (const float *data)
   return (GessoWeight) { .data = data, .dtype = GESSO_DTYPE_F32 };
 }
 
-/* W's NUMEL elements as float32: W's own data when it is F32, else widened into a buffer of
- * the calling thread (by all threads when called outside a parallel region). Valid until the
+/* W's NUMEL elements as float32, with W's deltas added: W's own data when it is F32 without
+ * deltas, else widened into a buffer of the calling thread (by all threads when called outside
+ * a parallel region). Valid until the
  * thread's next call; the buffer lives as long as the thread and grows to the largest weight
  * it widened (one per thread, so jobs on different threads never share it). */
 const float *gesso_weight_widened (const GessoWeight *w, int64_t numel);

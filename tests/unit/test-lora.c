@@ -56,7 +56,11 @@ open_demo (GessoModelFiles **files)
   return weights;
 }
 
-/* numel small floats of a fixed pseudo-random sequence */
+/* How large the fixtures' factors are: small for the mapping tests, large enough to change
+ * the picture for the image tests. */
+static float factor_amplitude = 0.1f;
+
+/* N floats of a fixed pseudo-random sequence in [-amplitude / 2, amplitude / 2) */
 static float *
 random_floats (size_t n, guint32 seed)
 {
@@ -65,7 +69,7 @@ random_floats (size_t n, guint32 seed)
   for (size_t i = 0; i < n; i++)
     {
       seed = seed * 1664525u + 1013904223u;
-      v[i] = ((float) (seed >> 8) / 16777216.0f - 0.5f) * 0.1f;
+      v[i] = ((float) (seed >> 8) / 16777216.0f - 0.5f) * factor_amplitude;
     }
   return v;
 }
@@ -342,6 +346,286 @@ test_other_family (void)
   fixture_remove_tree (dir);
 }
 
+
+/* A1111's <lora:NAME:WEIGHT> tags: taken out of the prompt, NAME found by its stem in the
+ * folders given (sub-folders too), weight 1 when not given; a name no folder has fails. */
+static void
+test_prompt_tags (void)
+{
+  g_autofree char *dir = fixture_make_tmpdir ();
+  g_autofree char *other = fixture_make_tmpdir ();
+  g_autofree char *ink = fixture_write_text (dir, "styles/ink.safetensors", "x");
+  g_autofree char *clay = fixture_write_text (other, "clay.safetensors", "x");
+  const char *const dirs[] = { dir, other, NULL };
+  g_autoptr (GArray) uses = g_array_new (FALSE, FALSE, sizeof (GessoLoraUse));
+  g_autoptr (GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *clean = NULL, *untouched = NULL, *failed = NULL;
+
+  clean = gesso_prompt_take_loras ("a cat,  <lora:ink:0.6> in the snow <lora:clay>", dirs, uses,
+                                   paths, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (clean, ==, "a cat, in the snow");
+  g_assert_cmpuint (uses->len, ==, 2);
+  g_assert_cmpstr (g_array_index (uses, GessoLoraUse, 0).path, ==, ink);
+  g_assert_cmpfloat (g_array_index (uses, GessoLoraUse, 0).weight, ==, 0.6f);
+  g_assert_cmpstr (g_array_index (uses, GessoLoraUse, 1).path, ==, clay);
+  g_assert_cmpfloat (g_array_index (uses, GessoLoraUse, 1).weight, ==, 1.0f);
+
+  /* a prompt without tags is left exactly as it is */
+  untouched = gesso_prompt_take_loras ("two  spaces\nand a line", dirs, uses, paths, &error);
+  g_assert_cmpstr (untouched, ==, "two  spaces\nand a line");
+  g_assert_cmpuint (uses->len, ==, 2);
+
+  failed = gesso_prompt_take_loras ("<lora:watercolour:1>", dirs, uses, paths, &error);
+  g_assert_null (failed);
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_MISSING);
+  g_assert_nonnull (strstr (error->message, "watercolour.safetensors"));
+  g_clear_error (&error);
+  failed = gesso_prompt_take_loras ("<lora:ink:strong>", dirs, uses, paths, &error);
+  g_assert_null (failed);
+  g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
+  fixture_remove_tree (dir);
+  fixture_remove_tree (other);
+}
+
+/* --- the LoRA's picture against a model merged by hand ------------------------------------- */
+
+/* IEEE half to float, written here rather than taken from core/tensor. */
+static float
+half_to_float (guint16 h)
+{
+  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
+
+  if (exponent == 0)
+    return sign * ldexpf ((float) mantissa, -24);
+  if (exponent == 31)
+    return mantissa ? NAN : sign * INFINITY;
+  return sign * ldexpf ((float) (mantissa | 0x400), exponent - 25);
+}
+
+typedef struct
+{
+  GessoComponent component;     /* of the file being copied */
+  double weight;                /* the LoRA's weight times its alpha / rank */
+} Merge;
+
+/* Copies a weight, changed to W + weight * up * down (in double, stored F32) when a fixture
+ * layer names it. */
+static void
+copy_merged (FixtureSt *st, const char *name, const char *dtype, const char *shape_json,
+             const void *values, gpointer user_data)
+{
+  const Merge *merge = user_data;
+
+  for (guint i = 0; i < G_N_ELEMENTS (layers); i++)
+    {
+      const Layer *l = &layers[i];
+      g_autofree char *weight_name = g_strconcat (l->module, ".weight", NULL);
+      const int k2 = l->kernel ? l->kernel * l->kernel : 1, rank = 4, cols = l->in * k2;
+      g_autofree float *down = NULL, *up = NULL, *merged = NULL;
+
+      if (l->component != merge->component || strcmp (name, weight_name) != 0)
+        continue;
+      g_assert_cmpstr (dtype, ==, "F16");
+      down = random_floats ((size_t) rank * cols, 7 + i);
+      up = random_floats ((size_t) l->out * rank, 101 + i);
+      merged = g_new (float, (size_t) l->out * cols);
+      for (int r = 0; r < l->out; r++)
+        for (int c = 0; c < cols; c++)
+          {
+            double sum = 0.0;
+
+            for (int k = 0; k < rank; k++)
+              sum += (double) up[r * rank + k] * (double) down[k * cols + c];
+            merged[r * cols + c]
+              = (float) ((double) half_to_float (((const guint16 *) values)[r * cols + c])
+                         + merge->weight * sum);
+          }
+      fixture_st_add (st, name, "F32", shape_json, merged);
+      return;
+    }
+  fixture_st_add (st, name, dtype, shape_json, values);
+}
+
+/* A copy of the demo model in DIR/merged with the fixture LoRA merged at WEIGHT_SCALE. */
+static char *
+write_merged_model (const char *dir, double weight_scale)
+{
+  g_autofree char *source = demo_model ();
+  char *merged = g_build_filename (dir, "merged", NULL);
+  static const struct
+  {
+    const char *file;
+    GessoComponent component;
+  } parts[] = {
+    { "unet/diffusion_pytorch_model.safetensors", GESSO_COMPONENT_UNET },
+    { "text_encoder/model.safetensors", GESSO_COMPONENT_TEXT_ENCODER },
+  };
+
+  fixture_copy_tree (source, merged);
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      g_autofree char *src = g_build_filename (source, parts[i].file, NULL);
+      Merge merge = { parts[i].component, weight_scale };
+      FixtureSt st;
+
+      fixture_st_init (&st);
+      fixture_st_add_file (&st, src, copy_merged, &merge);
+      g_free (fixture_write (merged, parts[i].file, fixture_st_finish (&st)));
+    }
+  return merged;
+}
+
+/* 32 x 32, 3 DDIM steps, fixed seed, with LORAS. */
+static GessoImage
+generate (GessoModel *model, const GessoLoraUse *loras, int n_loras, const char *prompt)
+{
+  g_autoptr (GError) error = NULL;
+  GessoEditParams p;
+  GessoEditResult result = { 0 };
+  GessoImage image;
+
+  gesso_edit_params_init (&p, GESSO_EDIT_GENERATE);
+  p.prompt = prompt;
+  p.steps = 3;
+  p.seed = 5;
+  p.width = p.height = 32;
+  p.sampler = "ddim";
+  p.loras = loras;
+  p.n_loras = n_loras;
+  g_assert_true (gesso_edit_run (model, &p, NULL, NULL, &result, &error));
+  g_assert_no_error (error);
+  image = result.image;
+  result.image.pixels = NULL;
+  gesso_edit_result_clear (&result);
+  return image;
+}
+
+static GessoModel *
+open_model (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  GessoModelParams params;
+  GessoModel *model;
+
+  gesso_model_params_init (&params);
+  params.path = path;
+  model = gesso_model_open (&params, &error);
+  g_assert_no_error (error);
+  return model;
+}
+
+/* The largest difference of two pictures, in 8-bit levels. */
+static double
+max_levels (const GessoImage *a, const GessoImage *b)
+{
+  double worst = 0.0;
+
+  g_assert_cmpint (a->width, ==, b->width);
+  g_assert_cmpint (a->height, ==, b->height);
+  for (size_t i = 0; i < (size_t) 4 * a->width * a->height; i++)
+    worst = MAX (worst, fabs ((double) a->pixels[i] - (double) b->pixels[i]) * 255.0);
+  return worst;
+}
+
+/* --lora FILE:w on the model as it is paints what the model with W + w * alpha / r * up * down
+ * merged into its weights paints, in both file layouts; the model's own picture comes back bit
+ * for bit at weight 0 and once the LoRA is gone. */
+static void
+test_merged_by_hand (void)
+{
+  g_autofree char *dir = fixture_make_tmpdir ();
+  g_autofree char *kohya = NULL, *peft = NULL, *merged_path = NULL;
+  g_autoptr (GessoModel) model = NULL, merged = NULL;
+  const float weight = 0.7f;
+  const char *prompt = "a red apple";
+  GessoImage own, with_kohya, with_peft, by_hand, at_zero, after;
+
+  factor_amplitude = 0.5f;
+  /* kohya alpha 2 at rank 4, PEFT lora_alpha 8 over r 16 in its metadata: both scale 0.5 */
+  kohya = write_lora (dir, "kohya.safetensors", KOHYA, 4, G_N_ELEMENTS (layers), TRUE, NULL);
+  peft = write_lora (dir, "peft.safetensors", PEFT, 4, G_N_ELEMENTS (layers), FALSE,
+                     "{\"lora_adapter_metadata\": \"{\\\"unet.lora_alpha\\\": 8, "
+                     "\\\"unet.r\\\": 16, \\\"text_encoder.lora_alpha\\\": 2, "
+                     "\\\"text_encoder.r\\\": 4}\"}");
+  merged_path = write_merged_model (dir, weight * 0.5);
+  factor_amplitude = 0.1f;
+  {
+    g_autofree char *demo = demo_model ();
+    model = open_model (demo);
+  }
+  merged = open_model (merged_path);
+
+  own = generate (model, NULL, 0, prompt);
+  {
+    const GessoLoraUse use = { kohya, weight };
+    with_kohya = generate (model, &use, 1, prompt);
+  }
+  {
+    const GessoLoraUse use = { peft, weight };
+    with_peft = generate (model, &use, 1, prompt);
+  }
+  {
+    const GessoLoraUse use = { kohya, 0.0f };
+    at_zero = generate (model, &use, 1, prompt);
+  }
+  after = generate (model, NULL, 0, prompt);
+  by_hand = generate (merged, NULL, 0, prompt);
+
+  g_test_message ("LoRA vs own picture: %.1f levels; vs merged by hand: kohya %.3f, PEFT %.3f",
+                  max_levels (&with_kohya, &own), max_levels (&with_kohya, &by_hand),
+                  max_levels (&with_peft, &by_hand));
+  /* the LoRA changes the picture, so the comparisons below can fail */
+  g_assert_cmpfloat (max_levels (&with_kohya, &own), >, 10.0);
+  g_assert_cmpfloat (max_levels (&with_kohya, &by_hand), <=, 1.0);
+  g_assert_cmpfloat (max_levels (&with_peft, &by_hand), <=, 1.0);
+  g_assert_cmpmem (at_zero.pixels, sizeof (float) * 4 * 32 * 32, own.pixels,
+                   sizeof (float) * 4 * 32 * 32);
+  g_assert_cmpmem (after.pixels, sizeof (float) * 4 * 32 * 32, own.pixels,
+                   sizeof (float) * 4 * 32 * 32);
+  g_free (own.pixels);
+  g_free (with_kohya.pixels);
+  g_free (with_peft.pixels);
+  g_free (by_hand.pixels);
+  g_free (at_zero.pixels);
+  g_free (after.pixels);
+  fixture_remove_tree (dir);
+}
+
+/* Two LoRAs on the same layers add up: one at 0.4 twice is the same at 0.8. */
+static void
+test_two_add_up (void)
+{
+  g_autofree char *dir = fixture_make_tmpdir ();
+  g_autofree char *a = NULL;
+  g_autoptr (GessoModel) model = NULL;
+  GessoImage once, twice;
+
+  factor_amplitude = 0.5f;
+  a = write_lora (dir, "a.safetensors", KOHYA, 4, G_N_ELEMENTS (layers), TRUE, NULL);
+  factor_amplitude = 0.1f;
+  {
+    g_autofree char *demo = demo_model ();
+    model = open_model (demo);
+  }
+  {
+    const GessoLoraUse use = { a, 0.8f };
+    once = generate (model, &use, 1, "a blue car");
+  }
+  {
+    /* the same file twice: two deltas chained on every layer it changes */
+    const GessoLoraUse uses[2] = { { a, 0.4f }, { a, 0.4f } };
+    twice = generate (model, uses, 2, "a blue car");
+  }
+  g_test_message ("two halves vs one whole: %.4f levels", max_levels (&once, &twice));
+  g_assert_cmpfloat (max_levels (&once, &twice), <=, 1.0);
+  g_free (once.pixels);
+  g_free (twice.pixels);
+  fixture_remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -354,5 +638,8 @@ main (int argc, char **argv)
   g_test_add_func ("/lora/refusals", test_refusals);
   g_test_add_func ("/lora/pickle-refused", test_pickle_refused);
   g_test_add_func ("/lora/other-family", test_other_family);
+  g_test_add_func ("/lora/prompt-tags", test_prompt_tags);
+  g_test_add_func ("/lora/merged-by-hand", test_merged_by_hand);
+  g_test_add_func ("/lora/two-add-up", test_two_add_up);
   return g_test_run ();
 }
