@@ -884,8 +884,8 @@ run_ok (Run *run, const char *const *args)
 
 /* SDXL runs every edit: on tiny-sdxl's single file (configs and tokenizers from the diffusers
  * folder beside it) generate, sdedit, inpaint and restyle each write a picture of the asked
- * size; inpaint leaves every pixel outside its mask as it was; `gesso info` names the family
- * and a refiner is refused in one line. */
+ * size; inpaint leaves every pixel outside its mask as it was; `gesso info` names the family,
+ * --timestep-spacing overrides the scheduler config, and a refiner is refused in one line. */
 static void
 test_sdxl_edits (void)
 {
@@ -967,6 +967,35 @@ test_sdxl_edits (void)
           g_assert_cmpuint (changed_inside, >, 0);
         }
     }
+
+  /* --timestep-spacing: tiny-sdxl's scheduler config says leading, so naming it changes
+   * nothing and trailing (SDXL-Turbo's) other timesteps and another picture */
+  {
+    const char *spacings[] = { NULL, "leading", "trailing" };
+    GBytes *pictures[3] = { NULL, NULL, NULL };
+
+    for (int i = 0; i < 3; i++)
+      {
+        int w = 0, h = 0;
+
+        run_ok (&run, (const char *[]) { "generate", "--model", model, "--prompt", "a boat",
+                                         "--width", "64", "--height", "64", "--steps", "2",
+                                         "--sampler", "euler", "--seed", "9", "--out", png,
+                                         spacings[i] ? "--timestep-spacing" : NULL,
+                                         spacings[i], NULL });
+        run_clear (&run);
+        pictures[i] = png_pixels (png, &w, &h);
+        g_assert_nonnull (pictures[i]);
+      }
+    g_assert_true (g_bytes_equal (pictures[0], pictures[1]));
+    g_assert_false (g_bytes_equal (pictures[0], pictures[2]));
+    for (int i = 0; i < 3; i++)
+      g_bytes_unref (pictures[i]);
+    run_gesso (&run, (const char *[]) { "generate", "--model", model, "--prompt", "a boat",
+                                        "--timestep-spacing", "sideways", "--out", png, NULL });
+    assert_fails_with (&run, 1, "unknown timestep spacing \"sideways\"", "trailing", NULL);
+    run_clear (&run);
+  }
 
   /* an SDXL refiner conditions on OpenCLIP bigG alone, its conditioner's embedder 0 */
   fixture_st_init (&st);
