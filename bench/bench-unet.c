@@ -3,7 +3,7 @@
  * Loads the UNet of MODEL (a .safetensors file or a diffusers folder; weights widened to
  * float32 as a job would), then times EVALS forwards at a latent of SIDE x SIDE cells with a
  * batch of BATCH (2 = a classifier-free guidance pair, what every guided step runs) on random
- * inputs. Prints the load time, each evaluation's time and the process's peak resident set
+ * inputs (an SDXL UNet's pooled embedding too, with 1024 px size ids). Prints the load time, each evaluation's time and the process's peak resident set
  * (getrusage), which is what `/usr/bin/time -v` reports as "Maximum resident set size".
  *
  * With --controlnet CN it also opens that ControlNet for the UNet and times, interleaved in
@@ -142,6 +142,8 @@ run (const char *path, int side, int batch, int evals, const char *controlnet_pa
   g_autoptr (GessoUnet) unet = NULL;
   g_autoptr (GRand) rand = g_rand_new_with_seed (1);
   g_autofree float *sample = NULL, *context = NULL, *timesteps = NULL, *out = NULL;
+  g_autofree float *pooled = NULL, *time_ids = NULL;
+  GessoUnetAdded added;
   const GessoUnetConfig *config;
   size_t latent;
   gint64 start = g_get_monotonic_time ();
@@ -168,11 +170,21 @@ run (const char *path, int side, int batch, int evals, const char *controlnet_pa
   if (controlnet_path != NULL)
     return run_controlled (unet, controlnet_path, sample, timesteps, context, out, side, batch,
                            evals, rand, error);
+  /* an SDXL UNet also reads a pooled text embedding and its size ids (1024 px, uncropped) */
+  pooled = random_floats (rand, (size_t) batch
+                                 * (size_t) MAX (gesso_unet_config_pooled_dim (config), 1));
+  time_ids = g_new0 (float, (size_t) batch * GESSO_UNET_TIME_IDS);
+  for (int b = 0; b < batch; b++)
+    {
+      time_ids[b * GESSO_UNET_TIME_IDS + 0] = time_ids[b * GESSO_UNET_TIME_IDS + 4] = 1024.0f;
+      time_ids[b * GESSO_UNET_TIME_IDS + 1] = time_ids[b * GESSO_UNET_TIME_IDS + 5] = 1024.0f;
+    }
+  added = (GessoUnetAdded) { pooled, time_ids };
   for (int e = 1; e <= evals; e++)
     {
       start = g_get_monotonic_time ();
-      if (!gesso_unet_forward (unet, sample, timesteps, context, batch, side, side,
-                               CONTEXT_TOKENS, out, NULL, error))
+      if (!gesso_unet_forward_full (unet, sample, timesteps, context, &added, batch, side, side,
+                                    CONTEXT_TOKENS, NULL, out, NULL, error))
         return FALSE;
       printf ("eval %d:  %.2f s (batch %d, latent %dx%d)%s, peak RSS %.2f GiB\n", e,
               (double) (g_get_monotonic_time () - start) / 1e6, batch, side, side,

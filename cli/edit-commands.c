@@ -59,6 +59,7 @@ typedef struct
   char *mask;
   char *out;
   char *sampler;
+  char *timestep_spacing;
   char *seed;
   int width, height;
   int steps;
@@ -137,6 +138,7 @@ options_clear (Options *o)
   g_free (o->mask);
   g_free (o->out);
   g_free (o->sampler);
+  g_free (o->timestep_spacing);
   g_free (o->seed);
   g_free (o->guidance);
   g_free (o->guidance_rescale);
@@ -251,6 +253,7 @@ apply_options (const Options *o, GessoEditKind kind, GessoEditParams *p)
   p->source_prompt = o->source_prompt;
   /* "auto": the method's own choice (run_edit has spelt the name the engine's way) */
   p->sampler = o->sampler == NULL || strcmp (o->sampler, "auto") == 0 ? NULL : o->sampler;
+  p->timestep_spacing = o->timestep_spacing;
   if (o->steps != UNSET_INT)
     p->steps = o->steps;
   if (o->width != UNSET_INT)
@@ -599,6 +602,8 @@ option_default (const char *name, const GessoEditParams *d)
                                         G_STRUCT_MEMBER (float, d, floats[i].offset)));
   if (strcmp (name, "sampler") == 0)
     return g_strdup ("auto");
+  if (strcmp (name, "timestep-spacing") == 0)
+    return g_strdup (_("the model's scheduler config"));
   if (strcmp (name, "width") == 0 || strcmp (name, "height") == 0)
     return g_strdup (_("the model's native size"));
   if (strcmp (name, "model") == 0)
@@ -646,6 +651,8 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
       N_("auto, ddim, euler, euler-a, dpmpp-2m, dpmpp-2m-karras, ddpm, lms, lcm; inpaint adds "
          "repaint"),
       N_("NAME") },
+    { "timestep-spacing", 0, 0, G_OPTION_ARG_STRING, &o.timestep_spacing,
+      N_("leading, trailing (SDXL-Turbo, Lightning) or linspace"), N_("NAME") },
     { "eta", 0, 0, G_OPTION_ARG_STRING, &o.eta, N_("DDIM / RePaint stochasticity, 0 to 1"),
       N_("ETA") },
     { "threads", 0, 0, G_OPTION_ARG_INT, &o.threads, N_("Threads (default: all cores)"),

@@ -407,6 +407,8 @@ typedef struct
   guint64 seed;
   const char *sampler;                /* "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras",
                                        * "ddpm", "lms", "lcm"; NULL = the method's default */
+  const char *timestep_spacing;       /* "leading", "trailing" (SDXL-Turbo, Lightning) or
+                                       * "linspace"; NULL = the model's scheduler config's */
   float eta;                          /* DDIM / RePaint stochasticity */
   int width, height;                  /* generate: output size in pixels */
   int jump_length;                    /* RePaint j */

@@ -187,6 +187,30 @@ check_inputs (const GessoEditParams *p, const GessoImage *input, const GessoMask
 
 /* --- samplers ------------------------------------------------------------------------------ */
 
+/* diffusers' timestep_spacing names: a single file carries no scheduler config to say that a
+ * few-step model (SDXL-Turbo, Lightning) was distilled on trailing timesteps */
+static gboolean
+spacing_from_name (const char *name, GessoTimestepSpacing *out)
+{
+  static const struct
+  {
+    const char *name;
+    GessoTimestepSpacing spacing;
+  } spacings[] = {
+    { "leading", GESSO_SPACING_LEADING },
+    { "trailing", GESSO_SPACING_TRAILING },
+    { "linspace", GESSO_SPACING_LINSPACE },
+  };
+
+  for (size_t i = 0; i < G_N_ELEMENTS (spacings); i++)
+    if (strcmp (name, spacings[i].name) == 0)
+      {
+        *out = spacings[i].spacing;
+        return TRUE;
+      }
+  return FALSE;
+}
+
 static gboolean
 sampler_config (GessoModel *model, const GessoEditParams *p, GessoSamplerConfig *config,
                 GError **error)
@@ -228,6 +252,10 @@ sampler_config (GessoModel *model, const GessoEditParams *p, GessoSamplerConfig 
     return FALSE;
   if (karras)
     config->sigma_spacing = GESSO_SIGMAS_KARRAS;
+  if (p->timestep_spacing != NULL && p->timestep_spacing[0] != '\0'
+      && !spacing_from_name (p->timestep_spacing, &config->timestep_spacing))
+    return invalid (error, "unknown timestep spacing \"%s\"; use leading, trailing or "
+                    "linspace", p->timestep_spacing);
   config->eta = p->eta;
   config->jump_length = p->jump_length;
   config->jump_n_sample = p->resample_count;

@@ -362,24 +362,14 @@ check_bundled_fits (const GessoModel *m, GError **error)
 
 /* --- planning: what the configs and weight names say, before any weight is read --------- */
 
-/* SDXL's second tokenizer: the folder's tokenizer_2/ (a single file's config folder's, or a
- * tokenizer_2/ beside it), else the CLIP table Gesso ships with OpenCLIP's "!" padding; and
- * whether the pipeline forces zeros for an absent negative prompt (model_index.json; true
- * by default, as StableDiffusionXLPipeline has it). */
+/* Whether an SDXL pipeline forces zeros for an absent negative prompt (model_index.json;
+ * true by default, as StableDiffusionXLPipeline has it). */
 static gboolean
 plan_sdxl (GessoModel *m, GError **error)
 {
-  const char *base = m->config_dir != NULL ? m->config_dir : gesso_model_files_dir (m->files);
-  g_autofree char *dir = g_build_filename (base, "tokenizer_2", NULL);
   g_autoptr (JsonObject) sidecar = NULL;
   JsonObject *index = gesso_model_files_config (m->files, "model_index");
 
-  if (has_tokenizer_files (dir))
-    m->tokenizer_2 = tokenizer_from_folder (dir, TRUE, error);
-  else
-    m->tokenizer_2 = gesso_tokenizer_new_bundled (GESSO_CLIP_FLAVOR_OPENCLIP, error);
-  if (m->tokenizer_2 == NULL)
-    return FALSE;
   if (index == NULL)
     {
       if (!load_sidecar (m->config_dir, ".", "model_index.json", &sidecar, NULL, error))
@@ -709,6 +699,22 @@ model_plan (const GessoModelParams *params, GError **error)
 
 /* --- building: the components, every weight fetched and shape-checked ------------------- */
 
+/* SDXL's second tokenizer: the folder's tokenizer_2/ (a single file's config folder's, or a
+ * tokenizer_2/ beside it), else the CLIP table Gesso ships with OpenCLIP's "!" padding. Read
+ * when the model is opened, not planned: describing a model needs only the first. */
+static gboolean
+open_tokenizer_2 (GessoModel *m, GError **error)
+{
+  const char *base = m->config_dir != NULL ? m->config_dir : gesso_model_files_dir (m->files);
+  g_autofree char *dir = g_build_filename (base, "tokenizer_2", NULL);
+
+  if (has_tokenizer_files (dir))
+    m->tokenizer_2 = tokenizer_from_folder (dir, TRUE, error);
+  else
+    m->tokenizer_2 = gesso_tokenizer_new_bundled (GESSO_CLIP_FLAVOR_OPENCLIP, error);
+  return m->tokenizer_2 != NULL;
+}
+
 /* SDXL's second text encoder, built like the first from its config (the folder's
  * text_encoder_2/, a single file's config folder's) or from its weights. */
 static gboolean
@@ -827,7 +833,7 @@ gesso_model_open (const GessoModelParams *params, GError **error)
   m->prompts = gesso_prompt_cache_new (m->tokenizer, m->text_encoder, PROMPT_CACHE_CAPACITY,
                                        error);
   if (m->prompts == NULL
-      || (m->sdxl && (!open_text_encoder_2 (m, error)
+      || (m->sdxl && (!open_tokenizer_2 (m, error) || !open_text_encoder_2 (m, error)
                       || !gesso_prompt_cache_set_second (m->prompts, m->tokenizer_2,
                                                          m->text_encoder_2, error)))
       || !check_fit (m, error))

@@ -79,16 +79,16 @@ guess_architecture (const GessoModelFiles *files)
       else if (t->component == GESSO_COMPONENT_TEXT_ENCODER)
         {
           if (g_str_has_prefix (t->key, "conditioner.embedders.0.model."))
-            return g_strdup ("SDXL refiner (not supported)");
+            return g_strdup ("Stable Diffusion XL refiner (not supported)");
           if (g_str_has_prefix (t->key, "cond_stage_model.model."))
             open_clip = TRUE;
         }
     }
 
   if (!has_unet)
-    return g_strdup (sdxl ? "SDXL" : "unknown");
+    return g_strdup (sdxl ? "Stable Diffusion XL" : "unknown");
   if (sdxl)
-    family = "SDXL";
+    family = "Stable Diffusion XL";
   else if (proj_in_ndim == 4)
     family = "Stable Diffusion 1.x";
   else if (proj_in_ndim == 2 || open_clip)

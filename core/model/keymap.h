@@ -2,8 +2,10 @@
  *
  * Single-file checkpoints use the original CompVis/LDM names ("model.diffusion_model.
  * input_blocks.4.0.in_layers.2.weight"), transformers names under "cond_stage_model.
- * transformer." (SD1) or OpenCLIP names under "cond_stage_model.model." (SD2); diffusers
- * folders use diffusers names. This module turns a whole list of keys into diffusers names in
+ * transformer." (SD1) or OpenCLIP names under "cond_stage_model.model." (SD2); SDXL's keep
+ * CLIP ViT-L under "conditioner.embedders.0.transformer." and OpenCLIP bigG under
+ * "conditioner.embedders.1.model." (GESSO_COMPONENT_TEXT_ENCODER_2), and its UNet's added
+ * embedding as label_emb; diffusers folders use diffusers names. This module turns a whole list of keys into diffusers names in
  * one pass, because the block arithmetic (which input block is which down block) depends on
  * the structure of the UNet, inferred from the keys present: the number of levels is one more
  * than the number of downsamplers, layers_per_block is the index of the first downsampler

@@ -1,4 +1,5 @@
-/* The CLIP text encoder of Stable Diffusion 1.x and 2.x (transformers' CLIPTextModel).
+/* The CLIP text encoders of Stable Diffusion 1.x, 2.x and XL (transformers' CLIPTextModel, and
+ * CLIPTextModelWithProjection for SDXL's second, whose pooled output it also gives).
  *
  *   x = token_embedding[ids] + position_embedding[0..T)
  *   per layer:  x += out_proj (causal_self_attention (layer_norm1 (x)))

@@ -884,8 +884,8 @@ run_ok (Run *run, const char *const *args)
 
 /* SDXL runs every edit: on tiny-sdxl's single file (configs and tokenizers from the diffusers
  * folder beside it) generate, sdedit, inpaint and restyle each write a picture of the asked
- * size; inpaint leaves every pixel outside its mask as it was; `gesso info` names the family
- * and a refiner is refused in one line. */
+ * size; inpaint leaves every pixel outside its mask as it was; `gesso info` names the family,
+ * --timestep-spacing overrides the scheduler config, and a refiner is refused in one line. */
 static void
 test_sdxl_edits (void)
 {
@@ -968,6 +968,35 @@ test_sdxl_edits (void)
         }
     }
 
+  /* --timestep-spacing: tiny-sdxl's scheduler config says leading, so naming it changes
+   * nothing and trailing (SDXL-Turbo's) other timesteps and another picture */
+  {
+    const char *spacings[] = { NULL, "leading", "trailing" };
+    GBytes *pictures[3] = { NULL, NULL, NULL };
+
+    for (int i = 0; i < 3; i++)
+      {
+        int w = 0, h = 0;
+
+        run_ok (&run, (const char *[]) { "generate", "--model", model, "--prompt", "a boat",
+                                         "--width", "64", "--height", "64", "--steps", "2",
+                                         "--sampler", "euler", "--seed", "9", "--out", png,
+                                         spacings[i] ? "--timestep-spacing" : NULL,
+                                         spacings[i], NULL });
+        run_clear (&run);
+        pictures[i] = png_pixels (png, &w, &h);
+        g_assert_nonnull (pictures[i]);
+      }
+    g_assert_true (g_bytes_equal (pictures[0], pictures[1]));
+    g_assert_false (g_bytes_equal (pictures[0], pictures[2]));
+    for (int i = 0; i < 3; i++)
+      g_bytes_unref (pictures[i]);
+    run_gesso (&run, (const char *[]) { "generate", "--model", model, "--prompt", "a boat",
+                                        "--timestep-spacing", "sideways", "--out", png, NULL });
+    assert_fails_with (&run, 1, "unknown timestep spacing \"sideways\"", "trailing", NULL);
+    run_clear (&run);
+  }
+
   /* an SDXL refiner conditions on OpenCLIP bigG alone, its conditioner's embedder 0 */
   fixture_st_init (&st);
   fixture_st_add (&st, "conditioner.embedders.0.model.ln_final.weight", "F32", "[4]", NULL);
@@ -980,6 +1009,106 @@ test_sdxl_edits (void)
                                       png, NULL });
   assert_fails_with (&run, 1, "is an SDXL refiner", "use an SDXL base model", NULL);
   run_clear (&run);
+  fixture_remove_tree (tmp);
+}
+
+/* conv_in of a 4-channel UNet widened to SDXL inpainting's 9 inputs [latent | mask | masked
+ * image latent], the new inputs' weights zero (F16 zero is two zero bytes). */
+static void
+widen_conv_in (FixtureSt *st, const char *name, const char *dtype, const char *shape_json,
+               const void *values, gpointer user_data)
+{
+  const int out = 32, in = 4, wide = 9, k = 9;  /* tiny-sdxl: 32 x 4 x 3 x 3 */
+  g_autofree guint16 *w = NULL;
+
+  (void) user_data;
+  if (strcmp (name, "conv_in.weight") != 0)
+    {
+      fixture_st_add (st, name, dtype, shape_json, values);
+      return;
+    }
+  g_assert_cmpstr (dtype, ==, "F16");
+  w = g_new0 (guint16, out * wide * k);
+  for (int o = 0; o < out; o++)
+    memcpy (w + o * wide * k, (const guint16 *) values + o * in * k, in * k * sizeof (guint16));
+  fixture_st_add (st, name, dtype, "[32, 9, 3, 3]", w);
+}
+
+/* A 9-channel SDXL inpainting UNet (tiny-sdxl's, conv_in widened) is told apart and inpaints
+ * through its mask channels: everything outside the mask stays as it was. */
+static void
+test_sdxl_inpainting_model (void)
+{
+  g_autofree char *models = conformance_models_dir ();
+  g_autofree char *folder = models ? g_build_filename (models, "tiny-sdxl", "diffusers", NULL)
+                                   : NULL;
+  const char *source = g_getenv ("GESSO_SOURCE_DIR");
+  g_autofree char *image = g_build_filename (source, "data", "samples", "remove-object.png",
+                                             NULL);
+  g_autofree char *mask = g_build_filename (source, "data", "samples",
+                                            "remove-object-mask.png", NULL);
+  g_autofree char *tmp = g_dir_make_tmp ("gesso-cli-XXXXXX", NULL);
+  g_autofree char *model = g_build_filename (tmp, "inpaint", NULL);
+  g_autofree char *png = g_build_filename (tmp, "out.png", NULL);
+  g_autofree char *unet = NULL;
+  g_autofree char *config_path = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *wide_config = NULL;
+  const char *key;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (GBytes) in = NULL, out = NULL, keep = NULL;
+  int w = 0, h = 0;
+  guint outside = 0, changed = 0;
+  FixtureSt st;
+  Run run;
+
+  if (folder == NULL || !g_file_test (folder, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no tiny-sdxl conformance model (set GESSO_CONFORMANCE_DIR)");
+      return;
+    }
+  fixture_copy_tree (folder, model);
+  unet = g_build_filename (model, "unet", "diffusion_pytorch_model.safetensors", NULL);
+  fixture_st_init (&st);
+  fixture_st_add_file (&st, unet, widen_conv_in, NULL);
+  bytes = fixture_st_finish (&st);
+  g_assert_true (g_file_set_contents (unet, g_bytes_get_data (bytes, NULL),
+                                      (gssize) g_bytes_get_size (bytes), NULL));
+  config_path = g_build_filename (model, "unet", "config.json", NULL);
+  g_assert_true (g_file_get_contents (config_path, &config, NULL, NULL));
+  key = strstr (config, "\"in_channels\": 4,");
+  g_assert_nonnull (key);
+  wide_config = g_strdup_printf ("%.*s\"in_channels\": 9,%s", (int) (key - config), config,
+                                 key + strlen ("\"in_channels\": 4,"));
+  g_assert_true (g_file_set_contents (config_path, wide_config, -1, NULL));
+
+  run_ok (&run, (const char *[]) { "info", model, NULL });
+  g_assert_true (g_str_has_prefix (field (run.out, "architecture"),
+                                   "Stable Diffusion XL inpainting\n"));
+  run_clear (&run);
+  run_ok (&run, (const char *[]) { "inpaint", "--model", model, "--image", image, "--mask", mask,
+                                   "--prompt", "a stone wall", "--steps", "3", "--seed", "2",
+                                   "--out", png, NULL });
+  run_clear (&run);
+  in = png_pixels (image, &w, &h);
+  keep = png_pixels (mask, &w, &h);
+  out = png_pixels (png, &w, &h);
+  g_assert_nonnull (out);
+  for (int i = 0; i < w * h; i++)
+    {
+      const guint8 *a = (const guint8 *) g_bytes_get_data (in, NULL) + 4 * i;
+      const guint8 *b = (const guint8 *) g_bytes_get_data (out, NULL) + 4 * i;
+
+      if (((const guint8 *) g_bytes_get_data (keep, NULL))[4 * i] == 0)
+        {
+          outside++;
+          g_assert_cmpmem (a, 3, b, 3);
+        }
+      else
+        changed += memcmp (a, b, 3) != 0;
+    }
+  g_assert_cmpuint (outside, >, 0);
+  g_assert_cmpuint (changed, >, 0);
   fixture_remove_tree (tmp);
 }
 
@@ -1049,6 +1178,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/models", test_models);
   g_test_add_func ("/cli/generate/control", test_control);
   g_test_add_func ("/cli/sdxl/edits", test_sdxl_edits);
+  g_test_add_func ("/cli/sdxl/inpainting-model", test_sdxl_inpainting_model);
   g_test_add_func ("/cli/newcomer", test_newcomer);
   return g_test_run ();
 }

@@ -226,7 +226,8 @@ test_diffusers_summary (void)
 
   sdxl = gesso_model_summary_new (sdxl_dir, &error);
   g_assert_no_error (error);
-  g_assert_cmpstr (sdxl->architecture, ==, "SDXL (inpainting, 9 input channels, v-prediction)");
+  g_assert_cmpstr (sdxl->architecture, ==,
+                   "Stable Diffusion XL (inpainting, 9 input channels, v-prediction)");
   g_assert_cmpuint (sdxl->components[GESSO_COMPONENT_TEXT_ENCODER_2].n_params, >, 0);
   g_assert_cmpuint (sdxl->components[GESSO_COMPONENT_TEXT_ENCODER].n_params
                     + sdxl->components[GESSO_COMPONENT_TEXT_ENCODER_2].n_params, ==, 100);
@@ -300,10 +301,10 @@ test_architecture_guesses (void)
       2, "Stable Diffusion 2.x (5 input channels)" },
     { { { "model.diffusion_model.input_blocks.0.0.weight", "F32", "[8, 4, 3, 3]" },
         { "conditioner.embedders.1.model.ln_final.weight", "F32", "[4]" } },
-      2, "SDXL" },
+      2, "Stable Diffusion XL" },
     { { { "model.diffusion_model.input_blocks.0.0.weight", "F32", "[8, 4, 3, 3]" },
         { "conditioner.embedders.0.model.ln_final.weight", "F32", "[4]" } },
-      2, "SDXL refiner (not supported)" },
+      2, "Stable Diffusion XL refiner (not supported)" },
     { { { "first_stage_model.encoder.conv_in.weight", "F32", "[8, 3, 3, 3]" } },
       1, "unknown" },
     { { { "model.diffusion_model.out.2.weight", "F32", "[4, 8, 3, 3]" } }, 1, "unknown" },

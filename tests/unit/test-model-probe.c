@@ -168,7 +168,7 @@ conformance_models_dir (void)
 }
 
 /* FALSE, with the engine's reason as the test's message, for a conformance model that is no
- * checkpoint (a ControlNet) or of a kind the engine does not run yet (SDXL, TAESD). */
+ * checkpoint (a ControlNet) or of a kind the engine does not run yet (TAESD). */
 static gboolean
 engine_runs (const char *folder)
 {

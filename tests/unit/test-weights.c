@@ -408,6 +408,50 @@ test_keymap_text_sd1 (void)
   g_assert_cmpint (find_target (t, GESSO_COMPONENT_OTHER, "model_ema.decay")->numel, ==, 1);
 }
 
+/* SDXL's single file: CLIP ViT-L under conditioner.embedders.0 (transformers names) is the
+ * first text encoder, OpenCLIP bigG under conditioner.embedders.1 the second, fused q/k/v
+ * sliced there too and its text_projection kept (as stored, [hidden, projection]); the UNet's
+ * label_emb is SDXL's add_embedding, not SD2's class embedding. */
+static void
+test_keymap_sdxl (void)
+{
+  g_autoptr (KeyList) l = key_list_new ();
+  g_autoptr (GArray) t = NULL;
+  GessoKeymapLayout info;
+  const GessoComponent T = GESSO_COMPONENT_TEXT_ENCODER, T2 = GESSO_COMPONENT_TEXT_ENCODER_2;
+  const char *p1 = "conditioner.embedders.0.transformer.text_model.";
+  const char *p2 = "conditioner.embedders.1.model.";
+  const int C = 48;
+
+  add_key (l, 2, 49408, 32, 0, "%sembeddings.token_embedding.weight", p1);
+  add_key (l, 1, 32, 0, 0, "%sencoder.layers.1.layer_norm1.weight", p1);
+  add_key (l, 2, 49408, C, 0, "%stoken_embedding.weight", p2);
+  add_key (l, 2, C, C + 8, 0, "%stext_projection", p2);
+  add_key (l, 2, 3 * C, C, 0, "%stransformer.resblocks.2.attn.in_proj_weight", p2);
+  add_key (l, 1, C, 0, 0, "%sln_final.weight", p2);
+  add_key (l, 2, 128, 96, 0, "model.diffusion_model.label_emb.0.0.weight");
+  add_key (l, 1, 128, 0, 0, "model.diffusion_model.label_emb.0.2.bias");
+  t = map_keys (l, GESSO_MODEL_LAYOUT_SINGLE_FILE, &info);
+
+  g_assert_true (info.sdxl);
+  g_assert_cmpint (info.text_keys, ==, GESSO_TEXT_KEYS_HF);
+  g_assert_cmpint (info.text_layers, ==, 2);
+  assert_maps (l, t, "conditioner.embedders.0.transformer.text_model.encoder.layers.1."
+               "layer_norm1.weight", T, "text_model.encoder.layers.1.layer_norm1.weight");
+  assert_maps (l, t, "conditioner.embedders.1.model.token_embedding.weight", T2,
+               "text_model.embeddings.token_embedding.weight");
+  assert_maps (l, t, "conditioner.embedders.1.model.ln_final.weight", T2,
+               "text_model.final_layer_norm.weight");
+  assert_maps (l, t, "conditioner.embedders.1.model.text_projection", T2, "text_projection");
+  g_assert_cmpint (find_target (t, T2, "text_projection")->shape[1], ==, C + 8);
+  g_assert_cmpint (find_target (t, T2, "text_model.encoder.layers.2.self_attn.v_proj.weight")
+                     ->offset, ==, 2 * C * C);
+  assert_maps (l, t, "model.diffusion_model.label_emb.0.0.weight", GESSO_COMPONENT_UNET,
+               "add_embedding.linear_1.weight");
+  assert_maps (l, t, "model.diffusion_model.label_emb.0.2.bias", GESSO_COMPONENT_UNET,
+               "add_embedding.linear_2.bias");
+}
+
 static void
 test_keymap_text_openclip (void)
 {
@@ -933,6 +977,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/keymap/vae", test_keymap_vae);
   g_test_add_func ("/model/keymap/text-sd1", test_keymap_text_sd1);
   g_test_add_func ("/model/keymap/text-openclip", test_keymap_text_openclip);
+  g_test_add_func ("/model/keymap/sdxl", test_keymap_sdxl);
   g_test_add_func ("/model/keymap/diffusers", test_keymap_diffusers);
   g_test_add_func ("/model/keymap/junk", test_keymap_junk);
   g_test_add_func ("/model/weights/small-file", test_weights_small_file);
