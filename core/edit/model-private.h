@@ -31,6 +31,8 @@ struct GessoModel
   GessoTextEncoder *text_encoder;
   GessoUnet *unet;
   GessoVae *vae;
+  GessoTaesd *taesd;            /* the --vae TAESD between planning and building; then vae's */
+  char *vae_path;               /* that TAESD's path, for messages; NULL: none */
   GessoPromptCache *prompts;
   JsonObject *scheduler_json;   /* the model's scheduler_config.json; NULL when none */
   char *scheduler_json_name;    /* its path, for messages */
