@@ -123,6 +123,13 @@ typedef struct
    * names) or a diffusers vae/ folder; NULL: the model's own. A VAE of another family
    * (another latent, SDXL's scaling factor) is refused. */
   const char *vae;
+  /* Textual-inversion embeddings, NULL-terminated (NULL: none): .safetensors files in A1111's
+   * layout (emb_params or string_to_param; the trigger word is the file's stem) or diffusers'
+   * learned_embeds ({token: vector}; the trigger is the token), and folders, whose every
+   * embedding that fits the model is taken. A trigger word in a prompt, standing as a word
+   * and in any case, stands for its vectors. A file that is no embedding (pickle .pt/.bin
+   * included) or is made for another family fails the open. */
+  const char *const *embeddings;
 } GessoModelParams;
 
 void gesso_model_params_init (GessoModelParams *params);

@@ -51,6 +51,11 @@ struct GessoModel
   GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
 };
 
+/* Takes the textual-inversion embeddings of PATHS (NULL-terminated; files, or folders whose
+ * fitting embeddings are all taken) into the model's tokenizer and text encoder
+ * (model_embeddings.c). A file that is no embedding or is one of another width fails. */
+gboolean gesso_model_add_embeddings (GessoModel *m, const char *const *paths, GError **error);
+
 /* The ControlNet at PATH for this model's UNet, opened on first use and kept with the model
  * (a dialog's re-runs do not read it again). Borrowed. */
 GessoControlNet *gesso_model_controlnet (GessoModel *model, const char *path, GError **error);

@@ -725,7 +725,7 @@ gesso_model_open (const GessoModelParams *params, GError **error)
   if (m == NULL)
     return NULL;
   gesso_model_apply_threads (m);
-  if (!open_text_encoder (m, error))
+  if (!open_text_encoder (m, error) || !gesso_model_add_embeddings (m, params->embeddings, error))
     return NULL;
   m->unet = gesso_unet_new (m->weights, &m->unet_config, error);
   if (m->unet == NULL)
