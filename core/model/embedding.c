@@ -160,3 +160,28 @@ gesso_embedding_load (const char *path, GError **error)
     }
   return g_steal_pointer (&emb);
 }
+
+gboolean
+gesso_embedding_probe (const char *path, GessoEmbeddingInfo *info, GError **error)
+{
+  g_autoptr (GessoEmbedding) emb = NULL;
+
+  g_return_val_if_fail (path != NULL && info != NULL, FALSE);
+  emb = gesso_embedding_load (path, error);
+  if (emb == NULL)
+    return FALSE;
+  *info = (GessoEmbeddingInfo) {
+    .trigger = g_steal_pointer (&emb->trigger),
+    .layout = emb->layout,
+    .n_vectors = (int) emb->n_vectors,
+    .width = (int) emb->width,
+    .family = gesso_embedding_family_of_width (emb->width),
+  };
+  return TRUE;
+}
+
+void
+gesso_embedding_info_clear (GessoEmbeddingInfo *info)
+{
+  g_clear_pointer (&info->trigger, g_free);
+}

@@ -944,3 +944,30 @@ gesso_taesd_decode (const GessoTaesd *taesd, const float *latent, int64_t latent
   return check_half (taesd, DECODE, latent_h, latent_w, error)
          && execute (taesd, DECODE, latent, latent_h, latent_w, image, scratch, error);
 }
+
+gboolean
+gesso_taesd_probe (const char *path, GessoTaesdInfo *info, GError **error)
+{
+  g_autoptr (GessoTaesd) taesd = NULL;
+  int latent;
+
+  g_return_val_if_fail (path != NULL && info != NULL, FALSE);
+  taesd = gesso_taesd_open (path, error);
+  if (taesd == NULL)
+    return FALSE;
+  latent = gesso_taesd_latent_channels (taesd);
+  *info = (GessoTaesdInfo) {
+    .layout = gesso_taesd_layout_name (taesd->layout),
+    .has_encoder = gesso_taesd_has_encoder (taesd),
+    .has_decoder = gesso_taesd_has_decoder (taesd),
+    .latent_channels = latent,
+    .latent_factor = gesso_taesd_latent_factor (taesd),
+    .width = gesso_taesd_width (taesd),
+    .parameters = taesd->parameters,
+    /* taesd and taesdxl have the same shapes: only their training tells them apart */
+    .fits = latent == 4 ? "SD 1.x/2.x (taesd) or SDXL (taesdxl); the weights do not say which"
+            : latent == 16 ? "SD 3 or Flux (taesd3, taef1), which Gesso does not run"
+                           : "no model family Gesso knows",
+  };
+  return TRUE;
+}
