@@ -48,6 +48,8 @@ struct GessoModel
   int native_size;
   int n_threads;
   float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
+  GessoVae *preview_taesd;      /* a TAESD found beside the model, for previews (preview.h) */
+  gboolean preview_taesd_sought;
   GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
 };
 

@@ -73,6 +73,7 @@ gesso_model_free (GessoModel *model)
   g_free (model->tokenizer_dir);
   g_free (model->architecture);
   g_free (model->preview_map);
+  gesso_vae_free (model->preview_taesd);
   if (model->controlnets != NULL)
     g_hash_table_unref (model->controlnets);
   g_free (model);
