@@ -368,6 +368,15 @@ test_embedding_is_its_word (Fixture *f, gconstpointer data)
   assert_same_encoding (m, "a ZorBlax, on a mat", f->plain, "a cat, on a mat");
   assert_same_encoding (m, "a quux on a mat", f->plain, "a red cat on a mat");
   assert_same_encoding (m, "a <fluff> on a mat", f->plain, "a cat on a mat");
+  /* the model library knows all three layouts for embeddings */
+  for (const char *const *p = (const char *const[]) { a, b, c, NULL }; *p != NULL; p++)
+    {
+      GessoAssetKind kind;
+      g_autofree char *family = NULL;
+
+      g_assert_true (gesso_asset_identify (*p, NULL, &kind, &family, &error));
+      g_assert_cmpint (kind, ==, GESSO_ASSET_EMBEDDING);
+    }
   /* only whole words call an embedding up */
   assert_same_encoding (m, "zorblaxes and quuxy", f->plain, "zorblaxes and quuxy");
 }
