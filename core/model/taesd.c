@@ -57,7 +57,6 @@ struct GessoTaesd
   GessoTaesdLayout layout;
   Half encoder, decoder;
   GPtrArray *buffers;           /* every widened weight */
-  GPtrArray *files;             /* NULL-terminated paths */
   guint64 parameters;
   int64_t width;
 };
@@ -72,7 +71,6 @@ gesso_taesd_free (GessoTaesd *taesd)
   if (taesd->decoder.steps != NULL)
     g_array_unref (taesd->decoder.steps);
   g_ptr_array_unref (taesd->buffers);
-  g_ptr_array_unref (taesd->files);
   g_free (taesd);
 }
 
@@ -374,10 +372,7 @@ add_madebyollin (GessoTaesd *taesd, const char *path, GError **error)
                    shown, encoder ? "encoder" : "decoder");
       return FALSE;
     }
-  if (!load_half (taesd, &src, encoder, encoder ? &taesd->encoder : &taesd->decoder, error))
-    return FALSE;
-  g_ptr_array_insert (taesd->files, (gint) taesd->files->len - 1, g_strdup (path));
-  return TRUE;
+  return load_half (taesd, &src, encoder, encoder ? &taesd->encoder : &taesd->decoder, error);
 }
 
 static gboolean
@@ -390,12 +385,10 @@ add_diffusers_file (GessoTaesd *taesd, const char *path, GError **error)
   if (st == NULL)
     return FALSE;
   taesd->layout = GESSO_TAESD_LAYOUT_DIFFUSERS;
-  if ((has_prefix_key (st, enc.prefix) && !load_half (taesd, &enc, TRUE, &taesd->encoder, error))
-      || (has_prefix_key (st, dec.prefix)
-          && !load_half (taesd, &dec, FALSE, &taesd->decoder, error)))
-    return FALSE;
-  g_ptr_array_insert (taesd->files, (gint) taesd->files->len - 1, g_strdup (path));
-  return TRUE;
+  return (!has_prefix_key (st, enc.prefix)
+          || load_half (taesd, &enc, TRUE, &taesd->encoder, error))
+         && (!has_prefix_key (st, dec.prefix)
+             || load_half (taesd, &dec, FALSE, &taesd->decoder, error));
 }
 
 /* BASE with its last "encoder" turned into "decoder" or the other way round; NULL when the
@@ -476,7 +469,8 @@ add_folder (GessoTaesd *taesd, const char *dir, GError **error)
   if (d == NULL)
     return FALSE;
   while ((entry = g_dir_read_name (d)) != NULL)
-    if (g_str_has_suffix (entry, "_encoder.safetensors") || g_str_has_suffix (entry, "_decoder.safetensors"))
+    if (g_str_has_suffix (entry, "_encoder.safetensors")
+        || g_str_has_suffix (entry, "_decoder.safetensors"))
       {
         g_autofree char *other = partner_name (entry);
         /* a pair counts once: by its encoder, or by a decoder without one */
@@ -536,8 +530,6 @@ gesso_taesd_open (const char *path, GError **error)
   gboolean ok;
 
   taesd->buffers = g_ptr_array_new_with_free_func (g_free);
-  taesd->files = g_ptr_array_new_with_free_func (g_free);
-  g_ptr_array_add (taesd->files, NULL);
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     ok = add_folder (taesd, path, error);
   else
@@ -623,12 +615,6 @@ guint64
 gesso_taesd_parameters (const GessoTaesd *taesd)
 {
   return taesd->parameters;
-}
-
-const char *const *
-gesso_taesd_files (const GessoTaesd *taesd)
-{
-  return (const char *const *) taesd->files->pdata;
 }
 
 /* --- Running: plan, then compute --------------------------------------------------------- */

@@ -61,8 +61,6 @@ int gesso_taesd_latent_factor (const GessoTaesd *taesd);
 /* Widest layer, and the parameter count of both halves. */
 int gesso_taesd_width (const GessoTaesd *taesd);
 guint64 gesso_taesd_parameters (const GessoTaesd *taesd);
-/* The files the weights came from, NULL-terminated, borrowed. */
-const char *const *gesso_taesd_files (const GessoTaesd *taesd);
 
 /* Scratch an encode of HEIGHT x WIDTH pixels / a decode of a LATENT_H x LATENT_W latent takes
  * from its arena (alignment included). Sizes must be positive (image: multiples of the factor). */
