@@ -20,6 +20,7 @@
 #include "gesso.h"
 #include "model/embedding.h"
 #include "model/taesd.h"
+#include "tensor/half.h"
 #include "unit/io-fixtures.h"
 
 #define TOKEN_TABLE "text_model.embeddings.token_embedding.weight"
@@ -72,6 +73,90 @@ test_taesd_layouts_agree (void)
   g_assert_true (gesso_taesd_decode (a, latent, 3, 5, ia, NULL, &error));
   g_assert_true (gesso_taesd_decode (b, latent, 3, 5, ib, NULL, &error));
   g_assert_cmpmem (ia, 3 * 24 * 40 * sizeof (float), ib, 3 * 24 * 40 * sizeof (float));
+}
+
+/* Copies an F16 tensor as F32 (USER_DATA NULL) or BF16: every value of the conformance files
+ * is exact in both. */
+static void
+widen (FixtureSt *st, const char *name, const char *dtype, const char *shape_json,
+       const void *values, gpointer user_data)
+{
+  const gboolean bf16 = user_data != NULL;
+  size_t n = 1;
+  g_autofree guint32 *f32 = NULL;
+  g_autofree guint16 *b16 = NULL;
+
+  g_assert_cmpstr (dtype, ==, "F16");
+  for (const char *p = shape_json; *p != '\0'; p++)
+    if (g_ascii_isdigit (*p))
+      {
+        n *= (size_t) g_ascii_strtoull (p, (char **) &p, 10);
+        p--;
+      }
+  f32 = g_new (guint32, n);
+  b16 = g_new (guint16, n);
+  for (size_t i = 0; i < n; i++)
+    {
+      guint16 h;
+      float f;
+
+      memcpy (&h, (const guint8 *) values + 2 * i, 2);
+      f = gesso_f16_to_f32 (h);
+      memcpy (&f32[i], &f, 4);
+      b16[i] = (guint16) (f32[i] >> 16);
+    }
+  fixture_st_add (st, name, bf16 ? "BF16" : "F32", shape_json,
+                  bf16 ? (const void *) b16 : (const void *) f32);
+}
+
+/* The same pair stored as F32 and as BF16 decodes and encodes exactly as the F16 files do. */
+static void
+test_taesd_dtypes (void)
+{
+  g_autofree char *decoder = model_path ("tiny-taesd", "taesd_decoder.safetensors");
+  g_autofree char *encoder = model_path ("tiny-taesd", "taesd_encoder.safetensors");
+  g_autoptr (GessoTaesd) ref = NULL;
+  float latent[4 * 2 * 2], image[3 * 16 * 16], want[3 * 16 * 16], z[4 * 2 * 2], want_z[16];
+
+  if (decoder == NULL || encoder == NULL)
+    {
+      g_test_skip ("no tiny-taesd in the conformance data");
+      return;
+    }
+  ref = gesso_taesd_open (decoder, NULL);
+  g_assert_nonnull (ref);
+  for (guint i = 0; i < G_N_ELEMENTS (latent); i++)
+    latent[i] = cosf ((float) i);
+  g_assert_true (gesso_taesd_decode (ref, latent, 2, 2, want, NULL, NULL));
+  g_assert_true (gesso_taesd_encode (ref, want, 16, 16, want_z, NULL, NULL));
+  for (int bf16 = 0; bf16 < 2; bf16++)
+    {
+      g_autofree char *dir = fixture_make_tmpdir ();
+      g_autoptr (GessoTaesd) t = NULL;
+      g_autoptr (GError) error = NULL;
+      const char *const halves[2] = { encoder, decoder };
+      const char *const names[2] = { "taesd_encoder.safetensors", "taesd_decoder.safetensors" };
+      g_autofree char *path = NULL;
+
+      for (int h = 0; h < 2; h++)
+        {
+          FixtureSt st;
+          g_autoptr (GBytes) bytes = NULL;
+
+          fixture_st_init (&st);
+          fixture_st_add_file (&st, halves[h], widen, bf16 ? GINT_TO_POINTER (1) : NULL);
+          bytes = fixture_st_finish (&st);
+          g_free (path);
+          path = fixture_write (dir, names[h], bytes);
+        }
+      t = gesso_taesd_open (path, &error);
+      g_assert_no_error (error);
+      g_assert_true (gesso_taesd_decode (t, latent, 2, 2, image, NULL, &error));
+      g_assert_cmpmem (image, sizeof image, want, sizeof want);
+      g_assert_true (gesso_taesd_encode (t, want, 16, 16, z, NULL, &error));
+      g_assert_cmpmem (z, sizeof z, want_z, sizeof want_z);
+      fixture_remove_tree (dir);
+    }
 }
 
 /* A decoder without its encoder loads (it previews) and refuses to encode, saying what to add. */
@@ -498,6 +583,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/addons/taesd/layouts-agree", test_taesd_layouts_agree);
+  g_test_add_func ("/addons/taesd/dtypes", test_taesd_dtypes);
   g_test_add_func ("/addons/taesd/decoder-alone", test_taesd_decoder_alone);
   g_test_add_func ("/addons/taesd/bad-files", test_taesd_bad_files);
   g_test_add_func ("/addons/taesd/as-vae", test_taesd_as_vae);
