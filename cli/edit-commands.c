@@ -77,6 +77,9 @@ typedef struct
   char *mask_grow;
   char *mask_feather;
   char **controls;
+  char **embeddings;
+  char **embedding_dirs;
+  GStrv embedding_paths;        /* the files, then the folders: what the model takes */
   char *control_preprocess;
   char *control_start;
   char *control_end;
@@ -147,6 +150,9 @@ options_clear (Options *o)
   g_free (o->mask_grow);
   g_free (o->mask_feather);
   g_strfreev (o->controls);
+  g_strfreev (o->embeddings);
+  g_strfreev (o->embedding_dirs);
+  g_strfreev (o->embedding_paths);
   g_free (o->control_preprocess);
   g_free (o->control_start);
   g_free (o->control_end);
@@ -299,12 +305,43 @@ apply_options (const Options *o, GessoEditKind kind, GessoEditParams *p)
   return TRUE;
 }
 
+/* --embedding names files, --embedding-dir folders; the model takes the files first, so a file
+ * named on the command line wins over a folder's file of the same name. */
+static gboolean
+embedding_options (Options *o)
+{
+  g_autoptr (GStrvBuilder) paths = g_strv_builder_new ();
+
+  for (guint i = 0; o->embeddings != NULL && o->embeddings[i] != NULL; i++)
+    {
+      if (g_file_test (o->embeddings[i], G_FILE_TEST_IS_DIR))
+        {
+          gesso_cli_error (_("--embedding '%s' is a folder; name it with --embedding-dir"),
+                           o->embeddings[i]);
+          return FALSE;
+        }
+      g_strv_builder_add (paths, o->embeddings[i]);
+    }
+  for (guint i = 0; o->embedding_dirs != NULL && o->embedding_dirs[i] != NULL; i++)
+    {
+      if (!g_file_test (o->embedding_dirs[i], G_FILE_TEST_IS_DIR))
+        {
+          gesso_cli_error (_("--embedding-dir '%s' is not a folder"), o->embedding_dirs[i]);
+          return FALSE;
+        }
+      g_strv_builder_add (paths, o->embedding_dirs[i]);
+    }
+  o->embedding_paths = g_strv_builder_end (paths);
+  return TRUE;
+}
+
 static gboolean
 model_params (const Options *o, GessoModelParams *mp)
 {
   gesso_model_params_init (mp);
   mp->path = o->model;
   mp->vae = o->vae;
+  mp->embeddings = (const char *const *) o->embedding_paths;
   mp->config_dir = o->config_dir;
   /* one job per run: the text encoder is not needed once its prompts are encoded */
   mp->release_text_encoder = TRUE;
@@ -623,7 +660,8 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
       N_("The model: a .safetensors file or a diffusers folder"), N_("PATH") },
     { "vae", 0, 0, G_OPTION_ARG_FILENAME, &o.vae,
       N_("A separate VAE in place of the model's own: a .safetensors file or a diffusers "
-         "vae/ folder"), N_("PATH") },
+         "vae/ folder; or a TAESD (taesd_decoder.safetensors, its folder), fast and "
+         "approximate"), N_("PATH") },
     { "prompt", 0, 0, G_OPTION_ARG_FILENAME, &o.prompt, N_("What the result should show"),
       N_("TEXT") },
     { "negative-prompt", 0, 0, G_OPTION_ARG_FILENAME, &o.negative_prompt,
@@ -675,6 +713,12 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
       N_("What the model predicts: auto, epsilon or v"), N_("TYPE") },
     { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.config_dir,
       N_("A diffusers folder with the configs of a single-file model"), N_("DIR") },
+    { "embedding", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.embeddings,
+      N_("A textual-inversion embedding (.safetensors), called up in the prompt by its file "
+         "name (or its stored token); repeatable"), N_("FILE") },
+    { "embedding-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.embedding_dirs,
+      N_("A folder of embeddings, each usable in the prompt by its file name; repeatable"),
+      N_("DIR") },
     { "control", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.controls,
       N_("A ControlNet and the picture it follows, with its scale (default 1); repeatable"),
       N_("MODEL:IMAGE[:SCALE]") },
@@ -758,6 +802,8 @@ run_edit (GessoEditKind kind, const char *command, const char *summary, int argc
     gesso_cli_error (_("--mask is required (white = regenerate, black = keep)"));
   else if (kind == GESSO_EDIT_RESTYLE && o.source_prompt == NULL)
     gesso_cli_error (_("--source-prompt is required: describe the image as it is"));
+  else if (!embedding_options (&o))
+    ;
   else if (!gesso_cli_controls_parse (o.controls, o.control_preprocess, &controls,
                                       &control_error))
     gesso_cli_error ("%s", control_error->message);

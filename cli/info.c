@@ -225,14 +225,64 @@ describe_controlnet (const char *path, const GessoControlNetInfo *cn, GessoModel
   return TRUE;
 }
 
+/* A tiny autoencoder: its layout, halves and the latent it fits. */
+static gboolean
+describe_taesd (const char *path, const GessoTaesdInfo *t)
+{
+  g_autofree char *params = format_count (t->parameters);
+  g_autofree char *text = NULL;
+
+  print_field (_("path"), path);
+  print_field (_("kind"), _("TAESD tiny autoencoder (fast, approximate VAE)"));
+  print_field (_("layout"), t->layout);
+  print_field (_("fits"), t->fits);
+  text = g_strdup_printf (_("%s%s%s; %d-channel latent, %d pixels per cell, width %d, %s "
+                            "parameters"), t->has_encoder ? _("encoder") : "",
+                          t->has_encoder && t->has_decoder ? _(" and ") : "",
+                          t->has_decoder ? _("decoder") : "", t->latent_channels,
+                          t->latent_factor, t->width, params);
+  print_field (_("network"), text);
+  print_field (_("use"), _("--vae PATH (a whole edit), or beside the model for previews"));
+  return TRUE;
+}
+
+/* A textual-inversion embedding: its trigger word, size and family. */
+static gboolean
+describe_embedding (const char *path, const GessoEmbeddingInfo *e)
+{
+  g_autofree char *text = NULL;
+
+  print_field (_("path"), path);
+  print_field (_("kind"), _("textual-inversion embedding"));
+  print_field (_("layout"), e->layout);
+  print_field (_("trigger"), e->trigger);
+  text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%d vector of width %d",
+                                       "%d vectors of width %d", e->n_vectors),
+                          e->n_vectors, e->width);
+  print_field (_("vectors"), text);
+  print_field (_("fits"), e->family != NULL ? e->family : _("unknown"));
+  return TRUE;
+}
+
 static gboolean
 describe (const char *path, const GessoModelParams *defaults, GessoModelCache *cache)
 {
   g_autofree char *hash = NULL;
   GessoControlNetInfo controlnet;
+  GessoTaesdInfo taesd;
+  GessoEmbeddingInfo embedding = { 0 };
 
   if (gesso_controlnet_probe (path, &controlnet, NULL))
     return describe_controlnet (path, &controlnet, cache);
+  if (gesso_taesd_probe (path, &taesd, NULL))
+    return describe_taesd (path, &taesd);
+  if (!g_file_test (path, G_FILE_TEST_IS_DIR) && gesso_embedding_probe (path, &embedding, NULL))
+    {
+      gboolean ok = describe_embedding (path, &embedding);
+
+      gesso_embedding_info_clear (&embedding);
+      return ok;
+    }
 
   g_autoptr (GError) error = NULL;
   g_autoptr (GessoModelSummary) summary = gesso_model_summary_new (path, &error);

@@ -128,6 +128,13 @@ typedef struct
    * such as the gesso command, saves their memory: 0.5 GB for SD 1.x); a later prompt that
    * is not in the model's cache reads them again. FALSE: keep them for the next job. */
   gboolean release_text_encoder;
+  /* Textual-inversion embeddings, NULL-terminated (NULL: none): .safetensors files in A1111's
+   * layout (emb_params or string_to_param; the trigger word is the file's stem) or diffusers'
+   * learned_embeds ({token: vector}; the trigger is the token), and folders, whose every
+   * embedding that fits the model is taken. A trigger word in a prompt, standing as a word
+   * and in any case, stands for its vectors. A file that is no embedding (pickle .pt/.bin
+   * included) or is made for another family fails the open. */
+  const char *const *embeddings;
 } GessoModelParams;
 
 void gesso_model_params_init (GessoModelParams *params);
@@ -291,6 +298,36 @@ typedef struct
 
 /* FALSE (and ERROR) when PATH is no ControlNet Gesso can read. */
 gboolean gesso_controlnet_probe (const char *path, GessoControlNetInfo *info, GError **error);
+
+/* What a TAESD (tiny autoencoder) file, pair or folder is: what `gesso info` says about it. */
+typedef struct
+{
+  const char *layout;                 /* "diffusers AutoencoderTiny", "madebyollin ..." */
+  gboolean has_encoder, has_decoder;
+  int latent_channels;
+  int latent_factor;                  /* pixels per latent cell (8) */
+  int width;                          /* of its widest layer (64 in the released ones) */
+  guint64 parameters;
+  const char *fits;                   /* the model families its latent fits */
+} GessoTaesdInfo;
+
+/* FALSE (and ERROR) when PATH is no TAESD Gesso can read; reads its weights (a few MB). */
+gboolean gesso_taesd_probe (const char *path, GessoTaesdInfo *info, GError **error);
+
+/* What a textual-inversion embedding file is. */
+typedef struct
+{
+  char *trigger;                      /* the word that calls it up in a prompt */
+  const char *layout;                 /* "A1111 (emb_params)", "diffusers (learned_embeds)" */
+  int n_vectors;                      /* token positions it takes */
+  int width;                          /* the text encoder width it was made for */
+  const char *family;                 /* "SD 1.x" (768), "SD 2.x" (1024), or NULL */
+} GessoEmbeddingInfo;
+
+/* FALSE (and ERROR: pickle, not an embedding, SDXL, misshapen) when PATH is no embedding
+ * Gesso can use. Free INFO's strings with gesso_embedding_info_clear. */
+gboolean gesso_embedding_probe (const char *path, GessoEmbeddingInfo *info, GError **error);
+void gesso_embedding_info_clear (GessoEmbeddingInfo *info);
 
 /* --- Images and masks ------------------------------------------------------------------- */
 

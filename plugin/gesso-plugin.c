@@ -811,6 +811,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   GError *error = NULL, *engine_error = NULL;
   gchar *model_path = NULL, *vae_path = NULL, *model_name = NULL, *sampler = NULL;
   gchar *name = NULL, *recipe = NULL;
+  gchar **embedding_dirs = NULL;
   gint pad;
 
   gegl_init (NULL, NULL);
@@ -906,6 +907,8 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   gesso_model_params_init (&model_params);
   model_params.path = model_path;
   model_params.vae = vae_path;
+  embedding_dirs = gesso_ui_embedding_dirs_new ();
+  model_params.embeddings = (const char *const *) embedding_dirs;
   model = gesso_model_open (&model_params, &engine_error);
   if (model == NULL)
     {
@@ -991,6 +994,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   status = GIMP_PDB_SUCCESS;
 
 out:
+  g_strfreev (embedding_dirs);
   g_free (recipe);
   g_free (name);
   g_free (sampler);

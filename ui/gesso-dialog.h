@@ -87,6 +87,11 @@ gchar **gesso_ui_model_dirs_new (void);
  * is wrong with them. Absolute paths; free with g_strfreev(). Never loads weights; kinds are
  * kept in the model cache (gesso_ui_cache_file). */
 gchar **gesso_ui_models_find (void);
+/* The folders holding the textual-inversion embeddings found in those folders (A1111's
+ * embeddings/, ComfyUI's models/embeddings, ...), each once, by path: what a model takes
+ * (GessoModelParams.embeddings), so that an embedding's name in a prompt calls it up. Free
+ * with g_strfreev(). */
+gchar **gesso_ui_embedding_dirs_new (void);
 /* "sd15/diffusers" for a model found in a model folder, else the file or folder name; the
  * ".safetensors" suffix left out: what the choosers show. Owned string. */
 gchar *gesso_ui_model_display_name (const gchar *path);

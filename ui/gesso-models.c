@@ -165,6 +165,29 @@ gesso_ui_assets_find (GessoAssetKind kind)
 }
 
 gchar **
+gesso_ui_embedding_dirs_new (void)
+{
+  GessoModelLibrary *lib = library_lock_get ();
+  g_autoptr (GPtrArray) dirs = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < gesso_model_library_count (lib); i++)
+    {
+      const GessoAsset *a = gesso_model_library_get (lib, i);
+      g_autofree gchar *dir = NULL;
+
+      if (a->kind != GESSO_ASSET_EMBEDDING)
+        continue;
+      dir = g_path_get_dirname (a->path);
+      if (!g_ptr_array_find_with_equal_func (dirs, dir, g_str_equal, NULL))
+        g_ptr_array_add (dirs, g_steal_pointer (&dir));
+    }
+  library_unlock ();
+  qsort (dirs->pdata, dirs->len, sizeof (gpointer), compare_paths);
+  g_ptr_array_add (dirs, NULL);
+  return (gchar **) g_ptr_array_free (g_steal_pointer (&dirs), FALSE);
+}
+
+gchar **
 gesso_ui_models_find (void)
 {
   return gesso_ui_assets_find (GESSO_ASSET_CHECKPOINT);

@@ -477,10 +477,12 @@ job_thread (gpointer data)
   if (job->model == NULL && !g_atomic_int_get (&job->cancel))
     {
       GessoModelParams model_params;
+      g_auto (GStrv) embedding_dirs = gesso_ui_embedding_dirs_new ();
 
       gesso_model_params_init (&model_params);
       model_params.path = job->model_path;
       model_params.vae = job->vae_path;
+      model_params.embeddings = (const char *const *) embedding_dirs;
       job->opened = gesso_model_open (&model_params, &job->error);
       job->model = job->opened;
     }

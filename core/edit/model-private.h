@@ -36,6 +36,8 @@ struct GessoModel
   gboolean force_zeros_for_empty_prompt;        /* see GessoPipelineParams.negative_prompt */
   GessoUnet *unet;
   GessoVae *vae;
+  GessoTaesd *taesd;            /* the --vae TAESD between planning and building; then vae's */
+  char *vae_path;               /* that TAESD's path, for messages; NULL: none */
   GessoPromptCache *prompts;
   JsonObject *scheduler_json;   /* the model's scheduler_config.json; NULL when none */
   char *scheduler_json_name;    /* its path, for messages */
@@ -51,13 +53,21 @@ struct GessoModel
   int native_size;
   int n_threads;
   float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
+  GessoVae *preview_taesd;      /* a TAESD found beside the model, for previews (preview.h) */
+  gboolean preview_taesd_sought;
   GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
   GHashTable *loras;            /* path -> GessoLora bound to WEIGHTS; NULL: none opened */
   GessoWeightDelta *lora_deltas; /* the deltas set on WEIGHTS now (one per LoRA module) */
   char *lora_set;               /* what they are ("path\tweight\n" each); NULL: none */
   gboolean lora_text;           /* some of them change a text encoder */
+  GArray *embedding_rows;       /* floats: the embeddings' rows past the vocabulary, in order */
   gboolean release_text_encoder; /* GessoModelParams.release_text_encoder */
 };
+
+/* Takes the textual-inversion embeddings of PATHS (NULL-terminated; files, or folders whose
+ * fitting embeddings are all taken) into the model's tokenizer and text encoder
+ * (model_embeddings.c). A file that is no embedding or is one of another width fails. */
+gboolean gesso_model_add_embeddings (GessoModel *m, const char *const *paths, GError **error);
 
 /* The ControlNet at PATH for this model's UNet, opened on first use and kept with the model
  * (a dialog's re-runs do not read it again). Borrowed. */

@@ -61,8 +61,11 @@ gesso_model_free (GessoModel *model)
   if (model == NULL)
     return;
   gesso_model_free_loras (model);     /* its deltas are set on the weights */
+  if (model->embedding_rows != NULL)
+    g_array_unref (model->embedding_rows);
   gesso_prompt_cache_free (model->prompts);
   gesso_vae_free (model->vae);
+  gesso_taesd_free (model->taesd);
   gesso_unet_free (model->unet);
   gesso_text_encoder_free (model->text_encoder_2);
   gesso_text_encoder_free (model->text_encoder);
@@ -75,9 +78,11 @@ gesso_model_free (GessoModel *model)
   g_free (model->scheduler_json_name);
   g_free (model->prediction_source);
   g_free (model->config_dir);
+  g_free (model->vae_path);
   g_free (model->tokenizer_dir);
   g_free (model->architecture);
   g_free (model->preview_map);
+  gesso_vae_free (model->preview_taesd);
   if (model->controlnets != NULL)
     g_hash_table_unref (model->controlnets);
   g_free (model);
@@ -422,6 +427,11 @@ plan_vae (GessoModel *m, GError **error)
   g_autofree char *name = NULL;
   GessoVaeConfig config;
 
+  if (m->taesd != NULL)
+    {
+      gesso_vae_config_for_taesd (m->taesd, &m->vae_config);
+      return TRUE;
+    }
   /* a separate VAE brings its own config or none: the config folder's describes the
    * checkpoint's VAE */
   if (gesso_model_files_config (m->files, "vae") == NULL
@@ -561,12 +571,23 @@ check_separate_sdxl_vae (const GessoModel *m, const char *shown, GError **error)
 static gboolean
 check_separate_vae (const GessoModel *m, GError **error)
 {
-  const char *path = gesso_model_files_vae_path (m->files);
+  const char *path = m->taesd != NULL ? m->vae_path : gesso_model_files_vae_path (m->files);
   g_autofree char *shown = NULL;
 
   if (path == NULL)
     return TRUE;
   shown = gesso_io_display (path);
+  if (m->taesd != NULL && m->vae_config.latent_channels != m->unet_config.out_channels)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
+                   "the TAESD '%s' makes %d-channel latents but the model works on %d: it is "
+                   "made for another model family (taesd3 and taef1 have 16); choose taesd "
+                   "(SD 1.x/2.x) or taesdxl (SDXL)", shown, m->vae_config.latent_channels,
+                   m->unet_config.out_channels);
+      return FALSE;
+    }
+  if (m->taesd != NULL)
+    return TRUE;
   if (m->sdxl)
     return check_separate_sdxl_vae (m, shown, error);
   if (m->vae_config.latent_channels != m->unet_config.out_channels)
@@ -665,9 +686,20 @@ model_plan (const GessoModelParams *params, GError **error)
   m->files = gesso_model_files_open (params->path, error);
   if (m->files == NULL)
     return NULL;
-  if (params->vae != NULL && params->vae[0] != '\0'
-      && !gesso_model_files_set_vae (m->files, params->vae, error))
-    return NULL;
+  if (params->vae != NULL && params->vae[0] != '\0')
+    {
+      /* a tiny autoencoder stands beside the model's files; an AutoencoderKL replaces the
+       * model's VAE tensors in them */
+      if (gesso_taesd_detect (params->vae))
+        {
+          m->taesd = gesso_taesd_open (params->vae, error);
+          m->vae_path = g_strdup (params->vae);
+          if (m->taesd == NULL)
+            return NULL;
+        }
+      else if (!gesso_model_files_set_vae (m->files, params->vae, error))
+        return NULL;
+    }
   m->weights = gesso_weights_new (m->files, error);
   if (m->weights == NULL)
     return NULL;
@@ -758,6 +790,15 @@ gesso_model_encode_prompt (GessoModel *m, const char *text, int clip_skip, float
     {
       if (!open_text_encoder (m, error) || (m->sdxl && !open_text_encoder_2 (m, error)))
         return FALSE;
+      /* the embeddings' rows come back with the same ids the tokenizer gives their triggers */
+      if (m->embedding_rows != NULL)
+        {
+          const int64_t width = gesso_text_encoder_get_config (m->text_encoder)->hidden_size;
+
+          gesso_text_encoder_add_rows (m->text_encoder,
+                                       (const float *) (void *) m->embedding_rows->data,
+                                       (int64_t) m->embedding_rows->len / width);
+        }
       gesso_prompt_cache_set_encoders (m->prompts, m->text_encoder, m->text_encoder_2);
     }
   return gesso_prompt_cache_encode_pooled (m->prompts, text, clip_skip, out, pooled, error);
@@ -822,12 +863,13 @@ gesso_model_open (const GessoModelParams *params, GError **error)
   if (m == NULL)
     return NULL;
   gesso_model_apply_threads (m);
-  if (!open_text_encoder (m, error))
+  if (!open_text_encoder (m, error) || !gesso_model_add_embeddings (m, params->embeddings, error))
     return NULL;
   m->unet = gesso_unet_new (m->weights, &m->unet_config, error);
   if (m->unet == NULL)
     return NULL;
-  m->vae = gesso_vae_new (m->weights, &m->vae_config, error);
+  m->vae = m->taesd != NULL ? gesso_vae_new_taesd (g_steal_pointer (&m->taesd))
+                             : gesso_vae_new (m->weights, &m->vae_config, error);
   if (m->vae == NULL)
     return NULL;
   m->prompts = gesso_prompt_cache_new (m->tokenizer, m->text_encoder, PROMPT_CACHE_CAPACITY,

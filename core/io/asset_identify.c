@@ -5,7 +5,8 @@
  * ControlNet is for) are read from tensor names and shapes, never from file names:
  *   checkpoint   model.diffusion_model.* (CompVis/LDM single file); model_index.json
  *   LoRA         *.lora_down / lora_up / lora_A / lora_B, LoHa hada_*, LoKr lokr_*
- *   embedding    emb_params (A1111), clip_l + clip_g (SDXL), string_to_param.*
+ *   embedding    emb_params (A1111), clip_l + clip_g (SDXL), string_to_param.*, or one
+ *                {token: vector} entry (diffusers' learned_embeds)
  *   ControlNet   control_model.*, input_hint_block.*, controlnet_cond_embedding.*
  *   VAE          encoder.* / decoder.* with quant_conv (CompVis) or diffusers names
  *   TAESD        numbered Sequential layers "N.conv.0.weight" (taesd_decoder.safetensors)
@@ -76,6 +77,7 @@ typedef struct
   int64_t lora_context;         /* the same, from a LoRA's down/A matrix */
   int64_t lora_text_width;      /* a LoRA's text encoder MLP input width */
   int64_t embedding_width;
+  int64_t token_width;          /* a lone {token: vector} entry's width (diffusers' layout) */
   int64_t latent;               /* the VAE decoder's conv_in input channels */
   int64_t unet_in;              /* input_blocks.0.0 input channels: 9 for inpainting */
   int n_keys, n_numbered;
@@ -130,6 +132,8 @@ scan_entry (const char *name, int ndim, const int64_t *shape, gpointer data)
 
   if ((strcmp (k, "emb_params") == 0 || g_str_has_prefix (k, "string_to_param.")) && ndim == 2)
     s->embedding_width = shape[1];
+  if ((ndim == 1 || ndim == 2) && strchr (k, '.') == NULL && !g_ascii_isdigit (k[0]))
+    s->token_width = shape[ndim - 1];
   if (strcmp (k, "clip_l") == 0)
     s->embedding_clip_l = TRUE;
   if (strcmp (k, "clip_g") == 0)
@@ -188,6 +192,12 @@ identify_scan (const Scan *s, GessoAssetKind *kind, char **family)
     {
       *kind = GESSO_ASSET_EMBEDDING;
       f = family_of_width (s->embedding_width);
+    }
+  else if (s->n_keys == 1 && s->token_width > 0)
+    {
+      /* diffusers' learned_embeds.safetensors: {token: vector} */
+      *kind = GESSO_ASSET_EMBEDDING;
+      f = family_of_width (s->token_width);
     }
   else if (s->vae_decoder || s->vae_encoder)
     {

@@ -37,6 +37,7 @@ struct GessoTextEncoder
   float *last_state;            /* [T, hidden] for the pooled output; NULL without projection */
   GessoAttentionShape attention;
   GessoArena *arena;
+  GArray *extra_rows;           /* float: rows of ids vocab_size.. (embeddings); NULL: none */
 };
 
 void
@@ -429,6 +430,8 @@ gesso_text_encoder_free (GessoTextEncoder *encoder)
   gesso_arena_free (encoder->arena);
   g_free (encoder->last_state);
   g_free (encoder->projection_owned);
+  if (encoder->extra_rows != NULL)
+    g_array_unref (encoder->extra_rows);
   g_free (encoder->layers);
   g_free (encoder);
 }
@@ -460,6 +463,49 @@ activate (GessoTextActivation act, float *x, size_t n)
     }
 }
 
+static int64_t
+n_extra_rows (const GessoTextEncoder *enc)
+{
+  return enc->extra_rows != NULL ? enc->extra_rows->len / enc->config.hidden_size : 0;
+}
+
+int64_t
+gesso_text_encoder_add_rows (GessoTextEncoder *encoder, const float *rows, int64_t n_rows)
+{
+  const int64_t first = encoder->config.vocab_size + n_extra_rows (encoder);
+
+  g_return_val_if_fail (rows != NULL && n_rows > 0, -1);
+  if (encoder->extra_rows == NULL)
+    encoder->extra_rows = g_array_new (FALSE, FALSE, sizeof (float));
+  g_array_append_vals (encoder->extra_rows, rows, (guint) (n_rows * encoder->config.hidden_size));
+  return first;
+}
+
+/* X [T, hidden] = the token table's rows of IDS, ids past the vocabulary from the added rows
+ * (the table's row 0 is gathered in their place first, then overwritten). */
+static gboolean
+embed_tokens (GessoTextEncoder *enc, const int64_t *ids, float *x, GError **error)
+{
+  const GessoTextEncoderConfig *c = &enc->config;
+  const int64_t token_shape[2] = { c->vocab_size, c->hidden_size };
+  g_autofree int64_t *table_ids = g_memdup2 (ids, (size_t) c->max_positions * sizeof *ids);
+
+  for (int t = 0; t < c->max_positions; t++)
+    if (ids[t] >= c->vocab_size)
+      table_ids[t] = 0;
+  if (!gesso_weights_gather_rows (enc->weights, enc->component, TOKEN_EMBEDDING, token_shape,
+                                  table_ids,
+                                  (size_t) c->max_positions, x, error))
+    return FALSE;
+  for (int t = 0; t < c->max_positions; t++)
+    if (ids[t] >= c->vocab_size)
+      memcpy (x + (size_t) t * c->hidden_size,
+              &g_array_index (enc->extra_rows, float,
+                              (size_t) (ids[t] - c->vocab_size) * c->hidden_size),
+              (size_t) c->hidden_size * sizeof (float));
+  return TRUE;
+}
+
 static gboolean
 check_inputs (const GessoTextEncoder *enc, const int64_t *ids, int clip_skip, GError **error)
 {
@@ -473,7 +519,7 @@ check_inputs (const GessoTextEncoder *enc, const int64_t *ids, int clip_skip, GE
       return FALSE;
     }
   for (int t = 0; t < c->max_positions; t++)
-    if (ids[t] < 0 || ids[t] >= c->vocab_size)
+    if (ids[t] < 0 || ids[t] >= c->vocab_size + n_extra_rows (enc))
       {
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
                      "token id %" G_GINT64_FORMAT " at position %d is outside the text "
@@ -492,7 +538,6 @@ run (GessoTextEncoder *enc, const int64_t *ids, int clip_skip, gboolean final_no
 {
   const GessoTextEncoderConfig *c = &enc->config;
   const int64_t t = c->max_positions, h = c->hidden_size, f = c->intermediate_size;
-  const int64_t token_shape[2] = { c->vocab_size, c->hidden_size };
   const float eps = (float) c->layer_norm_eps;
   const size_t tc = (size_t) (t * h);
   float *x, *n, *q, *k, *v, *a, *m;
@@ -509,8 +554,7 @@ run (GessoTextEncoder *enc, const int64_t *ids, int clip_skip, gboolean final_no
   m = gesso_arena_alloc_floats (enc->arena, (size_t) (t * f));
   g_assert (m != NULL);         /* sized in gesso_text_encoder_new: a planning bug otherwise */
 
-  if (!gesso_weights_gather_rows (enc->weights, enc->component, TOKEN_EMBEDDING,
-                                  token_shape, ids, (size_t) t, x, error))
+  if (!embed_tokens (enc, ids, x, error))
     return FALSE;
   gesso_add (x, enc->position_embedding, tc);
 

@@ -93,6 +93,11 @@ int gesso_text_encoder_pooled_dim (const GessoTextEncoder *encoder);
  * first end-of-text token), as CLIPTextModelWithProjection's text_embeds. */
 gboolean gesso_text_encoder_pooled (GessoTextEncoder *encoder, const int64_t *ids,
                                     float *pooled, GError **error);
+/* Appends N_ROWS rows ([N_ROWS, hidden_size], copied) to the token table, for textual-inversion
+ * embeddings; returns the id of the first (vocab_size, then on). encode then takes ids up to
+ * vocab_size + all rows added. */
+int64_t gesso_text_encoder_add_rows (GessoTextEncoder *encoder, const float *rows,
+                                     int64_t n_rows);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoTextEncoder, gesso_text_encoder_free)
 

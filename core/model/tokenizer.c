@@ -22,6 +22,7 @@ typedef struct
   const char *content;          /* in the tokenizer's string chunk */
   size_t length;
   int64_t id;
+  int64_t n_ids;                /* 1; a trigger word: ids id .. id + n_ids - 1 */
 } AddedToken;
 
 typedef struct
@@ -53,6 +54,7 @@ struct GessoTokenizer
   GHashTable *decoder;          /* id -> token */
   GHashTable *ranks;            /* "left right" -> merge rank */
   GArray *added;                /* AddedToken, longest first */
+  GArray *triggers;             /* AddedToken: embeddings' trigger words; NULL: none */
   GHashTable *cache;            /* word (UTF-8) -> CachedWord */
   GString *scratch;
   char bytes[256][4];           /* each byte's stand-in character, UTF-8, NUL-terminated */
@@ -579,6 +581,67 @@ added_at (const GessoTokenizer *tok, const char *p)
   return NULL;
 }
 
+static gboolean
+is_word_char (const char *p)
+{
+  return g_unichar_isalnum (g_utf8_get_char (p)) || *p == '_';
+}
+
+/* The longest trigger word that stands as a whole word at P (START: the prompt's start, for
+ * the character before P), matched ignoring ASCII case as the tokenizer lower-cases the words
+ * around it; NULL when none does. */
+static const AddedToken *
+trigger_at (const GessoTokenizer *tok, const char *start, const char *p)
+{
+  const AddedToken *best = NULL;
+
+  if (tok->triggers == NULL || (p > start && is_word_char (g_utf8_prev_char (p))))
+    return NULL;
+  for (guint i = 0; i < tok->triggers->len; i++)
+    {
+      const AddedToken *t = &g_array_index (tok->triggers, AddedToken, i);
+
+      if (g_ascii_strncasecmp (p, t->content, t->length) == 0
+          && (p[t->length] == '\0' || !is_word_char (p + t->length))
+          && (best == NULL || t->length > best->length))
+        best = t;
+    }
+  return best;
+}
+
+gboolean
+gesso_tokenizer_add_trigger (GessoTokenizer *tokenizer, const char *word, int64_t first_id,
+                             int64_t n_ids, GError **error)
+{
+  AddedToken t;
+
+  g_return_val_if_fail (tokenizer != NULL && word != NULL && n_ids > 0, FALSE);
+  if (word[0] == '\0' || !g_utf8_validate (word, -1, NULL))
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   "an embedding's trigger word must be non-empty UTF-8 text");
+      return FALSE;
+    }
+  if (tokenizer->triggers == NULL)
+    tokenizer->triggers = g_array_new (FALSE, FALSE, sizeof (AddedToken));
+  t.content = g_string_chunk_insert (tokenizer->strings, word);
+  t.length = strlen (word);
+  t.id = first_id;
+  t.n_ids = n_ids;
+  g_array_append_val (tokenizer->triggers, t);
+  return TRUE;
+}
+
+gboolean
+gesso_tokenizer_has_trigger (const GessoTokenizer *tokenizer, const char *word)
+{
+  for (guint i = 0; tokenizer->triggers != NULL && i < tokenizer->triggers->len; i++)
+    if (g_ascii_strcasecmp (g_array_index (tokenizer->triggers, AddedToken, i).content, word)
+        == 0)
+      return TRUE;
+  return FALSE;
+}
+
 gboolean
 gesso_tokenizer_encode (GessoTokenizer *tokenizer, const char *text, int64_t *ids,
                         size_t n_ids, int64_t **untruncated, size_t *n_untruncated,
@@ -608,7 +671,8 @@ gesso_tokenizer_encode (GessoTokenizer *tokenizer, const char *text, int64_t *id
   stretch = text;
   for (p = text; *p != '\0';)
     {
-      const AddedToken *a = added_at (tokenizer, p);
+      const AddedToken *t = trigger_at (tokenizer, text, p);
+      const AddedToken *a = t != NULL ? t : added_at (tokenizer, p);
 
       if (a == NULL)
         {
@@ -616,7 +680,11 @@ gesso_tokenizer_encode (GessoTokenizer *tokenizer, const char *text, int64_t *id
           continue;
         }
       tokenize_stretch (tokenizer, stretch, (size_t) (p - stretch), seq);
-      g_array_append_val (seq, a->id);
+      for (int64_t k = 0; k < a->n_ids; k++)
+        {
+          int64_t id = a->id + k;
+          g_array_append_val (seq, id);
+        }
       p += a->length;
       stretch = p;
     }
@@ -846,6 +914,7 @@ add_token (GessoTokenizer *tok, const char *content, int64_t id, const char *wha
   a.content = g_string_chunk_insert (tok->strings, content);
   a.length = strlen (content);
   a.id = id;
+  a.n_ids = 1;
   g_array_append_val (tok->added, a);
   tok->n_ids = MAX (tok->n_ids, id + 1);
   return TRUE;
@@ -890,6 +959,8 @@ gesso_tokenizer_free (GessoTokenizer *tokenizer)
   g_clear_pointer (&tokenizer->vocab, g_hash_table_unref);
   if (tokenizer->added != NULL)
     g_array_free (tokenizer->added, TRUE);
+  if (tokenizer->triggers != NULL)
+    g_array_free (tokenizer->triggers, TRUE);
   if (tokenizer->scratch != NULL)
     g_string_free (tokenizer->scratch, TRUE);
   if (tokenizer->strings != NULL)

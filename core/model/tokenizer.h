@@ -88,6 +88,16 @@ gboolean gesso_tokenizer_encode (GessoTokenizer *tokenizer, const char *text, in
                                  size_t n_ids, int64_t **untruncated, size_t *n_untruncated,
                                  GError **error);
 
+/* Makes WORD (a textual-inversion embedding's trigger) stand for the N_IDS ids FIRST_ID ..
+ * FIRST_ID + N_IDS - 1, which lie past the vocabulary (the text encoder holds their rows). It
+ * is matched in the raw prompt before anything else, as a whole word (no letter, digit or _
+ * on either side) and ignoring ASCII case, the longest trigger first. Not counted in
+ * gesso_tokenizer_get_n_ids. */
+gboolean gesso_tokenizer_add_trigger (GessoTokenizer *tokenizer, const char *word,
+                                      int64_t first_id, int64_t n_ids, GError **error);
+/* Whether WORD is a trigger already (ignoring ASCII case). */
+gboolean gesso_tokenizer_has_trigger (const GessoTokenizer *tokenizer, const char *word);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoTokenizer, gesso_tokenizer_free)
 
 G_END_DECLS

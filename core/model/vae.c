@@ -78,6 +78,7 @@ struct GessoVae
   Coder decoder;
   gboolean has_quant_conv, has_post_quant_conv;
   Conv quant_conv, post_quant_conv;
+  GessoTaesd *taesd;            /* owned; when set, it does all the work (vae.h) */
 };
 
 static Conv
@@ -178,6 +179,7 @@ gesso_vae_free (GessoVae *vae)
       g_free (vae->encoder.levels[i].resnets);
       g_free (vae->decoder.levels[i].resnets);
     }
+  gesso_taesd_free (vae->taesd);
   g_free (vae);
 }
 
@@ -348,6 +350,40 @@ gesso_vae_new (GessoWeights *weights, const GessoVaeConfig *config, GError **err
       return NULL;
     }
   return g_steal_pointer (&vae);
+}
+
+void
+gesso_vae_config_for_taesd (const GessoTaesd *taesd, GessoVaeConfig *config)
+{
+  gesso_vae_config_init (config);
+  config->latent_channels = gesso_taesd_latent_channels (taesd);
+  config->n_levels = 1;
+  while ((1 << (config->n_levels - 1)) < gesso_taesd_latent_factor (taesd))
+    config->n_levels++;
+  for (int i = 0; i < config->n_levels; i++)
+    config->block_out_channels[i] = gesso_taesd_width (taesd);
+  config->scaling_factor = 1.0;
+  config->shift_factor = 0.0;
+  config->mid_attention = FALSE;
+  config->use_quant_conv = FALSE;
+  config->use_post_quant_conv = FALSE;
+}
+
+GessoVae *
+gesso_vae_new_taesd (GessoTaesd *taesd)
+{
+  GessoVae *vae = g_new0 (GessoVae, 1);
+
+  g_return_val_if_fail (taesd != NULL, NULL);
+  gesso_vae_config_for_taesd (taesd, &vae->config);
+  vae->taesd = taesd;
+  return vae;
+}
+
+gboolean
+gesso_vae_is_taesd (const GessoVae *vae)
+{
+  return vae->taesd != NULL;
 }
 
 gboolean
@@ -916,6 +952,8 @@ gesso_vae_encode_scratch_bytes (const GessoVae *vae, int64_t height, int64_t wid
 
   Run run;
 
+  if (vae->taesd != NULL)
+    return gesso_taesd_encode_scratch_bytes (vae->taesd, height, width, bytes, error);
   if (!check_image_size (&vae->config, height, width, error))
     return FALSE;
   *bytes = plan (vae, encode_forward, height, width, &run);
@@ -930,6 +968,8 @@ gesso_vae_decode_scratch_bytes (const GessoVae *vae, int64_t latent_h, int64_t l
 
   Run run;
 
+  if (vae->taesd != NULL)
+    return gesso_taesd_decode_scratch_bytes (vae->taesd, latent_h, latent_w, bytes, error);
   if (!check_latent_size (&vae->config, latent_h, latent_w, error))
     return FALSE;
   *bytes = plan (vae, decode_forward, latent_h, latent_w, &run);
@@ -964,6 +1004,28 @@ gesso_vae_config_decode_scratch_bytes (const GessoVaeConfig *config, int64_t lat
   return gesso_vae_decode_scratch_bytes (layout, latent_h, latent_w, bytes, error);
 }
 
+/* TAESD's encoder is deterministic: its latent is the "mean" of a posterior with no spread,
+ * so a caller that samples mean + std * noise gets the latent itself. */
+static gboolean
+taesd_encode (GessoVae *vae, const float *image, int64_t height, int64_t width, float *mean,
+              float *logvar, float *std, GessoArena *scratch, GError **error)
+{
+  const int f = gesso_taesd_latent_factor (vae->taesd);
+  size_t n;
+
+  if (!gesso_taesd_encode (vae->taesd, image, height, width, mean, scratch, error))
+    return FALSE;
+  n = (size_t) vae->config.latent_channels * (size_t) (height / f) * (size_t) (width / f);
+  for (size_t i = 0; i < n; i++)
+    {
+      if (logvar != NULL)
+        logvar[i] = LOGVAR_MIN;
+      if (std != NULL)
+        std[i] = 0.0f;
+    }
+  return TRUE;
+}
+
 gboolean
 gesso_vae_encode (GessoVae *vae, const float *image, int64_t height, int64_t width, float *mean,
                   float *logvar, float *std, GessoArena *scratch, GError **error)
@@ -972,6 +1034,8 @@ gesso_vae_encode (GessoVae *vae, const float *image, int64_t height, int64_t wid
   g_return_val_if_fail (image != NULL && mean != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  if (vae->taesd != NULL)
+    return taesd_encode (vae, image, height, width, mean, logvar, std, scratch, error);
   if (!check_image_size (&vae->config, height, width, error))
     return FALSE;
   return execute (vae, encode_forward, image, height, width, mean, logvar, std, scratch,
@@ -986,6 +1050,8 @@ gesso_vae_decode (GessoVae *vae, const float *latent, int64_t latent_h, int64_t 
   g_return_val_if_fail (latent != NULL && image != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  if (vae->taesd != NULL)
+    return gesso_taesd_decode (vae->taesd, latent, latent_h, latent_w, image, scratch, error);
   if (!check_latent_size (&vae->config, latent_h, latent_w, error))
     return FALSE;
   return execute (vae, decode_forward, latent, latent_h, latent_w, image, NULL, NULL, scratch,

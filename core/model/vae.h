@@ -43,6 +43,7 @@
 
 #include "gesso.h"
 #include "io/model_files.h"
+#include "model/taesd.h"
 #include "model/weights.h"
 #include "tensor/arena.h"
 
@@ -122,6 +123,15 @@ gboolean gesso_vae_config_for_model (GessoModelFiles *files, const GessoWeights 
  * the weights fails with the weights' message. */
 GessoVae *gesso_vae_new_for_model (GessoModelFiles *files, GessoWeights *weights,
                                    const GessoVaeConfig *override, GError **error);
+
+/* A GessoVae that runs TAESD (taken over: freed with the result) in place of an
+ * AutoencoderKL: encode gives its latent as the mean (std 0, logvar the clamp's floor), and
+ * the scaling factor is 1, since TAESD's latents are already in the diffusion model's scale.
+ * Its config says so (latent channels, levels for the latent factor, scaling factor 1). */
+GessoVae *gesso_vae_new_taesd (GessoTaesd *taesd);
+/* The config gesso_vae_new_taesd gives its result. */
+void gesso_vae_config_for_taesd (const GessoTaesd *taesd, GessoVaeConfig *config);
+gboolean gesso_vae_is_taesd (const GessoVae *vae);
 
 void gesso_vae_free (GessoVae *vae);
 

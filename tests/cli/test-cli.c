@@ -1166,6 +1166,93 @@ test_newcomer (void)
   fixture_remove_tree (tmp);
 }
 
+/* An A1111 embedding of WIDTH zeros, written byte by byte. */
+static char *
+write_embedding (const char *dir, const char *name, int width)
+{
+  FixtureSt st;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autofree char *shape = g_strdup_printf ("[1, %d]", width);
+
+  fixture_st_init (&st);
+  fixture_st_add (&st, "emb_params", "F32", shape, NULL);
+  bytes = fixture_st_finish (&st);
+  return fixture_write (dir, name, bytes);
+}
+
+/* TAESD and embeddings: `info` names them, an edit runs with them, and bad embeddings are
+ * one line and exit 1 (a folder named as a file is a usage error). */
+static void
+test_addons (void)
+{
+  g_autofree char *models = conformance_models_dir ();
+  g_autofree char *sd1 = models ? g_build_filename (models, "tiny-sd1", "diffusers", NULL) : NULL;
+  g_autofree char *taesd = models ? g_build_filename (models, "tiny-taesd", NULL) : NULL;
+  g_autofree char *decoder = NULL;
+  g_autofree char *tmp = NULL;
+  g_autofree char *png = NULL;
+  g_autofree char *fits = NULL, *wide = NULL, *cut = NULL, *pickle = NULL;
+  g_autofree char *data = NULL;
+  gsize length;
+  Run run;
+
+  if (sd1 == NULL || !g_file_test (sd1, G_FILE_TEST_IS_DIR)
+      || !g_file_test (taesd, G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no tiny-sd1 / tiny-taesd in the conformance data");
+      return;
+    }
+  decoder = g_build_filename (taesd, "taesd_decoder.safetensors", NULL);
+  tmp = fixture_make_tmpdir ();
+  png = g_build_filename (tmp, "out.png", NULL);
+  fits = write_embedding (tmp, "zorblax.safetensors", 32);
+  wide = write_embedding (tmp, "wide.safetensors", 768);
+  g_assert_true (g_file_get_contents (fits, &data, &length, NULL));
+  {
+    g_autoptr (GBytes) b = g_bytes_new (data, length - 8);
+    cut = fixture_write (tmp, "cut.safetensors", b);
+  }
+  {
+    g_autoptr (GBytes) b = g_bytes_new_static ("\x80\x02}q\x00.", 6);
+    pickle = fixture_write (tmp, "old.pt", b);
+  }
+
+  run_gesso (&run, (const char *[]) { "info", decoder, fits, NULL });
+  assert_no_signal (&run);
+  g_assert_cmpint (WEXITSTATUS (run.status), ==, 0);
+  if (strstr (run.out, "TAESD") == NULL || strstr (run.out, "encoder and decoder") == NULL
+      || strstr (run.out, "trigger:      zorblax") == NULL
+      || strstr (run.out, "1 vector of width 32") == NULL)
+    g_error ("info says: %s", run.out);
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "generate", "--model", sd1, "--vae", decoder,
+                                      "--embedding-dir", tmp, "--prompt", "a zorblax",
+                                      "--steps", "2", "--out", png, NULL });
+  assert_no_signal (&run);
+  if (WEXITSTATUS (run.status) != 0)
+    g_error ("generate with TAESD and embeddings failed: %s", run.err);
+  run_clear (&run);
+
+  run_gesso (&run, (const char *[]) { "generate", "--model", sd1, "--embedding", wide,
+                                      "--prompt", "p", "--out", png, NULL });
+  assert_fails_with (&run, 1, "768-wide", "32 wide", NULL);
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "generate", "--model", sd1, "--embedding", cut,
+                                      "--prompt", "p", "--out", png, NULL });
+  assert_fails_with (&run, 1, "truncated", NULL);
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "generate", "--model", sd1, "--embedding", pickle,
+                                      "--prompt", "p", "--out", png, NULL });
+  assert_fails_with (&run, 1, "pickle", NULL);
+  run_clear (&run);
+  run_gesso (&run, (const char *[]) { "generate", "--model", sd1, "--embedding", tmp,
+                                      "--prompt", "p", "--out", png, NULL });
+  assert_fails_with (&run, 2, "--embedding-dir", NULL);
+  run_clear (&run);
+  fixture_remove_tree (tmp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1180,5 +1267,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/sdxl/edits", test_sdxl_edits);
   g_test_add_func ("/cli/sdxl/inpainting-model", test_sdxl_inpainting_model);
   g_test_add_func ("/cli/newcomer", test_newcomer);
+  g_test_add_func ("/cli/addons", test_addons);
   return g_test_run ();
 }

@@ -29,6 +29,10 @@ void conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c)
  * ControlNet(s) (family-controlnet.c). */
 void conformance_family_controlnet (ConformanceRun *run, const ConformanceCase *c);
 
+/* taesd/ cases: encode and decode through the diffusers folder and madebyollin's files
+ * (family-taesd.c). */
+void conformance_family_taesd (ConformanceRun *run, const ConformanceCase *c);
+
 /* scheduler/ cases: timesteps, sigmas and 5-step rollouts (family-scheduler.c). */
 void conformance_family_scheduler (ConformanceRun *run, const ConformanceCase *c);
 

@@ -8,6 +8,7 @@
 #include "gesso.h"
 #include "io/model_files.h"
 #include "model/weights.h"
+#include "model/taesd.h"
 
 typedef struct
 {
@@ -133,6 +134,43 @@ check_variant (ConformanceRun *run, const ConformanceCase *c, const ConformanceV
   g_free (cmp.first_problem);
 }
 
+/* A TAESD: every file opens (each single file with its partner) to both halves and the same
+ * parameter count; its numbers are the taesd/ family's to check. */
+static gboolean
+check_taesd_model (ConformanceRun *run, const ConformanceCase *c, GPtrArray *variants)
+{
+  guint64 parameters = 0;
+
+  if (!gesso_taesd_detect (((const ConformanceVariant *) variants->pdata[0])->path))
+    return FALSE;
+  for (guint i = 0; i < variants->len; i++)
+    {
+      const ConformanceVariant *v = variants->pdata[i];
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GessoTaesd) taesd = gesso_taesd_open (v->path, &error);
+
+      if (taesd == NULL)
+        conformance_report_error (run, c, v->label, 0, error);
+      else if (!gesso_taesd_has_encoder (taesd) || !gesso_taesd_has_decoder (taesd)
+               || (parameters != 0 && gesso_taesd_parameters (taesd) != parameters))
+        conformance_report (run, c, CONFORMANCE_FAIL, v->label, NAN, 0,
+                            "encoder %s, decoder %s, %" G_GUINT64_FORMAT " parameters (the "
+                            "first file had %" G_GUINT64_FORMAT ")",
+                            gesso_taesd_has_encoder (taesd) ? "yes" : "no",
+                            gesso_taesd_has_decoder (taesd) ? "yes" : "no",
+                            gesso_taesd_parameters (taesd), parameters);
+      else
+        {
+          parameters = gesso_taesd_parameters (taesd);
+          conformance_report (run, c, CONFORMANCE_PASS, v->label, 0, 0,
+                              "TAESD (%s), encoder and decoder, %" G_GUINT64_FORMAT
+                              " parameters", gesso_taesd_layout_name (gesso_taesd_layout (taesd)),
+                              parameters);
+        }
+    }
+  return TRUE;
+}
+
 static void
 check_model (ConformanceRun *run, const char *dir, const char *model)
 {
@@ -148,6 +186,8 @@ check_model (ConformanceRun *run, const char *dir, const char *model)
       conformance_report (run, &c, CONFORMANCE_FAIL, NULL, NAN, 0, "no model files found");
       return;
     }
+  if (check_taesd_model (run, &c, variants))
+    return;
   for (guint i = 0; i < variants->len; i++)
     {
       const ConformanceVariant *v = variants->pdata[i];

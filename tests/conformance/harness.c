@@ -10,6 +10,7 @@
 #include "io/config.h"
 #include "io/model_files.h"
 #include "model/weights.h"
+#include "model/taesd.h"
 #include "run.h"
 
 void
@@ -63,6 +64,15 @@ opens_as_controlnet (const char *path)
   return weights != NULL;
 }
 
+/* Not a checkpoint, but a tiny autoencoder the engine reads. */
+static gboolean
+opens_as_taesd (const char *path)
+{
+  g_autoptr (GessoTaesd) taesd = gesso_taesd_open (path, NULL);
+
+  return taesd != NULL;
+}
+
 /* The engine's verdict on MODEL: "" when one of its files probes (or fails for a reason other
  * than UNSUPPORTED, which the cases then report as failures), else the first reason given. */
 static char *
@@ -83,7 +93,7 @@ probe_model (const ConformanceCase *c, const char *model)
       params.config_dir = strcmp (v->label, "diffusers") != 0 ? v->diffusers_dir : NULL;
       probe = gesso_model_probe (&params, &error);
       if (!g_error_matches (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED)
-          || opens_as_controlnet (v->path))
+          || opens_as_controlnet (v->path) || opens_as_taesd (v->path))
         return g_strdup ("");
       if (reason == NULL)
         reason = g_strdup (error->message);

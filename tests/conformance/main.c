@@ -33,6 +33,7 @@ static const Family families[] = {
   { "scheduler", conformance_family_scheduler, NULL },
   { "pipeline", conformance_family_pipeline, NULL },
   { "controlnet", conformance_family_controlnet, NULL },
+  { "taesd", conformance_family_taesd, NULL },
 };
 
 static char *
