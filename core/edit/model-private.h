@@ -48,7 +48,8 @@ struct GessoModel
   int n_threads;
   float *preview_map;           /* latent -> RGB for previews (preview.h); NULL until asked */
   GHashTable *controlnets;      /* path -> GessoControlNet opened for this model; NULL: none */
-  gboolean release_text_encoder; /* GessoModelParams.release_text_encoder */
+  gboolean release_weights;     /* GessoModelParams.release_weights */
+  gboolean unet_released;       /* its weights freed until gesso_model_prepare_job */
 };
 
 /* The ControlNet at PATH for this model's UNet, opened on first use and kept with the model
@@ -68,9 +69,16 @@ gboolean gesso_model_sampler_config (const GessoModel *model, GessoSamplerKind k
  * again first when gesso_model_prompts_encoded released it. */
 gboolean gesso_model_encode_prompt (GessoModel *model, const char *text, int clip_skip,
                                     float *out, GError **error);
-/* A job has encoded every prompt it needs: with GessoModelParams.release_text_encoder the
+/* A job has encoded every prompt it needs: with GessoModelParams.release_weights the
  * text encoder and its weights are freed now (the prompt cache keeps the embeddings). */
 void gesso_model_prompts_encoded (GessoModel *model);
+
+/* A job is about to sample: the UNet's weights are read again if a previous job released
+ * them. */
+gboolean gesso_model_prepare_job (GessoModel *model, GError **error);
+/* A job's sampling is over (its UNet and ControlNets are not needed again before the next
+ * job): frees what only they used, their weights with GessoModelParams.release_weights. */
+void gesso_model_sampling_done (GessoModel *model);
 
 /* Text embedding width and length (tokens) the UNet's cross-attention reads. */
 int64_t gesso_model_context_tokens (const GessoModel *model);

@@ -44,6 +44,9 @@ gesso_weight_f32 (const float *data)
  * thread's next call; the buffer lives as long as the thread and grows to the largest weight
  * it widened (one per thread, so jobs on different threads never share it). */
 const float *gesso_weight_widened (const GessoWeight *w, int64_t numel);
+/* Frees the calling thread's widening buffer, for a caller done with the network whose
+ * weights grew it (a UNet's biggest weight takes 113 MiB widened; the VAE's 9). */
+void gesso_weight_release_buffer (void);
 
 /* --- Threads ------------------------------------------------------------------------- */
 

@@ -57,6 +57,12 @@ thread_buffer (size_t n)
   return buffer->data;
 }
 
+void
+gesso_weight_release_buffer (void)
+{
+  g_private_replace (&thread_buffer_key, NULL);
+}
+
 static void
 widen_range (const GessoWeight *w, int64_t first, int64_t count, float *dst)
 {
