@@ -1,17 +1,21 @@
 /* bench-unet: what one UNet evaluation of a real-sized model costs, in time and memory.
  *
- * Loads the UNet of MODEL (a .safetensors file or a diffusers folder; weights widened to
- * float32 as a job would), then times EVALS forwards at a latent of SIDE x SIDE cells with a
+ * Loads the UNet of MODEL (a .safetensors file or a diffusers folder; weights kept as stored,
+ * as a job keeps them), then times EVALS forwards at a latent of SIDE x SIDE cells with a
  * batch of BATCH (2 = a classifier-free guidance pair, what every guided step runs) on random
- * inputs (an SDXL UNet's pooled embedding too, with 1024 px size ids). Prints the load time, each evaluation's time and the process's peak resident set
- * (getrusage), which is what `/usr/bin/time -v` reports as "Maximum resident set size".
+ * inputs (an SDXL UNet's pooled embedding too, with 1024 px size ids). Prints the load time, the activation memory planned for that shape, each
+ * evaluation's time and the process's peak resident set (getrusage), which is what
+ * `/usr/bin/time -v` reports as "Maximum resident set size". With --fit-threads the thread
+ * count follows the load before each evaluation, as a sampling loop's does
+ * (gesso_ops_fit_threads_to_load).
  *
  * With --controlnet CN it also opens that ControlNet for the UNet and times, interleaved in
  * the same run, a plain evaluation and a controlled one (the ControlNet, its random control
  * image embedded once as a sampling loop does, then the UNet with its residuals), and prints
  * their ratio in wall time and in CPU time (steadier on a busy machine).
  *
- *   bench-unet MODEL [--side 64] [--batch 2] [--evals 2] [--threads 0] [--controlnet CN]
+ *   bench-unet MODEL [--side 64] [--batch 2] [--evals 2] [--threads 0] [--fit-threads]
+ *              [--controlnet CN]
  */
 #include <glib.h>
 #include <stdio.h>
@@ -134,8 +138,8 @@ run_controlled (GessoUnet *unet, const char *controlnet_path, const float *sampl
 }
 
 static gboolean
-run (const char *path, int side, int batch, int evals, const char *controlnet_path,
-     GError **error)
+run (const char *path, int side, int batch, int evals, gboolean fit_threads,
+     const char *controlnet_path, GError **error)
 {
   g_autoptr (GessoModelFiles) files = NULL;
   g_autoptr (GessoWeights) weights = NULL;
@@ -153,10 +157,13 @@ run (const char *path, int side, int batch, int evals, const char *controlnet_pa
       || (unet = gesso_unet_new_for_model (files, weights, NULL, error)) == NULL)
     return FALSE;
   config = gesso_unet_get_config (unet);
-  printf ("load:    %.2f s (UNet widened to float32), peak RSS %.2f GiB\n",
+  printf ("load:    %.2f s (UNet weights as stored), peak RSS %.2f GiB\n",
           (double) (g_get_monotonic_time () - start) / 1e6, peak_rss_gib ());
   if (!gesso_unet_check_size (unet, batch, side, side, CONTEXT_TOKENS, error))
     return FALSE;
+  printf ("activations planned: %.1f MiB (batch %d, latent %dx%d)\n",
+          (double) gesso_unet_scratch_bytes (unet, batch, side, side, CONTEXT_TOKENS)
+          / (1024.0 * 1024.0), batch, side, side);
 
   latent = (size_t) batch * (size_t) config->in_channels * (size_t) side * (size_t) side;
   sample = random_floats (rand, latent);
@@ -182,13 +189,15 @@ run (const char *path, int side, int batch, int evals, const char *controlnet_pa
   added = (GessoUnetAdded) { pooled, time_ids };
   for (int e = 1; e <= evals; e++)
     {
+      if (fit_threads)
+        gesso_ops_fit_threads_to_load ();
       start = g_get_monotonic_time ();
       if (!gesso_unet_forward_full (unet, sample, timesteps, context, &added, batch, side, side,
                                     CONTEXT_TOKENS, NULL, out, NULL, error))
         return FALSE;
-      printf ("eval %d:  %.2f s (batch %d, latent %dx%d)%s, peak RSS %.2f GiB\n", e,
-              (double) (g_get_monotonic_time () - start) / 1e6, batch, side, side,
-              e == 1 ? ", sizing its arena" : "", peak_rss_gib ());
+      printf ("eval %d:  %.2f s (batch %d, latent %dx%d, %d threads)%s, peak RSS %.2f GiB\n",
+              e, (double) (g_get_monotonic_time () - start) / 1e6, batch, side, side,
+              gesso_ops_get_threads (), e == 1 ? ", sizing its arena" : "", peak_rss_gib ());
     }
   return TRUE;
 }
@@ -197,12 +206,15 @@ int
 main (int argc, char **argv)
 {
   int side = 64, batch = 2, evals = 2, threads = 0;
+  gboolean fit_threads = FALSE;
   g_autofree char *controlnet = NULL;
   GOptionEntry entries[] = {
     { "side", 0, 0, G_OPTION_ARG_INT, &side, "Latent side in cells (64 = 512 px for SD)", "N" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Batch (2 = a guidance pair)", "B" },
     { "evals", 0, 0, G_OPTION_ARG_INT, &evals, "Evaluations to time", "K" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Threads (0 = all cores)", "T" },
+    { "fit-threads", 0, 0, G_OPTION_ARG_NONE, &fit_threads,
+      "Fit the threads to the load before each evaluation, as a sampling loop does", NULL },
     { "controlnet", 0, 0, G_OPTION_ARG_FILENAME, &controlnet,
       "Also time evaluations with this ControlNet, interleaved", "CN" },
     G_OPTION_ENTRY_NULL,
@@ -223,7 +235,7 @@ main (int argc, char **argv)
       return 2;
     }
   gesso_ops_set_threads (threads);
-  if (!run (argv[1], side, batch, evals, controlnet, &error))
+  if (!run (argv[1], side, batch, evals, fit_threads, controlnet, &error))
     {
       fprintf (stderr, "bench-unet: %s\n", error->message);
       return 1;

@@ -343,8 +343,8 @@ model_params (const Options *o, GessoModelParams *mp)
   mp->vae = o->vae;
   mp->embeddings = (const char *const *) o->embedding_paths;
   mp->config_dir = o->config_dir;
-  /* one job per run: the text encoder is not needed once its prompts are encoded */
-  mp->release_text_encoder = TRUE;
+  /* one job per run: no network is needed again once the job is done with it */
+  mp->release_weights = TRUE;
   mp->n_threads = o->threads == UNSET_INT ? 0 : o->threads;
   /* more threads than cores only make them wait on each other (and OpenMP reserves a stack
    * for each): past a few per core, use that many and say so */

@@ -124,10 +124,13 @@ typedef struct
    * names) or a diffusers vae/ folder; NULL: the model's own. A VAE of another family
    * (another latent, SDXL's scaling factor) is refused. */
   const char *vae;
-  /* Free the text encoder's weights once a job has encoded its prompts (a one-job caller,
-   * such as the gesso command, saves their memory: 0.5 GB for SD 1.x); a later prompt that
-   * is not in the model's cache reads them again. FALSE: keep them for the next job. */
-  gboolean release_text_encoder;
+  /* Free each network's weights as soon as a job is done with them: the text encoder's once
+   * the prompts are encoded, the UNet's before the result is decoded. For a caller that runs
+   * one job, such as the gesso command: a 512x512 SD 1.5 generate from an F16 file then
+   * peaks at the UNet's memory, not at the UNet's and the VAE's together. A later job reads
+   * them again (a prompt already in the model's cache needs no text encoder). FALSE: keep
+   * them for the next job, as the GIMP plug-in does. */
+  gboolean release_weights;
   /* Textual-inversion embeddings, NULL-terminated (NULL: none): .safetensors files in A1111's
    * layout (emb_params or string_to_param; the trigger word is the file's stem) or diffusers'
    * learned_embeds ({token: vector}; the trigger is the token), and folders, whose every

@@ -453,6 +453,8 @@ run_pipeline (GessoModel *model, const GessoEditParams *p, const GessoImage *inp
         return FALSE;
       break;
     }
+  /* the decoder's activations are the job's peak: without the UNet beside them when allowed */
+  gesso_model_sampling_done (model);
   return gesso_pipeline_decode (model, job->latents, in.height / f, in.width / f, job->decoded,
                                 error);
 }

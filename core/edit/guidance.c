@@ -263,6 +263,8 @@ gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out,
       if (n_cond > 0)
         memcpy (g->input + b * n_input + n_sample, g->conditioning, n_cond * sizeof (float));
     }
+  /* between evaluations: a core another program took since the last one is not waited on */
+  gesso_ops_fit_threads_to_load ();
   if (g->n_controls > 0 && g->control_on)
     {
       if (!control_residuals (g, timesteps, context, batch, error)

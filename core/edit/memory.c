@@ -9,8 +9,10 @@
  *     whichever is larger, plus the sampling loop's latents and the working-size image planes;
  *   - the buffers at image size: the result crop (RGBA float, 16 bytes a pixel) and its blend
  *     mask (4), and the grown and feathered mask (4) when there is one;
- *   - each ControlNet's weights (twice its files: 16-bit widened), activations and control
- *     images.
+ *   - the buffer the kernels widen a 16-bit weight matrix into (ops/weight.c), as large as
+ *     the UNet's largest;
+ *   - each ControlNet's weights (twice its files: more than they take, as 16-bit matrices
+ *     stay 16-bit), activations and control images.
  * Every figure is an upper bound (the crop is at most the image; RePaint's extra buffers are a
  * few latents), so a job that is refused could not have run, and one that runs may still fail
  * if something else takes the memory meanwhile; that failure is then a NO_MEMORY error, as
@@ -155,6 +157,29 @@ weights_upper_bound (const char *path)
   return total;
 }
 
+/* Bytes of the UNet's largest weight as float32: what the widening buffer grows to. */
+static guint64
+largest_unet_weight (const GessoModel *model)
+{
+  guint64 most = 0;
+
+  for (guint i = 0; i < gesso_weights_count (model->weights, GESSO_COMPONENT_UNET); i++)
+    {
+      int ndim;
+      int64_t shape[8];
+      guint64 n = 1;
+
+      if (!gesso_weights_shape (model->weights, GESSO_COMPONENT_UNET,
+                                gesso_weights_name (model->weights, GESSO_COMPONENT_UNET, i),
+                                &ndim, shape))
+        continue;
+      for (int d = 0; d < ndim; d++)
+        n *= (guint64) shape[d];
+      most = MAX (most, n);
+    }
+  return most * sizeof (float);
+}
+
 guint64
 gesso_edit_estimate_memory (GessoModel *model, const GessoEditParams *params, int width,
                             int height, gboolean with_mask, int *work_width, int *work_height)
@@ -195,6 +220,7 @@ gesso_edit_estimate_memory (GessoModel *model, const GessoEditParams *params, in
   /* the guider keeps its arena through the run; the VAE's come and go around it */
   total = add_saturated (total, unet);
   total = add_saturated (total, MAX (encode, decode));
+  total = add_saturated (total, largest_unet_weight (model));
   /* sampling: the latents, a noisy copy, the model input, guided pairs, noise draws and the
    * known region: a few dozen latents at most */
   total = add_saturated (total, (guint64) latent * sizeof (float) * 32);

@@ -61,7 +61,8 @@ struct GessoModel
   char *lora_set;               /* what they are ("path\tweight\n" each); NULL: none */
   gboolean lora_text;           /* some of them change a text encoder */
   GArray *embedding_rows;       /* floats: the embeddings' rows past the vocabulary, in order */
-  gboolean release_text_encoder; /* GessoModelParams.release_text_encoder */
+  gboolean release_weights;     /* GessoModelParams.release_weights */
+  gboolean unet_released;       /* its weights freed until gesso_model_prepare_job */
 };
 
 /* Takes the textual-inversion embeddings of PATHS (NULL-terminated; files, or folders whose
@@ -87,7 +88,7 @@ gboolean gesso_model_sampler_config (const GessoModel *model, GessoSamplerKind k
  * gesso_model_prompts_encoded released them. */
 gboolean gesso_model_encode_prompt (GessoModel *model, const char *text, int clip_skip,
                                     float *out, float *pooled, GError **error);
-/* A job has encoded every prompt it needs: with GessoModelParams.release_text_encoder the
+/* A job has encoded every prompt it needs: with GessoModelParams.release_weights the
  * text encoders and their weights are freed now (the prompt cache keeps the embeddings). */
 void gesso_model_prompts_encoded (GessoModel *model);
 
@@ -98,6 +99,13 @@ void gesso_model_prompts_encoded (GessoModel *model);
 gboolean gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n,
                                 GError **error);
 void gesso_model_free_loras (GessoModel *model);
+
+/* A job is about to sample: the UNet's weights are read again if a previous job released
+ * them. */
+gboolean gesso_model_prepare_job (GessoModel *model, GError **error);
+/* A job's sampling is over (its UNet and ControlNets are not needed again before the next
+ * job): frees what only they used, their weights with GessoModelParams.release_weights. */
+void gesso_model_sampling_done (GessoModel *model);
 
 /* Text embedding width and length (tokens) the UNet's cross-attention reads. */
 int64_t gesso_model_context_tokens (const GessoModel *model);

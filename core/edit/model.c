@@ -682,7 +682,7 @@ model_plan (const GessoModelParams *params, GError **error)
     return NULL;
   m = g_new0 (GessoModel, 1);
   m->n_threads = params->n_threads;
-  m->release_text_encoder = params->release_text_encoder;
+  m->release_weights = params->release_weights;
   m->files = gesso_model_files_open (params->path, error);
   if (m->files == NULL)
     return NULL;
@@ -807,13 +807,33 @@ gesso_model_encode_prompt (GessoModel *m, const char *text, int clip_skip, float
 void
 gesso_model_prompts_encoded (GessoModel *m)
 {
-  if (!m->release_text_encoder || m->text_encoder == NULL)
+  if (!m->release_weights || m->text_encoder == NULL)
     return;
   gesso_prompt_cache_set_encoders (m->prompts, NULL, NULL);
   g_clear_pointer (&m->text_encoder, gesso_text_encoder_free);
   g_clear_pointer (&m->text_encoder_2, gesso_text_encoder_free);
   gesso_weights_release (m->weights, GESSO_COMPONENT_TEXT_ENCODER);
   gesso_weights_release (m->weights, GESSO_COMPONENT_TEXT_ENCODER_2);
+}
+
+gboolean
+gesso_model_prepare_job (GessoModel *m, GError **error)
+{
+  if (m->unet_released && !gesso_unet_reload (m->unet, error))
+    return FALSE;
+  m->unet_released = FALSE;
+  return TRUE;
+}
+
+void
+gesso_model_sampling_done (GessoModel *m)
+{
+  /* the buffer the UNet's biggest weights grew, 113 MiB for SD 1.5 */
+  gesso_weight_release_buffer ();
+  if (!m->release_weights)
+    return;
+  gesso_weights_release (m->weights, GESSO_COMPONENT_UNET);
+  m->unet_released = TRUE;
 }
 
 /* The components must fit together: text width = cross-attention width, VAE latent = UNet

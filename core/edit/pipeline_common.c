@@ -189,6 +189,8 @@ pipeline_job_init (PipelineJob *job, const GessoPipelineParams *p, const GessoPi
       g_return_val_if_fail (numel == job->numel, FALSE);
     }
   gesso_model_apply_threads (m);
+  if (!gesso_model_prepare_job (m, error))
+    return FALSE;
 
   job->sampler = gesso_sampler_new (config, error);
   if (job->sampler == NULL || !gesso_sampler_set_timesteps (job->sampler, p->steps, error))

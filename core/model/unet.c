@@ -458,6 +458,23 @@ gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weights, JsonObj
   return unet_build (weights, &config, FALSE, error);
 }
 
+gboolean
+gesso_unet_reload (GessoUnet *unet, GError **error)
+{
+  GessoUnet *fresh, old;
+
+  g_return_val_if_fail (unet != NULL, FALSE);
+  fresh = unet_build (unet->weights, &unet->config, unet->encoder_only, error);
+  if (fresh == NULL)
+    return FALSE;
+  /* in place: ControlNets opened for this UNet keep pointing at it */
+  old = *unet;
+  *unet = *fresh;
+  *fresh = old;
+  gesso_unet_free (fresh);
+  return TRUE;
+}
+
 GessoUnet *
 unet_build_encoder (GessoWeights *weights, const GessoUnetConfig *config, GError **error)
 {

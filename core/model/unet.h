@@ -132,6 +132,9 @@ GessoUnet *gesso_unet_new_for_model (GessoModelFiles *files, GessoWeights *weigh
                                      JsonObject *override, GError **error);
 
 void gesso_unet_free (GessoUnet *unet);
+/* Fetches every weight again, for a UNet whose weights were freed (gesso_weights_release of
+ * GESSO_COMPONENT_UNET), which must not be evaluated until then. */
+gboolean gesso_unet_reload (GessoUnet *unet, GError **error);
 
 const GessoUnetConfig *gesso_unet_get_config (const GessoUnet *unet);
 

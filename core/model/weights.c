@@ -28,6 +28,9 @@
 
 #include <math.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 #include "io/io-private.h"
@@ -684,4 +687,8 @@ gesso_weights_release (GessoWeights *weights, GessoComponent component)
       g_clear_pointer (&w->owned, free);
       g_clear_pointer (&w->stored, free);
     }
+#ifdef __GLIBC__
+  /* weights of a few MB come from the heap, whose free pages glibc keeps: give them back */
+  malloc_trim (0);
+#endif
 }

@@ -23,11 +23,20 @@
 #define BLOCK_ALIGN 16
 
 static int configured_threads;          /* 0 = all cores */
+static int load_limit;                  /* 0 = none; see gesso_ops_limit_threads */
+
+int
+gesso_ops_get_configured_threads (void)
+{
+  return configured_threads > 0 ? configured_threads : omp_get_num_procs ();
+}
 
 static int
 available_threads (void)
 {
-  return configured_threads > 0 ? configured_threads : omp_get_num_procs ();
+  int n = gesso_ops_get_configured_threads ();
+
+  return load_limit > 0 ? MIN (n, load_limit) : n;
 }
 
 static void
@@ -46,8 +55,16 @@ void
 gesso_ops_set_threads (int n_threads)
 {
   configured_threads = n_threads > 0 ? n_threads : 0;
+  load_limit = 0;
   omp_set_num_threads (available_threads ());
   provider_single_threaded_once ();
+}
+
+void
+gesso_ops_limit_threads (int n_threads)
+{
+  load_limit = n_threads > 0 ? n_threads : 0;
+  omp_set_num_threads (available_threads ());
 }
 
 int

@@ -60,13 +60,28 @@ gesso_weight_f32 (const float *data)
  * thread's next call; the buffer lives as long as the thread and grows to the largest weight
  * it widened (one per thread, so jobs on different threads never share it). */
 const float *gesso_weight_widened (const GessoWeight *w, int64_t numel);
+/* Frees the calling thread's widening buffer, for a caller done with the network whose
+ * weights grew it (a UNet's biggest weight takes 113 MiB widened; the VAE's 9). */
+void gesso_weight_release_buffer (void);
 
 /* --- Threads ------------------------------------------------------------------------- */
 
 /* 0 = all cores. Applies to OpenMP regions, GEMMs included (the provider's own threading is
- * off: see gemm.c). */
+ * off: see gemm.c). Also lifts the limit below. */
 void gesso_ops_set_threads (int n_threads);
+/* The threads used now: the configured count, or fewer while the load limits them. */
 int gesso_ops_get_threads (void);
+int gesso_ops_get_configured_threads (void);
+/* At most N_THREADS (0: no limit) until the next gesso_ops_set_threads. */
+void gesso_ops_limit_threads (int n_threads);
+
+/* Limits the threads to the cores other programs left free since the last call (busy_cores.c):
+ * for callers between two long pieces of work, such as UNet evaluations. The first call only
+ * starts measuring; a system without /proc/stat keeps every thread. */
+void gesso_ops_fit_threads_to_load (void);
+/* The rule it applies: WANTED threads, less the cores of N_CPUS that others kept busy (each
+ * more than half used counts), at least 1. */
+int gesso_ops_threads_for_load (int wanted, int n_cpus, double others_busy_cores);
 
 /* --- GEMM: the one seam between the model code and the matrix-multiply provider -------- */
 

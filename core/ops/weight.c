@@ -76,6 +76,13 @@ widen_elements (const void *data, GessoDType dtype, int64_t first, int64_t count
     gesso_bf16_to_f32_array ((const uint16_t *) data + first, dst + first, (size_t) count);
 }
 
+void
+gesso_weight_release_buffer (void)
+{
+  g_private_replace (&thread_buffer_key, NULL);
+  g_private_replace (&factor_buffer_key, NULL);
+}
+
 static void
 widen_range (const GessoWeight *w, int64_t first, int64_t count, float *dst)
 {
