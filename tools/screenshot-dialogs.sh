@@ -115,6 +115,18 @@ for _ in $(seq 100); do [ -s "$work/display" ] && break; sleep 0.1; done
 [ -s "$work/display" ] || die "Xvfb did not start: $(cat "$work/xvfb.log")"
 export DISPLAY=":$(head -n1 "$work/display")"
 say "Xvfb on $DISPLAY"
+# The pointer starts in the middle of the screen, over the dialog, where a tooltip would show
+# up in the capture: move it to the bottom right corner, which no dialog reaches.
+python3 -c '
+import gi
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk
+Gdk.init([])
+display = Gdk.Display.get_default()
+screen = display.get_default_screen()
+display.get_default_seat().get_pointer().warp(screen, 1365, 767)
+display.flush()
+' || say "could not move the pointer out of the way: a tooltip may show in the pictures"
 
 # --- the batch --------------------------------------------------------------------------------
 title_of() {
