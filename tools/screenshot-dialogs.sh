@@ -141,7 +141,7 @@ title_of() {
 }
 
 scheme_of() {
-  local method="$1" proc setup drawable="bg" args
+  local method="$1" proc setup drawable="bg" args made_by="$1"
   case "$method" in
     generate)
       proc=plug-in-gesso-generate
@@ -169,6 +169,8 @@ scheme_of() {
     restyle)
       proc=plug-in-gesso-restyle
       setup=""
+      # a Generate result: the recipe row says what another edit's recipe fills in
+      made_by=generate
       args='#:source-prompt "a landscape with a yellow sun"
             #:prompt "a night landscape with a crescent moon"' ;;
   esac
@@ -193,7 +195,7 @@ scheme_of() {
     "  (gimp-display-new img)" \
     "  $setup" \
     "  (gimp-item-attach-parasite $drawable (list \"gesso-recipe\" 1" \
-    "    \"[recipe]\\nmethod=generate\\nprompt=a landscape with a yellow sun\\nseed=42\\n\"))" \
+    "    \"[recipe]\\nmethod=$made_by\\nprompt=a landscape with a yellow sun\\nseed=42\\n\"))" \
     "  (catch #t ($proc #:run-mode RUN-INTERACTIVE #:image img #:drawables (vector $drawable)" \
     "                   $args)))"
 }

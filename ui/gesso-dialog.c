@@ -30,6 +30,7 @@ typedef struct
 {
   GimpProcedureDialog *dialog;
   GimpProcedureConfig *config;
+  GimpDrawable *drawable;
   GessoEditKind kind;
 
   GtkWidget *model_combo;
@@ -40,6 +41,8 @@ typedef struct
   gulong model_notify_id;
 
   gchar *recipe;
+  gboolean recipe_kind_known;
+  GessoEditKind recipe_kind;    /* the edit that made the layer, when known */
   GtkWidget *recipe_status;
 
   GtkWidget *prompt_view;       /* where the focus starts */
@@ -786,16 +789,64 @@ controlnet_section (DialogState *s)
 
 /* --- recipes ----------------------------------------------------------------------------- */
 
+/* What a recipe of another edit may fill in: what the picture shows and how it was drawn,
+ * not the knobs that mean something else (or nothing) in this edit. */
+static const gchar *const shared_recipe_keys[] = {
+  "prompt", "negative-prompt", "model", "vae", "seed", "random-seed", NULL,
+};
+
+static gboolean
+recipe_is_other_edit (DialogState *s)
+{
+  return s->recipe_kind_known && s->recipe_kind != s->kind;
+}
+
 static void
 recipe_clicked (GtkButton *button, DialogState *s)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree gchar *shared = NULL;
+  g_autofree gchar *layer = gimp_item_get_name (GIMP_ITEM (s->drawable));
+  g_autofree gchar *text = NULL;
+  const gchar *recipe = s->recipe;
 
-  if (gesso_recipe_apply (s->config, s->recipe, &error))
-    gtk_label_set_text (GTK_LABEL (s->recipe_status),
-                        _("The settings this layer was made with are filled in."));
+  if (recipe_is_other_edit (s))
+    {
+      shared = gesso_recipe_filter_new (s->recipe, shared_recipe_keys);
+      recipe = shared != NULL ? shared : s->recipe;
+    }
+  if (!gesso_recipe_apply (s->config, recipe, &error))
+    {
+      gtk_label_set_text (GTK_LABEL (s->recipe_status), error->message);
+      return;
+    }
+  /* OK runs on the layer the dialog was opened on, the result, not on its source: say so */
+  if (recipe_is_other_edit (s))
+    /* TRANSLATORS: %s are the edit that made the layer ("Realize Strokes") and the layer */
+    text = g_strdup_printf (_("The prompts, model and seed of %s are filled in; this edit's "
+                              "own settings are kept. OK runs on this layer, “%s”."),
+                            dialog_title (s->recipe_kind), layer);
   else
-    gtk_label_set_text (GTK_LABEL (s->recipe_status), error->message);
+    text = g_strdup_printf (_("The settings this layer was made with are filled in. OK runs "
+                              "them on this layer, “%s”, not on the layer it was made from."),
+                            layer);
+  gtk_label_set_text (GTK_LABEL (s->recipe_status), text);
+}
+
+/* "This layer was made by Inpaint Selection." and, for another edit's layer, what its recipe
+ * can fill in here. */
+static gchar *
+recipe_origin_text (DialogState *s)
+{
+  if (!s->recipe_kind_known)
+    return g_strdup (_("This layer was made by Gesso."));
+  if (recipe_is_other_edit (s))
+    /* TRANSLATORS: %s is the edit that made the layer, e.g. "Realize Strokes" */
+    return g_strdup_printf (_("This layer was made by %s: its recipe can fill in the prompts, "
+                              "model and seed here, not that edit's own settings."),
+                            dialog_title (s->recipe_kind));
+  /* TRANSLATORS: %s is the edit that made the layer, e.g. "Inpaint Selection" */
+  return g_strdup_printf (_("This layer was made by %s."), dialog_title (s->recipe_kind));
 }
 
 /* Under the preview, where the column has room: the row costs the settings no height. */
@@ -806,9 +857,12 @@ recipe_section (DialogState *s)
   GtkWidget *row;
   GtkWidget *icon;
   GtkWidget *button;
+  g_autofree gchar *origin = NULL;
 
   if (s->recipe == NULL)
     return NULL;
+  s->recipe_kind_known = gesso_recipe_get_kind (s->recipe, &s->recipe_kind);
+  origin = recipe_origin_text (s);
 
   box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
@@ -816,7 +870,7 @@ recipe_section (DialogState *s)
   gtk_widget_set_valign (icon, GTK_ALIGN_START);
   gtk_box_pack_start (GTK_BOX (row), icon, FALSE, FALSE, 0);
 
-  s->recipe_status = gtk_label_new (_("This layer was made by Gesso."));
+  s->recipe_status = gtk_label_new (origin);
   gtk_label_set_xalign (GTK_LABEL (s->recipe_status), 0.0);
   gtk_label_set_line_wrap (GTK_LABEL (s->recipe_status), TRUE);
   gtk_label_set_max_width_chars (GTK_LABEL (s->recipe_status), 20);
@@ -1050,6 +1104,7 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
   s.dialog = GIMP_PROCEDURE_DIALOG (dialog);
   s.config = config;
   s.kind = kind;
+  s.drawable = drawable;
   s.recipe = gesso_recipe_get_from_drawable (drawable);
 
   layout = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
