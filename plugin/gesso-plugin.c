@@ -58,6 +58,7 @@ typedef struct
 GType gesso_plug_in_get_type (void) G_GNUC_CONST;
 
 static GList *gesso_query_procedures (GimpPlugIn *plug_in);
+static GList *gesso_init_procedures (GimpPlugIn *plug_in);
 static GimpProcedure *gesso_create_procedure (GimpPlugIn *plug_in, const gchar *name);
 static gboolean gesso_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name,
                                 gchar **gettext_domain, gchar **catalog_dir);
@@ -126,6 +127,7 @@ gesso_plug_in_class_init (GessoPlugInClass *klass)
   GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS (klass);
 
   plug_in_class->query_procedures = gesso_query_procedures;
+  plug_in_class->init_procedures = gesso_init_procedures;
   plug_in_class->create_procedure = gesso_create_procedure;
   plug_in_class->set_i18n = gesso_set_i18n;
 }
@@ -155,8 +157,17 @@ gesso_query_procedures (GimpPlugIn *plug_in)
     list = g_list_append (list, g_strdup (procedure_infos[i].name));
   list = g_list_append (list, g_strdup (MODELS_PROCEDURE));
   add_help_domain (plug_in);
-  gimp_plug_in_add_menu_branch (plug_in, MENU_PARENT, MENU_BRANCH_LABEL);
   return list;
+}
+
+/* GIMP 3.0 keeps the help domain in pluginrc but not menu branches: the submenu's label (its
+ * mnemonic and translation) is registered at every start, which is what init is for. No
+ * temporary procedures. */
+static GList *
+gesso_init_procedures (GimpPlugIn *plug_in)
+{
+  gimp_plug_in_add_menu_branch (plug_in, MENU_PARENT, MENU_BRANCH_LABEL);
+  return NULL;
 }
 
 /* Catalogs beside the executable (plug-ins/gesso/locale/, GIMP's default) when they are
