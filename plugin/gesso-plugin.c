@@ -7,6 +7,9 @@
  *   plug-in-gesso-realize-strokes   Realize Strokes…        SDEdit of the visible composite
  *   plug-in-gesso-restyle           Restyle…                DDIM inversion, then new prompt
  *
+ * Each has a short help page (data/help/<lang>/, installed in <datadir>/gesso/help), reached
+ * through the help domain "gesso" and the procedure's name as help ID.
+ *
  * Every run, in every run mode, goes the same way: check the input, (interactive only) show
  * the dialog, read the image (gesso-bridge.c), run the engine with progress, and only then
  * write the result as a new layer above the drawable inside one undo group, with the recipe
@@ -30,7 +33,12 @@
 #include "gesso-fingerprint.h"
 #include "gesso-intl.h"
 
-#define MENU_PATH "<Image>/Filters/Generative"
+#define MENU_PARENT "<Image>/Filters"
+#define MENU_PATH MENU_PARENT "/Generative"
+/* The submenu's label, with a mnemonic no other entry of GIMP's Filters menu uses. GIMP
+ * translates it in the plug-in's domain and matches it to MENU_PATH without the underscore. */
+#define MENU_BRANCH_LABEL N_("Genera_tive")
+#define HELP_DOMAIN "gesso"
 #define IMAGE_TYPES "RGB*, GRAY*"
 /* Characters of the prompt kept in the new layer's name. */
 #define NAME_PROMPT_CHARS 48
@@ -50,6 +58,7 @@ typedef struct
 GType gesso_plug_in_get_type (void) G_GNUC_CONST;
 
 static GList *gesso_query_procedures (GimpPlugIn *plug_in);
+static GList *gesso_init_procedures (GimpPlugIn *plug_in);
 static GimpProcedure *gesso_create_procedure (GimpPlugIn *plug_in, const gchar *name);
 static gboolean gesso_set_i18n (GimpPlugIn *plug_in, const gchar *procedure_name,
                                 gchar **gettext_domain, gchar **catalog_dir);
@@ -93,7 +102,7 @@ static const ProcedureInfo procedure_infos[] = {
        "strokes are (or inside the selection). Without strokes or a selection the whole image "
        "is realised. The result is a new layer; the stroke layer can be hidden afterwards.") },
   { "plug-in-gesso-restyle", GESSO_EDIT_RESTYLE,
-    N_("_Restyle…"),
+    N_("Re_style…"),
     N_("Change the style or content of the image from a text prompt"),
     N_("Inverts the layer (or the selection) into noise under a source prompt that describes "
        "it, then samples it back under the target prompt (DDIM inversion). The result is a "
@@ -118,6 +127,7 @@ gesso_plug_in_class_init (GessoPlugInClass *klass)
   GimpPlugInClass *plug_in_class = GIMP_PLUG_IN_CLASS (klass);
 
   plug_in_class->query_procedures = gesso_query_procedures;
+  plug_in_class->init_procedures = gesso_init_procedures;
   plug_in_class->create_procedure = gesso_create_procedure;
   plug_in_class->set_i18n = gesso_set_i18n;
 }
@@ -125,6 +135,17 @@ gesso_plug_in_class_init (GessoPlugInClass *klass)
 static void
 gesso_plug_in_init (GessoPlugIn *plug_in)
 {
+}
+
+/* The help pages installed with Gesso; GIMP looks up <lang>/gimp-help.xml under the folder
+ * (English when the user's language has none) and opens the page it names for a help ID. */
+static void
+add_help_domain (GimpPlugIn *plug_in)
+{
+  g_autofree gchar *dir = g_build_filename (GESSO_DATADIR, "help", NULL);
+  g_autoptr (GFile) root = g_file_new_for_path (dir);
+
+  gimp_plug_in_set_help_domain (plug_in, HELP_DOMAIN, root);
 }
 
 static GList *
@@ -135,7 +156,18 @@ gesso_query_procedures (GimpPlugIn *plug_in)
   for (gsize i = 0; i < G_N_ELEMENTS (procedure_infos); i++)
     list = g_list_append (list, g_strdup (procedure_infos[i].name));
   list = g_list_append (list, g_strdup (MODELS_PROCEDURE));
+  add_help_domain (plug_in);
   return list;
+}
+
+/* GIMP 3.0 keeps the help domain in pluginrc but not menu branches: the submenu's label (its
+ * mnemonic and translation) is registered at every start, which is what init is for. No
+ * temporary procedures. */
+static GList *
+gesso_init_procedures (GimpPlugIn *plug_in)
+{
+  gimp_plug_in_add_menu_branch (plug_in, MENU_PARENT, MENU_BRANCH_LABEL);
+  return NULL;
 }
 
 /* Catalogs beside the executable (plug-ins/gesso/locale/, GIMP's default) when they are
@@ -298,8 +330,10 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                    _("Denoising steps: more is slower and finer"), 1, 500,
                                    d.steps, G_PARAM_READWRITE);
   gimp_procedure_add_double_argument (procedure, "guidance", _("_Guidance"),
-                                      _("How closely to follow the prompt (classifier-free "
-                                        "guidance scale; 1 = off)"),
+                                      _("How strictly the picture follows the prompt: higher "
+                                        "sticks closer to the words but looks harsher and more "
+                                        "saturated, lower is freer and softer (7 is usual; 1 "
+                                        "turns the extra push off)"),
                                       0.0, 30.0, d.guidance, G_PARAM_READWRITE);
   if (masked)
     gimp_procedure_add_double_argument (procedure, "strength", _("Stre_ngth"),
@@ -322,11 +356,15 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
   if (kind == GESSO_EDIT_INPAINT)
     {
       gimp_procedure_add_int_argument (procedure, "jump-length", _("_Jump length"),
-                                       _("RePaint: steps between resampling jumps"), 1, 100,
+                                       _("RePaint: how many steps go by before the area is "
+                                         "stirred up again to blend with its surroundings: "
+                                         "longer jumps blend larger shapes, shorter ones finer "
+                                         "edges"), 1, 100,
                                        d.jump_length, G_PARAM_READWRITE);
       gimp_procedure_add_int_argument (procedure, "resample-count", _("Resample co_unt"),
-                                       _("RePaint: passes over each jump (1 = no "
-                                         "resampling)"),
+                                       _("RePaint: how often each jump is redone: more blends "
+                                         "the seam better and takes that many times longer (1 = "
+                                         "once)"),
                                        1, 20, d.resample_count, G_PARAM_READWRITE);
     }
   if (masked)
@@ -356,8 +394,9 @@ add_arguments (GimpProcedure *procedure, GessoEditKind kind)
                                      "penultimate layer)"),
                                    0, 11, d.clip_skip, G_PARAM_READWRITE);
   gimp_procedure_add_double_argument (procedure, "eta", _("Et_a"),
-                                      _("Fresh noise per step for DDIM and RePaint (0 = "
-                                        "deterministic)"),
+                                      _("How much fresh randomness each step adds (DDIM and "
+                                        "RePaint): 0 keeps the picture smooth and steady, higher "
+                                        "values give livelier, grainier texture"),
                                       0.0, 1.0, d.eta, G_PARAM_READWRITE);
   gimp_procedure_add_double_argument (procedure, "guidance-rescale", _("Gui_dance rescale"),
                                       _("Tames over-saturated colours at high guidance (0 = "
@@ -634,14 +673,6 @@ control_read (const RunArgs *args, GessoEditKind kind, GimpDrawable *drawable,
 
 /* --- the run ------------------------------------------------------------------------------ */
 
-static gboolean
-progress_step (int step, int total, const GessoImage *preview, gpointer user_data)
-{
-  if (total > 0)
-    gimp_progress_update ((gdouble) step / (gdouble) total);
-  return TRUE;
-}
-
 static const gchar *
 progress_text (GessoEditKind kind)
 {
@@ -657,6 +688,26 @@ progress_text (GessoEditKind kind)
     default:
       return _("Restyling");
     }
+}
+
+/* GIMP's progress text names the stage: the engine reports each denoising step, the encoding
+ * comes before the first and the decoding after the last, each taking seconds on a large area
+ * while the bar stands still. */
+static gboolean
+progress_step (int step, int total, const GessoImage *preview, gpointer user_data)
+{
+  const GessoEditKind kind = (GessoEditKind) GPOINTER_TO_INT (user_data);
+
+  if (total <= 0)
+    return TRUE;
+  if (step >= total)
+    gimp_progress_set_text (_("Decoding the result"));
+  else
+    /* TRANSLATORS: e.g. "Inpainting the selection: step 3 of 20" */
+    gimp_progress_set_text_printf (_("%s: step %d of %d"), progress_text (kind), step + 1,
+                                   total);
+  gimp_progress_update ((gdouble) step / (gdouble) total);
+  return TRUE;
 }
 
 /* "Inpaint: a stone wall", the prompt's first line shortened to NAME_PROMPT_CHARS. */
@@ -917,7 +968,8 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
       goto out;
     }
 
-  gimp_progress_set_text (progress_text (kind));
+  gimp_progress_set_text (kind == GESSO_EDIT_GENERATE ? _("Encoding the prompt")
+                                                     : _("Encoding the prompt and the picture"));
   sampler = gesso_ui_sampler_engine_name (args.sampler);
   gesso_edit_params_init (&params, kind);
   params.prompt = args.prompt;
@@ -940,7 +992,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   params.pixel_budget = args.pixel_budget;
   params.full_inversion = args.full_inversion;
   params.progress = progress_step;
-  params.progress_data = NULL;
+  params.progress_data = GINT_TO_POINTER (kind);
   if (control.model != NULL)
     {
       params.controls = &control;

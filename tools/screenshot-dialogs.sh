@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Screenshots of Gesso's four dialogs, taken in real GIMP 3 (gimp-3.0, the GUI) under Xvfb
-# inside the Debian 13 root (tools/debian13-root.sh), written to data/screenshots/<method>.png.
+# Screenshots of Gesso's four dialogs, taken in real GIMP 3 (gimp-3.0, the GUI) on a 1366x768
+# Xvfb screen inside the Debian 13 root (tools/debian13-root.sh), written to
+# data/screenshots/<method>.png, each in its tallest state: opened on a layer that carries a
+# recipe (the "Use recipe" row), ControlNet and Advanced unfolded (GESSO_UI_UNFOLD=1). Fails
+# when a window is taller than GESSO_SCREENSHOT_MAX_HEIGHT (default 700 px: what a 768-px
+# screen leaves below a desktop panel and a title bar).
 #
 #   tools/screenshot-dialogs.sh                 English, into data/screenshots/
 #   tools/screenshot-dialogs.sh --lang de       German (de_DE.UTF-8), into data/screenshots/de/
@@ -11,8 +15,8 @@
 # and the plug-in built here copied into it with its catalogs runs a Script-Fu batch that, for
 # each method, makes a small picture, opens it in a display, sets up what the method needs (a
 # selection, a strokes layer) and calls the procedure with RUN-INTERACTIVE. The dialog renders
-# a preview at once (GESSO_UI_AUTOPREVIEW=1) and logs "preview finished"; this script then
-# captures the dialog window by its title with ImageMagick's `import`, and the dialog cancels
+# a preview at once (GESSO_UI_AUTOPREVIEW=1) and logs "preview finished" and its window size;
+# this script then checks the height and captures the dialog window by its title with ImageMagick's `import`, and the dialog cancels
 # itself ten seconds later (GESSO_UI_AUTOCLOSE) so that the batch moves on. GIMP is killed at
 # the end; every wait has a timeout. Models come from $GESSO_MODEL_PATH, by default data/models
 # alone, so that the dialogs show the bundled demo model as the default, as an installed
@@ -54,6 +58,7 @@ mkdir -p "$out"
 gimp_timeout="${GESSO_GIMP_TIMEOUT:-400}"
 preview_timeout="${GESSO_PREVIEW_TIMEOUT:-300}"
 keep="${GESSO_SCREENSHOT_KEEP:-}"
+max_height="${GESSO_SCREENSHOT_MAX_HEIGHT:-700}"
 
 # --- build ------------------------------------------------------------------------------------
 cd "$repo"
@@ -98,17 +103,30 @@ EOF
 
 export GESSO_MODEL_PATH="${GESSO_MODEL_PATH:-$repo/data/models}"
 export GESSO_UI_AUTOPREVIEW=1 GESSO_UI_AUTOCLOSE="${GESSO_UI_AUTOCLOSE:-10}" G_MESSAGES_DEBUG=Gesso
+export GESSO_UI_UNFOLD=1
 export LANG="$locale" LC_ALL="$locale" LANGUAGE="$lang" NO_AT_BRIDGE=1
 say "models: ${GESSO_MODEL_PATH:-none}; language: $lang ($locale); output: $out"
 
 # --- the X server -----------------------------------------------------------------------------
 exec 5>"$work/display"
-Xvfb -displayfd 5 -screen 0 1600x1100x24 -nolisten tcp -noreset >"$work/xvfb.log" 2>&1 &
+Xvfb -displayfd 5 -screen 0 1366x768x24 -nolisten tcp -noreset >"$work/xvfb.log" 2>&1 &
 xvfb_pid=$!
 for _ in $(seq 100); do [ -s "$work/display" ] && break; sleep 0.1; done
 [ -s "$work/display" ] || die "Xvfb did not start: $(cat "$work/xvfb.log")"
 export DISPLAY=":$(head -n1 "$work/display")"
 say "Xvfb on $DISPLAY"
+# The pointer starts in the middle of the screen, over the dialog, where a tooltip would show
+# up in the capture: move it to the bottom right corner, which no dialog reaches.
+python3 -c '
+import gi
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk
+Gdk.init([])
+display = Gdk.Display.get_default()
+screen = display.get_default_screen()
+display.get_default_seat().get_pointer().warp(screen, 1365, 767)
+display.flush()
+' || say "could not move the pointer out of the way: a tooltip may show in the pictures"
 
 # --- the batch --------------------------------------------------------------------------------
 title_of() {
@@ -123,7 +141,7 @@ title_of() {
 }
 
 scheme_of() {
-  local method="$1" proc setup drawable="bg" args
+  local method="$1" proc setup drawable="bg" args made_by="$1"
   case "$method" in
     generate)
       proc=plug-in-gesso-generate
@@ -150,9 +168,9 @@ scheme_of() {
       args='#:prompt "a red rose"' ;;
     restyle)
       proc=plug-in-gesso-restyle
-      # as if the layer were an earlier Gesso result: the dialog offers its recipe
-      setup='(gimp-item-attach-parasite bg (list "gesso-recipe" 1
-               "[recipe]\nmethod=generate\nprompt=a landscape with a yellow sun\nseed=42\n"))'
+      setup=""
+      # a Generate result: the recipe row says what another edit's recipe fills in
+      made_by=generate
       args='#:source-prompt "a landscape with a yellow sun"
             #:prompt "a night landscape with a crescent moon"' ;;
   esac
@@ -176,6 +194,8 @@ scheme_of() {
     "  (gimp-selection-none img)" \
     "  (gimp-display-new img)" \
     "  $setup" \
+    "  (gimp-item-attach-parasite $drawable (list \"gesso-recipe\" 1" \
+    "    \"[recipe]\\nmethod=$made_by\\nprompt=a landscape with a yellow sun\\nseed=42\\n\"))" \
     "  (catch #t ($proc #:run-mode RUN-INTERACTIVE #:image img #:drawables (vector $drawable)" \
     "                   $args)))"
 }
@@ -210,7 +230,7 @@ for method in "${methods[@]}"; do
   png="$out/$method.png"
   limit=$preview_timeout
   [ "$k" = 1 ] && limit=$((gimp_timeout + preview_timeout))
-  if ! wait_for_log 'preview finished' "$k" "$limit"; then
+  if ! wait_for_log 'dialog window' "$k" "$limit"; then
     say "$method: no finished preview within ${limit} s; GIMP's output:"
     sed 's/^/    | /' "$log" | tail -n 40 >&2
     failures=$((failures + 1))
@@ -218,8 +238,13 @@ for method in "${methods[@]}"; do
   fi
   result=$(grep -o 'preview finished.*' "$log" | sed -n "${k}p")
   say "$method: $result (after $((SECONDS - t_start)) s)"
+  height=$(grep -o 'dialog window [0-9]* x [0-9]*' "$log" | sed -n "${k}p" | awk '{print $5}')
+  if [ -z "$height" ] || [ "$height" -gt "$max_height" ]; then
+    say "$method: the window is ${height:-?} px high, more than $max_height px"
+    failures=$((failures + 1))
+  fi
   if timeout 20 import -window "$wm_name" "$png"; then
-    say "$method: wrote $png ($(magick identify -format '%wx%h' "$png"))"
+    say "$method: wrote $png ($(magick identify -format '%wx%h' "$png"); window height $height px)"
   else
     say "$method: no window named \"$title\"; capture failed"
     failures=$((failures + 1))

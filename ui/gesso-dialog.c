@@ -30,6 +30,7 @@ typedef struct
 {
   GimpProcedureDialog *dialog;
   GimpProcedureConfig *config;
+  GimpDrawable *drawable;
   GessoEditKind kind;
 
   GtkWidget *model_combo;
@@ -40,11 +41,20 @@ typedef struct
   gulong model_notify_id;
 
   gchar *recipe;
+  gboolean recipe_kind_known;
+  GessoEditKind recipe_kind;    /* the edit that made the layer, when known */
   GtkWidget *recipe_status;
+
+  GtkWidget *prompt_view;       /* where the focus starts */
+  GtkWidget *settings_scroll;   /* Settings, ControlNet and Advanced */
+  GtkWidget *expanders[2];      /* ControlNet, Advanced; NULL when absent */
 
   GessoPreview *preview;
   guint autopreview_id;
   guint autoclose_id;
+  guint unfold_id;
+  guint fit_id;
+  int height_limit;             /* the tallest the window may be; 0 until it is shown */
 } DialogState;
 
 /* Arguments the dialog places itself; any other argument goes under "Advanced". */
@@ -146,28 +156,6 @@ spin_scale (DialogState *s, const gchar *property, gdouble lower, gdouble upper)
     }
 }
 
-/* Gives the labels of the generated widgets of FIRST and SECOND one width, so that their
- * fields line up; a property the procedure does not have is skipped. */
-static void
-align_labels (DialogState *s, const gchar *first, const gchar *second)
-{
-  const gchar *const names[] = { first, second };
-  GtkSizeGroup *group = gtk_size_group_new (GTK_SIZE_GROUP_HORIZONTAL);
-
-  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      GtkWidget *widget;
-
-      if (!gesso_ui_config_has (s->config, names[i]))
-        continue;
-      widget = gimp_procedure_dialog_get_widget (s->dialog, names[i], G_TYPE_NONE);
-      if (GIMP_IS_LABELED (widget))
-        gtk_size_group_add_widget (group, gimp_labeled_get_label (GIMP_LABELED (widget)));
-    }
-  /* each widget in a size group holds a reference to it */
-  g_object_unref (group);
-}
-
 /* --- prompt boxes ------------------------------------------------------------------------ */
 
 static GtkWidget *
@@ -218,6 +206,8 @@ prompt_box (DialogState *s, const gchar *property, const gchar *label_text, int 
   box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 3);
   gtk_box_pack_start (GTK_BOX (box), label, FALSE, FALSE, 0);
   gtk_box_pack_start (GTK_BOX (box), scrolled, TRUE, TRUE, 0);
+  if (strcmp (property, "prompt") == 0)
+    s->prompt_view = view;
   gtk_widget_show_all (box);
   return box;
 }
@@ -233,7 +223,7 @@ prompts_section (DialogState *s)
       if ((child = prompt_box (s, "source-prompt", _("Source prompt (what the _image shows)"),
                                2)) != NULL)
         gtk_box_pack_start (GTK_BOX (box), child, TRUE, TRUE, 0);
-      if ((child = prompt_box (s, "prompt", _("Target _prompt (what it should become)"), 3))
+      if ((child = prompt_box (s, "prompt", _("Target _prompt (what it should become)"), 2))
           != NULL)
         gtk_box_pack_start (GTK_BOX (box), child, TRUE, TRUE, 0);
     }
@@ -458,8 +448,12 @@ fill_model_combo (DialogState *s)
   gtk_combo_box_text_append (combo, "", default_label);
   for (gchar **m = models; *m != NULL; m++)
     {
-      g_autofree gchar *name = gesso_ui_model_display_name (*m);
+      g_autofree gchar *name = NULL;
 
+      /* the first entry stands for it already */
+      if (g_strcmp0 (*m, fallback) == 0)
+        continue;
+      name = gesso_ui_model_display_name (*m);
       gtk_combo_box_text_append (combo, *m, name);
     }
   /* TRANSLATORS: the last entry of the model list: opens a folder chooser */
@@ -605,7 +599,7 @@ settings_section (DialogState *s)
   static const gchar *const seed_names[] = { "seed", "random-seed", NULL };
   static const gchar *const main_names[] = {
     "steps", "guidance", "strength", "full-inversion", "jump-length", "resample-count",
-    "sampler", "hide-strokes", NULL,
+    "hide-strokes", NULL,
   };
   g_autoptr (GList) seed = existing (s->config, seed_names);
   g_autoptr (GList) names = existing (s->config, main_names);
@@ -619,8 +613,6 @@ settings_section (DialogState *s)
   spin_scale (s, "strength", 0, 1);
   spin_scale (s, "jump-length", 1, 20);
   spin_scale (s, "resample-count", 1, 10);
-  if (gesso_ui_config_has (s->config, "sampler"))
-    gimp_procedure_dialog_get_widget (s->dialog, "sampler", GTK_TYPE_COMBO_BOX);
   if (gesso_ui_config_has (s->config, "strength")
       && gesso_ui_config_has (s->config, "full-inversion"))
     gimp_procedure_dialog_set_sensitive (s->dialog, "strength", TRUE, G_OBJECT (s->config),
@@ -629,7 +621,6 @@ settings_section (DialogState *s)
   if (seed != NULL)
     {
       GtkWidget *seed_box;
-      GList *at = g_list_find_custom (names, "sampler", (GCompareFunc) g_strcmp0);
 
       seed_box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-seed-box", seed);
       gtk_orientable_set_orientation (GTK_ORIENTABLE (seed_box), GTK_ORIENTATION_HORIZONTAL);
@@ -644,15 +635,11 @@ settings_section (DialogState *s)
             gimp_procedure_dialog_set_sensitive (s->dialog, "seed", TRUE, G_OBJECT (s->config),
                                                  "random-seed", TRUE);
         }
-      /* the seed goes just before the sampler, or last */
-      names = g_list_insert_before (names, at, (gpointer) "gesso-seed-box");
+      names = g_list_append (names, (gpointer) "gesso-seed-box");
     }
 
   box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-settings-box", names);
   gtk_box_set_spacing (GTK_BOX (box), 4);
-  /* GimpProcedureDialog sizes labels alike only within one box, and the seed has a box of its
-   * own: without this its field would start left of the sampler menu under it */
-  align_labels (s, "seed", "sampler");
   return section_frame (_("Settings"), box);
 }
 
@@ -675,7 +662,8 @@ folded_section (const gchar *title, GtkWidget *box)
 
   gtk_container_add (GTK_CONTAINER (frame), box);
   gtk_widget_show (box);
-  gtk_expander_set_resize_toplevel (GTK_EXPANDER (expander), TRUE);
+  /* not resize_toplevel: it would add the whole section's height to the window, past the
+   * scrolled area's cap; fit_window follows the fold instead */
   gtk_container_add (GTK_CONTAINER (expander), frame);
   gtk_widget_show (frame);
   gtk_widget_show (expander);
@@ -708,6 +696,13 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
         continue;
       names = g_list_append (names, (gpointer) name);
     }
+  /* "Automatic" suits nearly every run, so the list of ten lives here; Restyle's has one entry
+   * (it inverts with DDIM and must sample back with it) and is not shown at all */
+  if (gesso_ui_config_has (s->config, "sampler") && s->kind != GESSO_EDIT_RESTYLE)
+    {
+      gimp_procedure_dialog_get_widget (s->dialog, "sampler", GTK_TYPE_COMBO_BOX);
+      names = g_list_prepend (names, (gpointer) "sampler");
+    }
   if (names == NULL)
     return NULL;
 
@@ -723,7 +718,7 @@ advanced_section (DialogState *s, GimpProcedure *procedure)
   box = gimp_procedure_dialog_fill_box_list (s->dialog, "gesso-advanced-box", names);
   gtk_box_set_spacing (GTK_BOX (box), 4);
   /* TRANSLATORS: no mnemonic in English, as for "Negative prompt" */
-  return folded_section (_("Advanced"), box);
+  return s->expanders[1] = folded_section (_("Advanced"), box);
 }
 
 /* --- ControlNet ------------------------------------------------------------------------- */
@@ -789,50 +784,107 @@ controlnet_section (DialogState *s)
                           gimp_prop_spin_scale_new (config, scales[i], 0.05, 0.25, 2), FALSE,
                           FALSE, 0);
   gtk_widget_show_all (box);
-  return folded_section (_("ControlNet"), box);
+  return s->expanders[0] = folded_section (_("ControlNet"), box);
 }
 
 /* --- recipes ----------------------------------------------------------------------------- */
+
+/* What a recipe of another edit may fill in: what the picture shows and how it was drawn,
+ * not the knobs that mean something else (or nothing) in this edit. */
+static const gchar *const shared_recipe_keys[] = {
+  "prompt", "negative-prompt", "model", "vae", "seed", "random-seed", NULL,
+};
+
+static gboolean
+recipe_is_other_edit (DialogState *s)
+{
+  return s->recipe_kind_known && s->recipe_kind != s->kind;
+}
 
 static void
 recipe_clicked (GtkButton *button, DialogState *s)
 {
   g_autoptr (GError) error = NULL;
+  g_autofree gchar *shared = NULL;
+  g_autofree gchar *layer = gimp_item_get_name (GIMP_ITEM (s->drawable));
+  g_autofree gchar *text = NULL;
+  const gchar *recipe = s->recipe;
 
-  if (gesso_recipe_apply (s->config, s->recipe, &error))
-    gtk_label_set_text (GTK_LABEL (s->recipe_status),
-                        _("The settings this layer was made with are filled in."));
+  if (recipe_is_other_edit (s))
+    {
+      shared = gesso_recipe_filter_new (s->recipe, shared_recipe_keys);
+      recipe = shared != NULL ? shared : s->recipe;
+    }
+  if (!gesso_recipe_apply (s->config, recipe, &error))
+    {
+      gtk_label_set_text (GTK_LABEL (s->recipe_status), error->message);
+      return;
+    }
+  /* OK runs on the layer the dialog was opened on, the result, not on its source: say so */
+  if (recipe_is_other_edit (s))
+    /* TRANSLATORS: %s are the edit that made the layer ("Realize Strokes") and the layer */
+    text = g_strdup_printf (_("The prompts, model and seed of %s are filled in; this edit's "
+                              "own settings are kept. OK runs on this layer, “%s”."),
+                            dialog_title (s->recipe_kind), layer);
   else
-    gtk_label_set_text (GTK_LABEL (s->recipe_status), error->message);
+    text = g_strdup_printf (_("The settings this layer was made with are filled in. OK runs "
+                              "them on this layer, “%s”, not on the layer it was made from."),
+                            layer);
+  gtk_label_set_text (GTK_LABEL (s->recipe_status), text);
 }
 
+/* "This layer was made by Inpaint Selection." and, for another edit's layer, what its recipe
+ * can fill in here. */
+static gchar *
+recipe_origin_text (DialogState *s)
+{
+  if (!s->recipe_kind_known)
+    return g_strdup (_("This layer was made by Gesso."));
+  if (recipe_is_other_edit (s))
+    /* TRANSLATORS: %s is the edit that made the layer, e.g. "Realize Strokes" */
+    return g_strdup_printf (_("This layer was made by %s: its recipe can fill in the prompts, "
+                              "model and seed here, not that edit's own settings."),
+                            dialog_title (s->recipe_kind));
+  /* TRANSLATORS: %s is the edit that made the layer, e.g. "Inpaint Selection" */
+  return g_strdup_printf (_("This layer was made by %s."), dialog_title (s->recipe_kind));
+}
+
+/* Under the preview, where the column has room: the row costs the settings no height. */
 static GtkWidget *
 recipe_section (DialogState *s)
 {
+  GtkWidget *box;
   GtkWidget *row;
   GtkWidget *icon;
   GtkWidget *button;
+  g_autofree gchar *origin = NULL;
 
   if (s->recipe == NULL)
     return NULL;
+  s->recipe_kind_known = gesso_recipe_get_kind (s->recipe, &s->recipe_kind);
+  origin = recipe_origin_text (s);
 
+  box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   icon = gtk_image_new_from_icon_name (GIMP_ICON_DIALOG_INFORMATION, GTK_ICON_SIZE_BUTTON);
+  gtk_widget_set_valign (icon, GTK_ALIGN_START);
   gtk_box_pack_start (GTK_BOX (row), icon, FALSE, FALSE, 0);
 
-  s->recipe_status = gtk_label_new (_("This layer was made by Gesso."));
+  s->recipe_status = gtk_label_new (origin);
   gtk_label_set_xalign (GTK_LABEL (s->recipe_status), 0.0);
   gtk_label_set_line_wrap (GTK_LABEL (s->recipe_status), TRUE);
+  gtk_label_set_max_width_chars (GTK_LABEL (s->recipe_status), 20);
   gtk_box_pack_start (GTK_BOX (row), s->recipe_status, TRUE, TRUE, 0);
+  gtk_box_pack_start (GTK_BOX (box), row, FALSE, FALSE, 0);
 
   button = gtk_button_new_with_mnemonic (_("Use recipe of this la_yer"));
   gtk_widget_set_tooltip_text (button, _("Fill in the prompts, model, seed and settings this "
                                          "layer was made with"));
-  gtk_box_pack_end (GTK_BOX (row), button, FALSE, FALSE, 0);
+  gtk_box_pack_start (GTK_BOX (box), button, FALSE, FALSE, 0);
   g_signal_connect (button, "clicked", G_CALLBACK (recipe_clicked), s);
 
-  gtk_widget_show_all (row);
-  return row;
+  gtk_widget_show_all (box);
+  return box;
 }
 
 /* For tools/screenshot-dialogs.sh and tests, which have no way to click: GESSO_UI_AUTOPREVIEW=1
@@ -856,6 +908,16 @@ schedule_autoclose (DialogState *s, const gchar *seconds)
     s->autoclose_id = g_timeout_add_seconds (CLAMP (atoi (seconds), 0, 3600), autoclose, s);
 }
 
+/* tools/screenshot-dialogs.sh checks from this line that the window fits a 768-px screen. */
+static void
+log_window_size (DialogState *s)
+{
+  int width = 0, height = 0;
+
+  gtk_window_get_size (GTK_WINDOW (s->dialog), &width, &height);
+  g_debug ("dialog window %d x %d", width, height);
+}
+
 static void
 preview_done (GessoPreview *preview, gpointer data)
 {
@@ -863,6 +925,7 @@ preview_done (GessoPreview *preview, gpointer data)
   const gchar *seconds = g_getenv ("GESSO_UI_AUTOCLOSE");
 
   gesso_preview_set_done_func (preview, NULL, NULL);
+  log_window_size (s);
   if (seconds != NULL && !g_str_has_prefix (seconds, "start+"))
     schedule_autoclose (s, seconds);
 }
@@ -884,6 +947,138 @@ autopreview (gpointer data)
 }
 
 /* --- the dialog -------------------------------------------------------------------------- */
+
+/* What a window may take of the monitor's work area: a title bar above it, and room for a
+ * panel that the work area of a bare X server (no window manager) does not leave out. */
+#define WINDOW_FRAME_ALLOWANCE 72
+/* The settings keep at least this much room on a very small screen. */
+#define SETTINGS_MIN_HEIGHT 120
+
+/* The settings scroll rather than push OK and Cancel off the screen: they may take what the
+ * work area leaves after the rest of the dialog, as GIMP's own filter dialogs do. Measured
+ * when the dialog is first shown (the heights of the buttons GimpProcedureDialog adds are
+ * known only then); unfolding Advanced or ControlNet then grows the window up to that cap and
+ * no further. */
+static void
+cap_settings_height (GtkWidget *dialog, DialogState *s)
+{
+  GtkScrolledWindow *scroll = GTK_SCROLLED_WINDOW (s->settings_scroll);
+  GdkDisplay *display = gtk_widget_get_display (dialog);
+  GdkMonitor *monitor = gdk_display_get_monitor_at_window (display,
+                                                           gtk_widget_get_window (dialog));
+  GdkRectangle area;
+  int window_height = gtk_widget_get_allocated_height (dialog);
+  int settings_height = gtk_widget_get_allocated_height (s->settings_scroll);
+  int others, room;
+
+  g_signal_handlers_disconnect_by_func (dialog, cap_settings_height, s);
+  if (monitor == NULL)
+    return;
+  gdk_monitor_get_workarea (monitor, &area);
+  others = window_height - settings_height;
+  room = MAX (area.height - WINDOW_FRAME_ALLOWANCE - others, SETTINGS_MIN_HEIGHT);
+  gtk_scrolled_window_set_max_content_height (scroll, room);
+  s->height_limit = MAX (area.height - WINDOW_FRAME_ALLOWANCE, others + SETTINGS_MIN_HEIGHT);
+  /* GTK grows a window to fit, but never shrinks one by itself */
+  if (settings_height > room)
+    gtk_window_resize (GTK_WINDOW (dialog), gtk_widget_get_allocated_width (dialog),
+                       others + room);
+  g_debug ("work area %d px high: settings capped at %d px (they need %d)", area.height, room,
+           settings_height);
+}
+
+static GtkWidget *
+settings_scroll_new (DialogState *s, GimpProcedure *procedure)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
+  GtkWidget *scroll = gtk_scrolled_window_new (NULL, NULL);
+  GtkWidget *child;
+
+  if ((child = settings_section (s)) != NULL)
+    gtk_box_pack_start (GTK_BOX (box), child, FALSE, FALSE, 0);
+  if ((child = controlnet_section (s)) != NULL)
+    gtk_box_pack_start (GTK_BOX (box), child, FALSE, FALSE, 0);
+  if ((child = advanced_section (s, procedure)) != NULL)
+    gtk_box_pack_start (GTK_BOX (box), child, FALSE, FALSE, 0);
+
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER,
+                                  GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_propagate_natural_height (GTK_SCROLLED_WINDOW (scroll), TRUE);
+  gtk_scrolled_window_set_min_content_height (GTK_SCROLLED_WINDOW (scroll),
+                                              SETTINGS_MIN_HEIGHT);
+  gtk_scrolled_window_set_overlay_scrolling (GTK_SCROLLED_WINDOW (scroll), FALSE);
+  gtk_container_add (GTK_CONTAINER (scroll), box);
+  s->settings_scroll = scroll;
+  return scroll;
+}
+
+/* After a section was folded or unfolded: the window takes its natural height again, which
+ * the scrolled settings keep under the cap (GTK grows a window by itself, but never shrinks
+ * one). */
+static gboolean
+fit_window (gpointer data)
+{
+  DialogState *s = data;
+  int height = 0;
+
+  s->fit_id = 0;
+  gtk_widget_get_preferred_height (GTK_WIDGET (s->dialog), NULL, &height);
+  /* the natural height of wrapped labels may come out a little taller than the one measured
+   * when the cap was set: the settings then get a few pixels less */
+  if (s->height_limit > 0)
+    height = MIN (height, s->height_limit);
+  gtk_window_resize (GTK_WINDOW (s->dialog),
+                     gtk_widget_get_allocated_width (GTK_WIDGET (s->dialog)), height);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+expander_toggled (GObject *expander, GParamSpec *pspec, DialogState *s)
+{
+  if (s->fit_id == 0)
+    s->fit_id = g_idle_add (fit_window, s);
+}
+
+/* Ctrl+Enter runs from anywhere, the prompt boxes included (where Enter is a new line). */
+static void
+add_run_shortcut (DialogState *s)
+{
+  GtkWidget *ok = gtk_dialog_get_widget_for_response (GTK_DIALOG (s->dialog), GTK_RESPONSE_OK);
+  GtkAccelGroup *accels;
+
+  if (ok == NULL)
+    return;
+  accels = gtk_accel_group_new ();
+  gtk_window_add_accel_group (GTK_WINDOW (s->dialog), accels);
+  gtk_widget_add_accelerator (ok, "clicked", accels, GDK_KEY_Return, GDK_CONTROL_MASK, 0);
+  gtk_widget_add_accelerator (ok, "clicked", accels, GDK_KEY_KP_Enter, GDK_CONTROL_MASK, 0);
+  g_object_unref (accels);
+}
+
+/* For tools/screenshot-dialogs.sh: GESSO_UI_UNFOLD=1 opens ControlNet and Advanced, the
+ * tallest state of a dialog, and scrolls the settings to their end. */
+static void
+scroll_to_end (GtkAdjustment *adj, gpointer data)
+{
+  gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj)
+                                 - gtk_adjustment_get_page_size (adj));
+}
+
+static gboolean
+unfold_all (gpointer data)
+{
+  DialogState *s = data;
+  GtkAdjustment *adj;
+
+  s->unfold_id = 0;
+  adj = gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (s->settings_scroll));
+  /* the range grows once the unfolded sections have been sized */
+  g_signal_connect (adj, "changed", G_CALLBACK (scroll_to_end), NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (s->expanders); i++)
+    if (s->expanders[i] != NULL)
+      gtk_expander_set_expanded (GTK_EXPANDER (s->expanders[i]), TRUE);
+  return G_SOURCE_REMOVE;
+}
 
 gboolean
 gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpImage *image,
@@ -909,6 +1104,7 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
   s.dialog = GIMP_PROCEDURE_DIALOG (dialog);
   s.config = config;
   s.kind = kind;
+  s.drawable = drawable;
   s.recipe = gesso_recipe_get_from_drawable (drawable);
 
   layout = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
@@ -921,22 +1117,27 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
   gtk_widget_set_valign (left, GTK_ALIGN_START);
   gtk_box_pack_start (GTK_BOX (layout), left, FALSE, FALSE, 0);
 
-  /* right: what to make, with what, and how */
+  if ((child = recipe_section (&s)) != NULL)
+    gtk_box_pack_start (GTK_BOX (left), child, FALSE, FALSE, 6);
+
+  /* right: what to make, with what, and how; the settings scroll when the screen is short */
   right = gtk_box_new (GTK_ORIENTATION_VERTICAL, 12);
   gtk_box_pack_start (GTK_BOX (layout), right, TRUE, TRUE, 0);
-  if ((child = recipe_section (&s)) != NULL)
-    gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
-  gtk_box_pack_start (GTK_BOX (right), prompts_section (&s), TRUE, TRUE, 0);
+  gtk_box_pack_start (GTK_BOX (right), prompts_section (&s), FALSE, FALSE, 0);
   if (gesso_ui_config_has (config, "model"))
     gtk_box_pack_start (GTK_BOX (right), model_section (&s), FALSE, FALSE, 0);
-  if ((child = settings_section (&s)) != NULL)
-    gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
-  if ((child = controlnet_section (&s)) != NULL)
-    gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
-  if ((child = advanced_section (&s, procedure)) != NULL)
-    gtk_box_pack_start (GTK_BOX (right), child, FALSE, FALSE, 0);
+  gtk_box_pack_start (GTK_BOX (right), settings_scroll_new (&s, procedure), TRUE, TRUE, 0);
 
   gtk_widget_show_all (layout);
+  g_signal_connect (dialog, "map", G_CALLBACK (cap_settings_height), &s);
+  for (gsize i = 0; i < G_N_ELEMENTS (s.expanders); i++)
+    if (s.expanders[i] != NULL)
+      g_signal_connect (s.expanders[i], "notify::expanded", G_CALLBACK (expander_toggled), &s);
+  add_run_shortcut (&s);
+  if (s.prompt_view != NULL)
+    gtk_widget_grab_focus (s.prompt_view);
+  if (g_strcmp0 (g_getenv ("GESSO_UI_UNFOLD"), "1") == 0)
+    s.unfold_id = g_timeout_add (300, unfold_all, &s);
   if (g_strcmp0 (g_getenv ("GESSO_UI_AUTOPREVIEW"), "1") == 0)
     s.autopreview_id = g_timeout_add (500, autopreview, &s);
   run = gimp_procedure_dialog_run (GIMP_PROCEDURE_DIALOG (dialog));
@@ -950,6 +1151,10 @@ gesso_dialog_run (GimpProcedure *procedure, GimpProcedureConfig *config, GimpIma
     g_source_remove (s.autopreview_id);
   if (s.autoclose_id != 0)
     g_source_remove (s.autoclose_id);
+  if (s.unfold_id != 0)
+    g_source_remove (s.unfold_id);
+  if (s.fit_id != 0)
+    g_source_remove (s.fit_id);
   /* a preview still running is cancelled and joined before any widget goes away */
   gesso_preview_free (s.preview);
   if (s.model_notify_id != 0)

@@ -11,7 +11,10 @@
  * callback returns as FALSE, so the engine stops within one step. The worker never touches
  * the pane: results travel back through g_idle_add(), and an idle whose job is no longer
  * the pane's current one (the dialog was closed) does nothing. Closing the dialog sets the
- * flag and joins the thread before anything the worker could read is freed.
+ * flag and joins the thread before anything the worker could read is freed, except while the
+ * worker is still loading the model, which cannot be interrupted and may take many seconds:
+ * then the thread is left to finish on its own data (the job holds everything it reads), so
+ * that Cancel closes the dialog at once.
  */
 #include "gesso-config.h"
 
@@ -49,6 +52,7 @@ struct _GessoPreview
   PreviewJob *job;              /* the running job, or NULL */
   GThread *thread;
   guint pulse_id;
+  guint prepare_id;             /* a Preview click waiting for its busy state to be drawn */
   gboolean drew_seed;
 
   GessoPreviewDoneFunc done_func;
@@ -59,6 +63,7 @@ struct _PreviewJob
 {
   gatomicrefcount ref_count;
   gint cancel;                  /* atomic; 1: stop at the next step */
+  gint loading;                 /* atomic; 1 while the worker opens the model */
   GessoPreview *owner;          /* main thread only; NULL once the pane let go of the job */
 
   gchar *model_path;
@@ -483,8 +488,10 @@ job_thread (gpointer data)
       model_params.path = job->model_path;
       model_params.vae = job->vae_path;
       model_params.embeddings = (const char *const *) embedding_dirs;
+      g_atomic_int_set (&job->loading, 1);
       job->opened = gesso_model_open (&model_params, &job->error);
       job->model = job->opened;
+      g_atomic_int_set (&job->loading, 0);
     }
   if (g_atomic_int_get (&job->cancel))
     g_set_error_literal (&job->error, GESSO_ERROR, GESSO_ERROR_CANCELLED, "cancelled");
@@ -506,8 +513,18 @@ job_thread (gpointer data)
 static void
 set_running (GessoPreview *p, gboolean running)
 {
+  GdkWindow *window = gtk_widget_get_window (p->box);
+
   gtk_widget_set_sensitive (p->preview_button, !running);
   gtk_widget_set_sensitive (p->stop_button, running);
+  if (window != NULL)
+    {
+      g_autoptr (GdkCursor) cursor = running ? gdk_cursor_new_from_name (
+                                                 gdk_window_get_display (window), "progress")
+                                             : NULL;
+
+      gdk_window_set_cursor (gtk_widget_get_window (gtk_widget_get_toplevel (p->box)), cursor);
+    }
 }
 
 static void
@@ -659,26 +676,34 @@ finished_idle (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-void
-gesso_preview_start (GessoPreview *p)
+static void
+start_pulse (GessoPreview *p)
 {
+  stop_pulse (p);
+  p->pulse_id = g_timeout_add (120, pulse, p);
+}
+
+/* Reads the image and starts the worker: the second half of gesso_preview_start. */
+static gboolean
+prepare_and_run (gpointer data)
+{
+  GessoPreview *p = data;
   g_autoptr (GError) error = NULL;
-  PreviewJob *job;
+  PreviewJob *job = job_new ();
 
-  if (p->job != NULL)
-    return;
-
-  job = job_new ();
+  p->prepare_id = 0;
   if (!job_prepare (p, job, &error))
     {
       job_unref (job);
+      stop_pulse (p);
+      set_running (p, FALSE);
       gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (p->progress), 0.0);
       gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->progress), _("No preview"));
       set_status (p, error->message);
       g_debug ("preview finished: %s", error->message);
       if (p->done_func != NULL)
         p->done_func (p, p->done_data);
-      return;
+      return G_SOURCE_REMOVE;
     }
 
   p->thread = g_thread_try_new ("gesso-preview", job_thread, job_ref (job), &error);
@@ -686,21 +711,36 @@ gesso_preview_start (GessoPreview *p)
     {
       job_unref (job);
       job_unref (job);
+      stop_pulse (p);
+      set_running (p, FALSE);
       set_status (p, error->message);
-      return;
+      return G_SOURCE_REMOVE;
     }
   job->owner = p;
   p->job = job;
   g_debug ("preview started: %s", job->model_path);
+  /* TRANSLATORS: the preview's progress text while the prompt (and picture) are encoded,
+   * before the first step */
+  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->progress),
+                             job->model != NULL ? _("Encoding the prompt…")
+                                                : _("Loading model…"));
+  return G_SOURCE_REMOVE;
+}
 
+void
+gesso_preview_start (GessoPreview *p)
+{
+  if (p->job != NULL || p->prepare_id != 0)
+    return;
+
+  /* busy at once: reading a large image takes a moment before the worker can start */
   set_running (p, TRUE);
   set_status (p, NULL);
   gtk_progress_bar_set_fraction (GTK_PROGRESS_BAR (p->progress), 0.0);
-  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->progress),
-                             job->model != NULL ? _("Starting…") : _("Loading model…"));
-  stop_pulse (p);
-  if (job->model == NULL)
-    p->pulse_id = g_timeout_add (120, pulse, p);
+  gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->progress), _("Reading the image…"));
+  start_pulse (p);
+  /* a timeout rather than an idle, so that the busy state is drawn first */
+  p->prepare_id = g_timeout_add (40, prepare_and_run, p);
 }
 
 static void
@@ -712,6 +752,15 @@ preview_clicked (GtkButton *button, GessoPreview *p)
 static void
 stop_clicked (GtkButton *button, GessoPreview *p)
 {
+  if (p->prepare_id != 0)
+    {
+      g_source_remove (p->prepare_id);
+      p->prepare_id = 0;
+      stop_pulse (p);
+      set_running (p, FALSE);
+      gtk_progress_bar_set_text (GTK_PROGRESS_BAR (p->progress), _("Preview cancelled"));
+      return;
+    }
   if (p->job == NULL)
     return;
   g_atomic_int_set (&p->job->cancel, 1);
@@ -812,20 +861,32 @@ gesso_preview_free (GessoPreview *p)
   if (p == NULL)
     return;
   stop_pulse (p);
+  if (p->prepare_id != 0)
+    g_source_remove (p->prepare_id);
   if (p->job != NULL)
     {
       PreviewJob *job = p->job;
-
-      /* the worker stops at its next step (or after the model has loaded); its pending
-       * idles find the job detached and do nothing */
       gint64 t0 = g_get_monotonic_time ();
 
+      /* the worker stops at its next step, or as soon as the model has loaded; its pending
+       * idles find the job detached and do nothing */
       g_atomic_int_set (&job->cancel, 1);
-      g_thread_join (p->thread);
-      g_debug ("preview cancelled by closing the dialog; joined in %.2f s",
-               (g_get_monotonic_time () - t0) / 1e6);
+      if (g_atomic_int_get (&job->loading))
+        {
+          /* loading cannot be interrupted: the thread finishes on the job's own data, which
+           * its reference keeps, and the dialog closes now */
+          g_thread_unref (p->thread);
+          g_debug ("preview cancelled by closing the dialog while the model loads; left "
+                   "to finish");
+        }
+      else
+        {
+          g_thread_join (p->thread);
+          g_debug ("preview cancelled by closing the dialog; joined in %.2f s",
+                   (g_get_monotonic_time () - t0) / 1e6);
+          adopt_model (p, job);
+        }
       p->thread = NULL;
-      adopt_model (p, job);
       job->owner = NULL;
       p->job = NULL;
       job_unref (job);

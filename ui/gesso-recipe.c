@@ -277,6 +277,43 @@ gesso_recipe_apply_to_object (GObject *config, const gchar *recipe, GError **err
   return ok;
 }
 
+gboolean
+gesso_recipe_get_kind (const gchar *recipe, GessoEditKind *kind)
+{
+  g_autoptr (GKeyFile) file = g_key_file_new ();
+  g_autofree gchar *method = NULL;
+
+  g_return_val_if_fail (kind != NULL, FALSE);
+  if (recipe == NULL
+      || !g_key_file_load_from_data (file, recipe, (gsize) -1, G_KEY_FILE_NONE, NULL)
+      || (method = g_key_file_get_string (file, GROUP, "method", NULL)) == NULL)
+    return FALSE;
+  for (gsize i = 0; i < G_N_ELEMENTS (method_keys); i++)
+    if (g_strcmp0 (method, method_keys[i]) == 0)
+      {
+        *kind = (GessoEditKind) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+gchar *
+gesso_recipe_filter_new (const gchar *recipe, const gchar *const *keep)
+{
+  g_autoptr (GKeyFile) file = g_key_file_new ();
+  g_auto (GStrv) keys = NULL;
+
+  g_return_val_if_fail (keep != NULL, NULL);
+  if (recipe == NULL
+      || !g_key_file_load_from_data (file, recipe, (gsize) -1, G_KEY_FILE_NONE, NULL)
+      || (keys = g_key_file_get_keys (file, GROUP, NULL, NULL)) == NULL)
+    return NULL;
+  for (gchar **k = keys; *k != NULL; k++)
+    if (strcmp (*k, "method") != 0 && !g_strv_contains (keep, *k))
+      g_key_file_remove_key (file, GROUP, *k, NULL);
+  return g_key_file_to_data (file, NULL, NULL);
+}
+
 gchar *
 gesso_recipe_get_from_drawable (GimpDrawable *drawable)
 {

@@ -25,6 +25,11 @@ gboolean gesso_ui_is_model_path (const gchar *path);
  * property names (the unit test has no GIMP to make a GimpProcedureConfig). */
 gchar *gesso_recipe_new_from_object (GObject *config, GessoEditKind kind);
 gboolean gesso_recipe_apply_to_object (GObject *config, const gchar *recipe, GError **error);
+/* The edit RECIPE was made by (its "method"); FALSE when it names none this version knows. */
+gboolean gesso_recipe_get_kind (const gchar *recipe, GessoEditKind *kind);
+/* RECIPE with only its "method" and the keys in KEEP (NULL-terminated), as recipe text; NULL
+ * when RECIPE is not a key file. For a recipe of another edit: what the two share. */
+gchar *gesso_recipe_filter_new (const gchar *recipe, const gchar *const *keep);
 
 /* --- gesso-config-utils.c -------------------------------------------------------------- */
 

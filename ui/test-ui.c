@@ -145,6 +145,37 @@ test_recipe_round_trip (void)
   g_assert_false (fb->random_seed);
 }
 
+/* a recipe names the edit that made it; another edit takes only the keys it shares */
+static void
+test_recipe_kind_and_filter (void)
+{
+  static const gchar *const keep[] = { "prompt", "seed", NULL };
+  g_autoptr (GObject) a = G_OBJECT (fake_new ());
+  g_autoptr (GObject) b = G_OBJECT (fake_new ());
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *shared = NULL;
+  FakeConfig *fb = (FakeConfig *) b;
+  GessoEditKind kind = GESSO_EDIT_GENERATE;
+
+  g_object_set (a, "prompt", "a rose", "steps", 37, "seed", 99, "sampler", "lms", NULL);
+  text = gesso_recipe_new_from_object (a, GESSO_EDIT_SDEDIT);
+  g_assert_true (gesso_recipe_get_kind (text, &kind));
+  g_assert_cmpint (kind, ==, GESSO_EDIT_SDEDIT);
+  g_assert_false (gesso_recipe_get_kind ("[recipe]\nmethod=upscale\n", &kind));
+  g_assert_false (gesso_recipe_get_kind ("{\"method\": \"inpaint\"}", &kind));
+
+  shared = gesso_recipe_filter_new (text, keep);
+  g_assert_nonnull (shared);
+  g_assert_true (gesso_recipe_get_kind (shared, &kind));
+  g_assert_true (gesso_recipe_apply_to_object (b, shared, NULL));
+  g_assert_cmpstr (fb->prompt, ==, "a rose");
+  g_assert_cmpint (fb->seed, ==, 99);
+  /* the other edit's settings stay as they were */
+  g_assert_cmpint (fb->steps, ==, 25);
+  g_assert_cmpstr (fb->sampler, ==, "auto");
+  g_assert_null (gesso_recipe_filter_new ("{ not a key file", keep));
+}
+
 /* numbers are written and read the same way whatever the locale's decimal separator */
 static void
 test_recipe_locale (void)
@@ -330,6 +361,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/ui/recipe/round-trip", test_recipe_round_trip);
   g_test_add_func ("/ui/recipe/locale", test_recipe_locale);
+  g_test_add_func ("/ui/recipe/kind-and-filter", test_recipe_kind_and_filter);
   g_test_add_func ("/ui/recipe/other-forms", test_recipe_other_forms);
   g_test_add_func ("/ui/models/find", test_models_find);
   g_test_add_func ("/ui/models/resolve", test_models_resolve);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "edit/region.h"
+#include <glib/gi18n-lib.h>
 
 gboolean
 gesso_blend_region (const GessoImage *input, const GessoRegion *region,
@@ -14,7 +15,7 @@ gesso_blend_region (const GessoImage *input, const GessoRegion *region,
   if (input == NULL || input->pixels == NULL || generated == NULL || generated->pixels == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "blending needs both the input image and the generated pixels");
+                   _("blending needs both the input image and the generated pixels"));
       return FALSE;
     }
   if (region == NULL || region->width <= 0 || region->height <= 0 || region->x < 0
@@ -22,7 +23,7 @@ gesso_blend_region (const GessoImage *input, const GessoRegion *region,
       || region->y > input->height - region->height)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the edit region does not fit the %d x %d input image",
+                   _("the edit region does not fit the %d x %d input image"),
                    input->width, input->height);
       return FALSE;
     }
@@ -31,8 +32,8 @@ gesso_blend_region (const GessoImage *input, const GessoRegion *region,
                             || blend->height != region->height)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the generated pixels (%d x %d) and blend mask (%d x %d) must have the "
-                   "region's size, %d x %d", generated->width, generated->height,
+                   _("the generated pixels (%d x %d) and blend mask (%d x %d) must have the "
+                   "region's size, %d x %d"), generated->width, generated->height,
                    blend != NULL ? blend->width : region->width,
                    blend != NULL ? blend->height : region->height,
                    region->width, region->height);

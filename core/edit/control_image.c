@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 static const char *const preprocess_names[] = {
   [GESSO_CONTROL_PREPROCESS_NONE] = "none",
@@ -170,7 +171,7 @@ canny (const GessoImage *image, GessoImage *out, GError **error)
       || stack == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory for Canny edges of a %d x %d image", w, h);
+                   _("not enough memory for Canny edges of a %d x %d image"), w, h);
       return FALSE;
     }
   for (size_t i = 0; i < n; i++)
@@ -221,8 +222,8 @@ inpaint (const GessoImage *image, const GessoMask *mask, GessoImage *out, size_t
       || mask->height != image->height)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the inpaint control image needs the edit's mask, of the picture's size: "
-                   "use it with Inpaint Selection (or give a mask)");
+                   _("the inpaint control image needs the edit's mask, of the picture's size: "
+                   "use it with Inpaint Selection (or give a mask)"));
       return FALSE;
     }
   as_is (image, out, n);
@@ -242,13 +243,13 @@ gesso_control_preprocess (const GessoImage *image, GessoControlPreprocess prepro
   if (image->pixels == NULL || image->width < 1 || image->height < 1)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the control image has no pixels");
+                   _("the control image has no pixels"));
       return FALSE;
     }
   if (gesso_control_preprocess_name (preprocess) == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "unknown control preprocessor %d", (int) preprocess);
+                   _("unknown control preprocessor %d"), (int) preprocess);
       return FALSE;
     }
   if (!gesso_image_init (out, image->width, image->height, error))

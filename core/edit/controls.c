@@ -6,6 +6,7 @@
 
 #include "edit/model-private.h"
 #include "edit/resample.h"
+#include <glib/gi18n-lib.h>
 
 #define MAX_CONTROL_SCALE 2.0
 
@@ -16,7 +17,7 @@ gesso_edit_controls_check (const GessoEditParams *p, GError **error)
       || (p->n_controls > 0 && p->controls == NULL))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d ControlNets given; an edit takes 0 to %d", p->n_controls,
+                   _("%d ControlNets given; an edit takes 0 to %d"), p->n_controls,
                    GESSO_MAX_CONTROLS);
       return FALSE;
     }
@@ -25,7 +26,7 @@ gesso_edit_controls_check (const GessoEditParams *p, GError **error)
           || !(p->control_end >= p->control_start && p->control_end <= 1.0f)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the ControlNets act from %g to %g of the steps; give 0 <= start <= end <= 1",
+                   _("the ControlNets act from %g to %g of the steps; give 0 <= start <= end <= 1"),
                    (double) p->control_start, (double) p->control_end);
       return FALSE;
     }
@@ -36,30 +37,30 @@ gesso_edit_controls_check (const GessoEditParams *p, GError **error)
       if (c->model == NULL || *c->model == '\0')
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "ControlNet %d has no model file", j + 1);
+                       _("ControlNet %d has no model file"), j + 1);
           return FALSE;
         }
       if (!(c->scale >= 0.0f && c->scale <= MAX_CONTROL_SCALE))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "ControlNet %d's scale is %g; it must be between 0 and %g", j + 1,
+                       _("ControlNet %d's scale is %g; it must be between 0 and %g"), j + 1,
                        (double) c->scale, MAX_CONTROL_SCALE);
           return FALSE;
         }
       if (gesso_control_preprocess_name (c->preprocess) == NULL)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "ControlNet %d has an unknown preprocessor", j + 1);
+                       _("ControlNet %d has an unknown preprocessor"), j + 1);
           return FALSE;
         }
       if (c->preprocess == GESSO_CONTROL_PREPROCESS_INPAINT ? p->kind == GESSO_EDIT_GENERATE
                                                             : c->image == NULL)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       c->image == NULL ? "ControlNet %d has no control image"
-                                        : "ControlNet %d: the inpaint control image is made "
+                       c->image == NULL ? _("ControlNet %d has no control image")
+                                        : _("ControlNet %d: the inpaint control image is made "
                                           "from the input and its mask, which Generate has "
-                                          "none of", j + 1);
+                                          "none of"), j + 1);
           return FALSE;
         }
     }
@@ -101,7 +102,7 @@ prepare_image (const GessoControl *c, GessoControlNet *net, const GessoImage *in
   if (work == NULL || sized == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory for a %d x %d control image", out_w, out_h);
+                   _("not enough memory for a %d x %d control image"), out_w, out_h);
       return FALSE;
     }
   /* the inpaint kind is the input as it is; its region to change is set to -1 at the
@@ -152,14 +153,14 @@ gesso_edit_controls_prepare (GessoEditControls *ec, GessoModel *model,
           /* say which one, unless the message does */
           if (error != NULL && *error != NULL
               && !g_str_has_prefix ((*error)->message, "ControlNet"))
-            g_prefix_error (error, "ControlNet %d: ", j + 1);
+            g_prefix_error (error, _("ControlNet %d: "), j + 1);
           return FALSE;
         }
       if (gesso_controlnet_get_image_channels (net) != 3)
         {
           g_autofree char *shown = g_utf8_make_valid (c->model, -1);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "ControlNet '%s' reads %d-channel control images; Gesso makes RGB ones",
+                       _("ControlNet '%s' reads %d-channel control images; Gesso makes RGB ones"),
                        shown, gesso_controlnet_get_image_channels (net));
           return FALSE;
         }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -29,7 +30,7 @@ gesso_job_progress_step (GessoJobProgress *p, GError **error)
   preview = p->previewer != NULL ? gesso_previewer_render (p->previewer) : NULL;
   if (!p->func (p->done, p->total, preview, p->data))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CANCELLED, "cancelled after step %d of %d",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CANCELLED, _("cancelled after step %d of %d"),
                    p->done, p->total);
       return FALSE;
     }
@@ -87,7 +88,7 @@ gesso_denoise_init (GessoDenoise *d, GessoSampler *sampler, GessoGuider *guider,
     {
       gesso_denoise_clear (d);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory for the sampler's %u noise tensors", n_noise);
+                   _("not enough memory for the sampler's %u noise tensors"), n_noise);
       return FALSE;
     }
   return TRUE;
@@ -322,9 +323,9 @@ check_finite (const GessoDenoise *d, guint i, guint n, const float *x, GError **
   if (!bad)
     return TRUE;
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
-               "%s produced NaN or infinite values at step %u of %u; the model's weights are "
+               _("%s produced NaN or infinite values at step %u of %u; the model's weights are "
                "broken or overflow float32 (a failed float16 conversion?): use another copy "
-               "of the model", d->phase != NULL && strcmp (d->phase, "inversion") == 0
+               "of the model"), d->phase != NULL && strcmp (d->phase, "inversion") == 0
                                ? "DDIM inversion" : "sampling", i - d->first + 1, n - d->first);
   return FALSE;
 }
@@ -347,7 +348,7 @@ gesso_denoise_run (GessoDenoise *d, float *x, GError **error)
       if (d->original == NULL)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "RePaint needs the original latent");
+                       _("RePaint needs the original latent"));
           return FALSE;
         }
       t_last = ts[d->first] + 1;

@@ -31,6 +31,7 @@
 #include "edit/preview.h"
 #include "edit/region.h"
 #include "edit/resample.h"
+#include <glib/gi18n-lib.h>
 
 #define MAX_GUIDANCE 100.0f
 #define MAX_MASK_RADIUS 4096.0f
@@ -118,7 +119,7 @@ static gboolean
 check_range (const char *name, double value, double lo, double hi, GError **error)
 {
   if (!(value >= lo && value <= hi))
-    return invalid (error, "%s is %g; it must be a number between %g and %g", name, value, lo,
+    return invalid (error, _("%s is %g; it must be a number between %g and %g"), name, value, lo,
                     hi);
   return TRUE;
 }
@@ -127,13 +128,13 @@ static gboolean
 check_params (const GessoEditParams *p, GError **error)
 {
   if ((unsigned) p->kind > GESSO_EDIT_RESTYLE)
-    return invalid (error, "unknown edit kind %d", (int) p->kind);
+    return invalid (error, _("unknown edit kind %d"), (int) p->kind);
   if (p->prompt == NULL)
-    return invalid (error, "no prompt given (an empty prompt is allowed)");
+    return invalid (error, _("no prompt given (an empty prompt is allowed)"));
   if (p->kind == GESSO_EDIT_RESTYLE && p->source_prompt == NULL)
-    return invalid (error, "restyle needs a source prompt describing the image as it is");
+    return invalid (error, _("restyle needs a source prompt describing the image as it is"));
   if (p->steps < 1 || p->steps > 1000)
-    return invalid (error, "steps is %d; it must be between 1 and 1000", p->steps);
+    return invalid (error, _("steps is %d; it must be between 1 and 1000"), p->steps);
   if (!check_range ("guidance", p->guidance, 0, MAX_GUIDANCE, error)
       || !check_range ("guidance rescale", p->guidance_rescale, 0, 1, error)
       || !check_range ("strength", p->strength, 0, 1, error)
@@ -143,23 +144,23 @@ check_params (const GessoEditParams *p, GError **error)
     return FALSE;
   if (p->kind == GESSO_EDIT_GENERATE
       && (p->width < 0 || p->height < 0 || p->width > MAX_SIDE || p->height > MAX_SIDE))
-    return invalid (error, "the size %d x %d is out of range; give 1 to %d pixels a side (0 for "
-                    "the model's native size)", p->width, p->height, MAX_SIDE);
+    return invalid (error, _("the size %d x %d is out of range; give 1 to %d pixels a side (0 for "
+                    "the model's native size)"), p->width, p->height, MAX_SIDE);
   if (p->jump_length < 1 || p->jump_length > 1000)
-    return invalid (error, "jump length is %d; it must be between 1 and 1000", p->jump_length);
+    return invalid (error, _("jump length is %d; it must be between 1 and 1000"), p->jump_length);
   if (p->resample_count < 1 || p->resample_count > 100)
-    return invalid (error, "resample count is %d; it must be between 1 (no resampling) and 100",
+    return invalid (error, _("resample count is %d; it must be between 1 (no resampling) and 100"),
                     p->resample_count);
   if (p->context_margin < 0 || p->context_margin > MAX_CONTEXT_MARGIN)
-    return invalid (error, "context margin is %d; it must be between 0 and %d pixels",
+    return invalid (error, _("context margin is %d; it must be between 0 and %d pixels"),
                     p->context_margin, MAX_CONTEXT_MARGIN);
   if (p->clip_skip < 0)
-    return invalid (error, "clip skip is %d; it must be 0 (last layer) or more", p->clip_skip);
+    return invalid (error, _("clip skip is %d; it must be 0 (last layer) or more"), p->clip_skip);
   if (p->pixel_budget < 0)
-    return invalid (error, "pixel budget is %d; it must be 0 (the model's native area) or a "
-                    "positive pixel count", p->pixel_budget);
+    return invalid (error, _("pixel budget is %d; it must be 0 (the model's native area) or a "
+                    "positive pixel count"), p->pixel_budget);
   if (p->preview_size < 0 || p->preview_size > MAX_PREVIEW_SIDE)
-    return invalid (error, "preview size is %d; it must be 0 (no previews) or up to %d pixels",
+    return invalid (error, _("preview size is %d; it must be 0 (no previews) or up to %d pixels"),
                     p->preview_size, MAX_PREVIEW_SIDE);
   if (p->n_loras < 0 || p->n_loras > GESSO_MAX_LORAS || (p->n_loras > 0 && p->loras == NULL))
     return invalid (error, "%d LoRAs given; at most %d can be used together", p->n_loras,
@@ -174,13 +175,13 @@ check_inputs (const GessoEditParams *p, const GessoImage *input, const GessoMask
   if (p->kind == GESSO_EDIT_GENERATE)
     return TRUE;
   if (input == NULL || input->pixels == NULL || input->width < 1 || input->height < 1)
-    return invalid (error, "this edit needs an input image with pixels");
+    return invalid (error, _("this edit needs an input image with pixels"));
   if (input->width > MAX_SIDE || input->height > MAX_SIDE)
-    return invalid (error, "the image is %d x %d; Gesso edits images up to %d pixels a side",
+    return invalid (error, _("the image is %d x %d; Gesso edits images up to %d pixels a side"),
                     input->width, input->height, MAX_SIDE);
   if (mask != NULL
       && (mask->values == NULL || mask->width != input->width || mask->height != input->height))
-    return invalid (error, "the mask is %d x %d but the image %d x %d; they must match",
+    return invalid (error, _("the mask is %d x %d but the image %d x %d; they must match"),
                     mask->width, mask->height, input->width, input->height);
   return TRUE;
 }
@@ -233,19 +234,19 @@ sampler_config (GessoModel *model, const GessoEditParams *p, GessoSamplerConfig 
   if (!gesso_sampler_kind_from_name (base, &kind) || kind == GESSO_SAMPLER_DDIM_INVERSE
       || (karras && kind != GESSO_SAMPLER_EULER && kind != GESSO_SAMPLER_EULER_ANCESTRAL
           && kind != GESSO_SAMPLER_DPMPP_2M && kind != GESSO_SAMPLER_LMS))
-    return invalid (error, "unknown sampler \"%s\"; use ddim, euler, euler_a, dpmpp_2m, "
-                    "dpmpp_2m_karras, ddpm, lms, lcm or repaint", name);
+    return invalid (error, _("unknown sampler \"%s\"; use ddim, euler, euler_a, dpmpp_2m, "
+                    "dpmpp_2m_karras, ddpm, lms, lcm or repaint"), name);
   if (kind == GESSO_SAMPLER_REPAINT
       && (p->kind != GESSO_EDIT_INPAINT || gesso_model_is_inpainting (model)))
-    return invalid (error, "the repaint sampler is for inpainting with an ordinary (not "
-                    "9-channel) model; choose another sampler");
+    return invalid (error, _("the repaint sampler is for inpainting with an ordinary (not "
+                    "9-channel) model; choose another sampler"));
   if (p->kind == GESSO_EDIT_RESTYLE && kind != GESSO_SAMPLER_DDIM)
     {
       /* LCM and the others do not retrace DDIM's deterministic path (LCM re-noises with
        * fresh noise at every step), so the inverted latent would not lead back to the image */
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "restyle inverts the image with DDIM and can only sample it back with DDIM; "
-                   "\"%s\" cannot retrace that path, use the ddim sampler", name);
+                   _("restyle inverts the image with DDIM and can only sample it back with DDIM; "
+                   "\"%s\" cannot retrace that path, use the ddim sampler"), name);
       return FALSE;
     }
   if (!gesso_model_sampler_config (model, kind, config, error))
@@ -309,7 +310,7 @@ alloc_floats (size_t n, GError **error)
 
   if (p == NULL)
     g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                 "not enough memory for the edit's working buffers (%zu MiB)",
+                 _("not enough memory for the edit's working buffers (%zu MiB)"),
                  n * sizeof (float) >> 20);
   return p;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gesso.h"
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -89,8 +90,8 @@ gesso_guider_set_controls (GessoGuider *g, const GessoGuiderControl *controls, i
       if (j > 0 && size != per_image)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "the ControlNets used together take control images of different sizes "
-                       "or channels; use ControlNets of one kind together");
+                       _("the ControlNets used together take control images of different sizes "
+                       "or channels; use ControlNets of one kind together"));
           return FALSE;
         }
       per_image = size;
@@ -123,7 +124,7 @@ gesso_guider_set_controls (GessoGuider *g, const GessoGuiderControl *controls, i
         {
           if (error == NULL || *error == NULL)
             g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                         "the ControlNets used together have encoders of different widths");
+                         _("the ControlNets used together have encoders of different widths"));
           return FALSE;
         }
     }
@@ -253,8 +254,8 @@ gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out,
   if (n_cond > 0 && g->conditioning == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "this UNet reads %d input channels and needs the inpainting mask and "
-                   "masked image", g->in_channels);
+                   _("this UNet reads %d input channels and needs the inpainting mask and "
+                   "masked image"), g->in_channels);
       return FALSE;
     }
   for (int64_t b = 0; b < batch; b++)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "edit/region.h"
+#include <glib/gi18n-lib.h>
 
 /* Checked element count of a WIDTH x HEIGHT x CHANNELS float buffer, or 0 with ERROR set. A
  * user's 30000x30000 image must fail here with a message, not wrap around or abort. */
@@ -15,7 +16,7 @@ buffer_floats (int width, int height, int channels, const char *what, GError **e
   if (width <= 0 || height <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%s size %d x %d is empty: width and height must be at least 1",
+                   _("%s size %d x %d is empty: width and height must be at least 1"),
                    what, width, height);
       return 0;
     }
@@ -24,7 +25,7 @@ buffer_floats (int width, int height, int channels, const char *what, GError **e
       || !g_size_checked_mul (&bytes, n, sizeof (float)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "a %d x %d %s is too large to address on this machine", width, height, what);
+                   _("a %d x %d %s is too large to address on this machine"), width, height, what);
       return 0;
     }
   return n;

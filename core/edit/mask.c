@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "edit/mask.h"
+#include <glib/gi18n-lib.h>
 
 /* Values this close to 0 or 1 after a blur are snapped to it: the inside of a selection then
  * stays exactly 1 and the far outside exactly 0, instead of 0.99999994 and 1e-9 left over
@@ -97,7 +98,7 @@ check_mask (const GessoMask *mask, GError **error)
   if (mask == NULL || mask->values == NULL || mask->width <= 0 || mask->height <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the mask is missing or has no pixels");
+                   _("the mask is missing or has no pixels"));
       return FALSE;
     }
   return TRUE;
@@ -107,7 +108,7 @@ static gboolean
 no_memory (GError **error, const char *what, int w, int h)
 {
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-               "not enough memory to %s a %d x %d mask area", what, w, h);
+               _("not enough memory to %s a %d x %d mask area"), what, w, h);
   return FALSE;
 }
 
@@ -385,7 +386,7 @@ gesso_mask_grow (GessoMask *mask, float radius, GError **error)
   if (!isfinite (radius))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the mask grow radius must be a finite number of pixels");
+                   _("the mask grow radius must be a finite number of pixels"));
       return FALSE;
     }
   if (radius <= 0.0f)
@@ -436,7 +437,7 @@ gesso_mask_blur (GessoMask *mask, float sigma, GError **error)
   if (!isfinite (sigma) || sigma >= 1e6f)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the mask feather must be a finite number of pixels under a million");
+                   _("the mask feather must be a finite number of pixels under a million"));
       return FALSE;
     }
   if (sigma <= 0.0f)
@@ -556,7 +557,7 @@ feather_inside (GessoMask *mask, float feather, GError **error)
   if (hard == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory to feather a %d x %d mask", mask->width, mask->height);
+                   _("not enough memory to feather a %d x %d mask"), mask->width, mask->height);
       return FALSE;
     }
   memcpy (hard, mask->values, n * sizeof (float));
@@ -591,8 +592,8 @@ gesso_mask_prepare (const GessoMask *mask, float grow, float feather, GessoMask 
   if (isnan (grow) || isnan (feather) || grow < 0.0f || feather < 0.0f)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "mask grow (%g) and feather (%g) must be zero or a positive number of "
-                   "pixels", grow, feather);
+                   _("mask grow (%g) and feather (%g) must be zero or a positive number of "
+                   "pixels"), grow, feather);
       return FALSE;
     }
   if (!gesso_mask_init (out, mask->width, mask->height, error))
@@ -671,7 +672,7 @@ gesso_mask_resize_area (const float *src, int w, int h, float *out, int out_w, i
   if (w <= 0 || h <= 0 || out_w <= 0 || out_h <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "cannot resize a %d x %d mask to %d x %d: sizes must be positive",
+                   _("cannot resize a %d x %d mask to %d x %d: sizes must be positive"),
                    w, h, out_w, out_h);
       return FALSE;
     }

@@ -34,6 +34,7 @@
 
 #include "edit/model-private.h"
 #include "edit/region.h"
+#include <glib/gi18n-lib.h>
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -261,14 +262,14 @@ gesso_edit_check_memory (GessoModel *model, const GessoEditParams *params, int w
     height = model->native_size;
   if (need == G_MAXUINT64)
     g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                 "a %d x %d edit at the pixel budget's %d x %d working size is beyond what "
+                 _("a %d x %d edit at the pixel budget's %d x %d working size is beyond what "
                  "this machine's memory can hold; lower the pixel budget or edit a smaller "
-                 "image or area", width, height, work_w, work_h);
+                 "image or area"), width, height, work_w, work_h);
   else
     g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                 "this edit needs about %.1f GiB of memory but %.1f GiB is available "
+                 _("this edit needs about %.1f GiB of memory but %.1f GiB is available "
                  "(image %d x %d, working size %d x %d); lower the pixel budget or edit a "
-                 "smaller image or area", (double) need / GIB, (double) available / GIB, width,
+                 "smaller image or area"), (double) need / GIB, (double) available / GIB, width,
                  height, work_w, work_h);
   return FALSE;
 }

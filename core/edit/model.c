@@ -34,6 +34,7 @@
 #include "io/io-private.h"
 #include "io/ldm_yaml.h"
 #include "ops/ops.h"
+#include <glib/gi18n-lib.h>
 
 #define PROMPT_CACHE_CAPACITY 16
 
@@ -196,7 +197,7 @@ find_config_dir (const GessoModelParams *params, GessoModelFiles *files, char **
       if (!g_file_test (params->config_dir, G_FILE_TEST_IS_DIR))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                       "the config folder '%s' does not exist or is not a folder",
+                       _("the config folder '%s' does not exist or is not a folder"),
                        params->config_dir);
           return FALSE;
         }
@@ -338,8 +339,8 @@ find_tokenizer_dir (const GessoModel *m, char **out, GError **error)
     if (places[i] != NULL)
       describe_missing (looked, places[i]);
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-               "incomplete tokenizer for '%s': %s. Put both of the model's vocab.json and "
-               "merges.txt there, or remove the one to use the CLIP vocabulary Gesso ships",
+               _("incomplete tokenizer for '%s': %s. Put both of the model's vocab.json and "
+               "merges.txt there, or remove the one to use the CLIP vocabulary Gesso ships"),
                gesso_model_files_path (m->files), looked->str);
   return FALSE;
 }
@@ -487,7 +488,7 @@ prediction_from_ldm_yaml (GessoModel *m, gboolean *found, GError **error)
       g_autofree char *shown_value = gesso_io_display (value);
 
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s says parameterization '%s'; Gesso runs eps and v models", shown_path,
+                   _("%s says parameterization '%s'; Gesso runs eps and v models"), shown_path,
                    shown_value);
       return FALSE;
     }
@@ -593,18 +594,18 @@ check_separate_vae (const GessoModel *m, GError **error)
   if (m->vae_config.latent_channels != m->unet_config.out_channels)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "the VAE '%s' makes %d-channel latents but the model works on %d: it "
+                   _("the VAE '%s' makes %d-channel latents but the model works on %d: it "
                    "belongs to another model family (SD 3 and Flux VAEs have 16); choose a "
-                   "Stable Diffusion 1.x/2.x VAE", shown, m->vae_config.latent_channels,
+                   "Stable Diffusion 1.x/2.x VAE"), shown, m->vae_config.latent_channels,
                    m->unet_config.out_channels);
       return FALSE;
     }
   if (fabs (m->vae_config.scaling_factor - SD_VAE_SCALING_FACTOR) > 1e-6)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "the VAE '%s' scales latents by %g, not Stable Diffusion 1.x/2.x's %g: it "
+                   _("the VAE '%s' scales latents by %g, not Stable Diffusion 1.x/2.x's %g: it "
                    "is %s VAE; choose one made for SD 1.x/2.x (such as "
-                   "vae-ft-mse-840000-ema-pruned)", shown, m->vae_config.scaling_factor,
+                   "vae-ft-mse-840000-ema-pruned)"), shown, m->vae_config.scaling_factor,
                    SD_VAE_SCALING_FACTOR,
                    fabs (m->vae_config.scaling_factor - 0.13025) < 1e-6 ? "an SDXL"
                                                                         : "another model's");
@@ -650,20 +651,20 @@ check_params (const GessoModelParams *params, GError **error)
   if (params->path == NULL || params->path[0] == '\0')
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "no model given: name a .safetensors file or a diffusers folder");
+                   _("no model given: name a .safetensors file or a diffusers folder"));
       return FALSE;
     }
   if (params->n_threads < 0 || params->n_threads > 4096)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d threads requested; use 0 (all cores) or 1 to 4096",
+                   _("%d threads requested; use 0 (all cores) or 1 to 4096"),
                    params->n_threads);
       return FALSE;
     }
   if ((unsigned) params->prediction > GESSO_PREDICTION_TYPE_V)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "unknown prediction type %d", (int) params->prediction);
+                   _("unknown prediction type %d"), (int) params->prediction);
       return FALSE;
     }
   return TRUE;
@@ -865,8 +866,8 @@ check_fit (GessoModel *m, GError **error)
   if (u->out_channels != latent || (u->in_channels != latent && u->in_channels != 2 * latent + 1))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "the UNet maps %d channels to %d but the VAE's latent has %d; Gesso runs "
-                   "%d -> %d (or %d -> %d inpainting) UNets", u->in_channels, u->out_channels,
+                   _("the UNet maps %d channels to %d but the VAE's latent has %d; Gesso runs "
+                   "%d -> %d (or %d -> %d inpainting) UNets"), u->in_channels, u->out_channels,
                    latent, latent, latent, 2 * latent + 1, latent);
       return FALSE;
     }

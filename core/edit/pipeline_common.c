@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -96,7 +97,7 @@ check_input (const GessoPipelineParams *p, const GessoPipelineInput *in, int fac
   if (p->model == NULL || p->noise == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "a pipeline needs a model and a noise source");
+                   _("a pipeline needs a model and a noise source"));
       return FALSE;
     }
   if (in->height <= 0 || in->width <= 0 || in->height % factor != 0 || in->width % factor != 0)
@@ -110,13 +111,13 @@ check_input (const GessoPipelineParams *p, const GessoPipelineInput *in, int fac
   if (p->steps < 1 || p->steps > 1000)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d steps requested; use between 1 and 1000", p->steps);
+                   _("%d steps requested; use between 1 and 1000"), p->steps);
       return FALSE;
     }
   if (!isfinite (p->guidance) || !isfinite (p->guidance_rescale) || !isfinite (p->strength))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "guidance, guidance rescale and strength must be finite numbers");
+                   _("guidance, guidance rescale and strength must be finite numbers"));
       return FALSE;
     }
   return TRUE;
@@ -293,7 +294,7 @@ gesso_pipeline_decode (GessoModel *model, const float *latent, int64_t latent_h,
   if (unscaled == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory to decode a latent");
+                   _("not enough memory to decode a latent"));
       return FALSE;
     }
   gesso_model_apply_threads (model);
@@ -312,9 +313,9 @@ gesso_pipeline_decode (GessoModel *model, const float *latent, int64_t latent_h,
     if (bad)
       {
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
-                     "the VAE decoder produced NaN or infinite values; the model's VAE weights "
+                     _("the VAE decoder produced NaN or infinite values; the model's VAE weights "
                      "are broken or overflow float32 (a failed float16 conversion?): use "
-                     "another copy of the model");
+                     "another copy of the model"));
         return FALSE;
       }
   }

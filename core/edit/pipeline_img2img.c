@@ -11,6 +11,7 @@
 #include "edit/pipeline-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 gboolean
 gesso_pipeline_img2img (const GessoPipelineParams *p, const GessoPipelineInput *in,
@@ -27,7 +28,7 @@ gesso_pipeline_img2img (const GessoPipelineParams *p, const GessoPipelineInput *
   if (in->image == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "SDEdit needs an input image");
+                   _("SDEdit needs an input image"));
       return FALSE;
     }
   pipeline_strength_config (p, &config);
@@ -36,7 +37,7 @@ gesso_pipeline_img2img (const GessoPipelineParams *p, const GessoPipelineInput *
   z0 = g_try_new (float, job.numel);
   if (z0 == NULL)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, "not enough memory for a latent");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, _("not enough memory for a latent"));
       goto out;
     }
   if (!gesso_pipeline_encode (p->model, in->image, in->height, in->width, p->noise, z0, error))

@@ -22,6 +22,7 @@
 #include "edit/pipeline-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 static gboolean
 inpaint_9ch (const GessoPipelineParams *p, const GessoPipelineInput *in, float *latents,
@@ -46,7 +47,7 @@ inpaint_9ch (const GessoPipelineParams *p, const GessoPipelineInput *in, float *
   if (masked == NULL || z0 == NULL || conditioning == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory for the inpainting inputs");
+                   _("not enough memory for the inpainting inputs"));
       goto out;
     }
 
@@ -127,8 +128,8 @@ inpaint_repaint (const GessoPipelineParams *p, const GessoPipelineInput *in, flo
   if (p->sampler.kind != GESSO_SAMPLER_REPAINT)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "inpainting with a %s model runs RePaint; its sampler must be \"repaint\", "
-                   "not \"%s\"", gesso_model_get_architecture (p->model),
+                   _("inpainting with a %s model runs RePaint; its sampler must be \"repaint\", "
+                   "not \"%s\""), gesso_model_get_architecture (p->model),
                    gesso_sampler_kind_name (p->sampler.kind));
       return FALSE;
     }
@@ -137,7 +138,7 @@ inpaint_repaint (const GessoPipelineParams *p, const GessoPipelineInput *in, flo
   z0 = g_try_new (float, job.numel);
   if (z0 == NULL)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, "not enough memory for a latent");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, _("not enough memory for a latent"));
       goto out;
     }
   if (!gesso_pipeline_encode (p->model, in->image, in->height, in->width, NULL, z0, error))
@@ -169,7 +170,7 @@ inpaint_repaint (const GessoPipelineParams *p, const GessoPipelineInput *in, flo
       if (!gesso_denoise_repaint_first (&job.denoise, k - 1, &first))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
-                       "the RePaint schedule never reaches level %d", k - 1);
+                       _("the RePaint schedule never reaches level %d"), k - 1);
           goto out;
         }
       if (!pipeline_job_draw (&job, latents, error)
@@ -194,7 +195,7 @@ gesso_pipeline_inpaint (const GessoPipelineParams *p, const GessoPipelineInput *
   if (in->image == NULL || p->model == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "inpainting needs a model and an input image");
+                   _("inpainting needs a model and an input image"));
       return FALSE;
     }
   if (gesso_model_is_inpainting (p->model))

@@ -18,6 +18,7 @@
 #include "edit/pipeline-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 gboolean
 gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *in,
@@ -34,14 +35,14 @@ gesso_pipeline_restyle (const GessoPipelineParams *p, const GessoPipelineInput *
   if (in->image == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "restyle needs an input image");
+                   _("restyle needs an input image"));
       return FALSE;
     }
   if (p->sampler.kind != GESSO_SAMPLER_DDIM || p->inverse.kind != GESSO_SAMPLER_DDIM_INVERSE)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "restyle inverts with DDIM and must sample with DDIM, not \"%s\"; use the "
-                   "ddim sampler", gesso_sampler_kind_name (p->sampler.kind));
+                   _("restyle inverts with DDIM and must sample with DDIM, not \"%s\"; use the "
+                   "ddim sampler"), gesso_sampler_kind_name (p->sampler.kind));
       return FALSE;
     }
   memset (&inversion, 0, sizeof inversion);

@@ -10,6 +10,7 @@
 #include "io/io-private.h"
 #include "model/taesd.h"
 #include "sampling/rng.h"
+#include <glib/gi18n-lib.h>
 
 #define FIT_CELLS 16            /* the side of the latent decoded for the fit */
 #define FIT_SEED 0x7072657669657721ull
@@ -104,7 +105,7 @@ fit_map (GessoModel *model, float *map, GError **error)
   if (latent == NULL || image == NULL || ata == NULL || atb == NULL || z == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory to fit the preview colours");
+                   _("not enough memory to fit the preview colours"));
       return FALSE;
     }
   gesso_rng_init (&rng, FIT_SEED);
@@ -146,8 +147,8 @@ fit_map (GessoModel *model, float *map, GError **error)
   if (!cholesky_solve (ata, atb, n))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_FAILED,
-                   "the model's VAE decoder gives no finite colours to fit previews to; turn "
-                   "previews off");
+                   _("the model's VAE decoder gives no finite colours to fit previews to; turn "
+                   "previews off"));
       return FALSE;
     }
   for (int o = 0; o < 3; o++)
@@ -347,7 +348,7 @@ gesso_previewer_new (GessoModel *model, int size, const GessoRegion *region,
       || pv->rows == NULL || pv->weight == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory for a %d x %d preview", pw, ph);
+                   _("not enough memory for a %d x %d preview"), pw, ph);
       return NULL;
     }
   if (!gesso_image_init (&pv->image, pw, ph, error))

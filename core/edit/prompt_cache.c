@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gesso.h"
+#include <glib/gi18n-lib.h>
 
 typedef struct
 {
@@ -47,8 +48,8 @@ check_pair (GessoTokenizer *tokenizer, GessoTextEncoder *encoder, GError **error
   if ((int64_t) gesso_tokenizer_get_max_length (tokenizer) != config->max_positions)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "the tokenizer makes %u tokens per prompt but the text encoder reads %d "
-                   "positions; the tokenizer files do not belong to this model",
+                   _("the tokenizer makes %u tokens per prompt but the text encoder reads %d "
+                   "positions; the tokenizer files do not belong to this model"),
                    gesso_tokenizer_get_max_length (tokenizer), config->max_positions);
       return FALSE;
     }
@@ -252,8 +253,8 @@ gesso_prompt_cache_encode_pooled (GessoPromptCache *cache, const char *text, int
   if (clip_skip < 0 || clip_skip >= cache->n_layers)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "clip skip %d is out of range: this text encoder has %d layers, so use 0 to "
-                   "%d (1 = the penultimate layer)", clip_skip, cache->n_layers,
+                   _("clip skip %d is out of range: this text encoder has %d layers, so use 0 to "
+                   "%d (1 = the penultimate layer)"), clip_skip, cache->n_layers,
                    cache->n_layers - 1);
       return FALSE;
     }

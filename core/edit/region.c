@@ -6,6 +6,7 @@
 #include "edit/mask.h"
 #include "edit/region.h"
 #include "edit/resample.h"
+#include <glib/gi18n-lib.h>
 
 /* Errors if REGION is not a non-empty rectangle inside a WIDTH x HEIGHT image with a
  * positive working size. */
@@ -18,8 +19,8 @@ check_region (const GessoRegion *region, int width, int height, GError **error)
       || region->work_height <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the edit region does not fit the %d x %d image: plan it for this image "
-                   "(gesso_region_plan)", width, height);
+                   _("the edit region does not fit the %d x %d image: plan it for this image "
+                   "(gesso_region_plan)"), width, height);
       return FALSE;
     }
   return TRUE;
@@ -31,7 +32,7 @@ check_image (const GessoImage *image, const char *what, GError **error)
   if (image == NULL || image->pixels == NULL || image->width <= 0 || image->height <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the %s image is missing or has no pixels", what);
+                   _("the %s image is missing or has no pixels"), what);
       return FALSE;
     }
   return TRUE;
@@ -102,28 +103,28 @@ gesso_region_plan (int image_width, int image_height, const GessoMask *mask,
   if (image_width <= 0 || image_height <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the image is %d x %d pixels: it must be at least 1 x 1",
+                   _("the image is %d x %d pixels: it must be at least 1 x 1"),
                    image_width, image_height);
       return FALSE;
     }
   if (context_margin < 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the context margin is %d pixels: use 0 or more", context_margin);
+                   _("the context margin is %d pixels: use 0 or more"), context_margin);
       return FALSE;
     }
   if (size_multiple <= 0 || size_multiple > 4096)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the model size multiple is %d pixels: it must be between 1 and 4096",
+                   _("the model size multiple is %d pixels: it must be between 1 and 4096"),
                    size_multiple);
       return FALSE;
     }
   if (pixel_budget < size_multiple * size_multiple)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the pixel budget %d is below the smallest size this model takes "
-                   "(%d x %d = %d pixels): raise the budget", pixel_budget, size_multiple,
+                   _("the pixel budget %d is below the smallest size this model takes "
+                   "(%d x %d = %d pixels): raise the budget"), pixel_budget, size_multiple,
                    size_multiple, size_multiple * size_multiple);
       return FALSE;
     }
@@ -135,14 +136,14 @@ gesso_region_plan (int image_width, int image_height, const GessoMask *mask,
       if (mask->width != image_width || mask->height != image_height || mask->values == NULL)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "the mask is %d x %d but the image is %d x %d: they must match",
+                       _("the mask is %d x %d but the image is %d x %d: they must match"),
                        mask->width, mask->height, image_width, image_height);
           return FALSE;
         }
       if (!gesso_mask_bounds (mask, &bx, &by, &bw, &bh))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "the mask is empty: select the area to change first");
+                       _("the mask is empty: select the area to change first"));
           return FALSE;
         }
       /* 64-bit: the margin may be as large as an int. */
@@ -177,7 +178,7 @@ gesso_region_to_model (const GessoImage *input, const GessoRegion *region, float
     {
       /* The resampler's row stride is an int of floats. */
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "an image %d pixels wide is wider than Gesso handles", input->width);
+                   _("an image %d pixels wide is wider than Gesso handles"), input->width);
       return FALSE;
     }
   if (!gesso_image_init (&work, region->work_width, region->work_height, error))
@@ -218,7 +219,7 @@ gesso_region_from_model (const float *model_rgb, const GessoImage *input,
   if (planes == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory to resize the result to %d x %d", region->width,
+                   _("not enough memory to resize the result to %d x %d"), region->width,
                    region->height);
       goto err_clear_out;
     }
@@ -256,7 +257,7 @@ gesso_region_crop_mask (const GessoMask *mask, const GessoRegion *region, GessoM
   g_return_val_if_fail (out != NULL, FALSE);
   if (mask != NULL && mask->values == NULL)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, "the mask has no pixels");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, _("the mask has no pixels"));
       return FALSE;
     }
   /* Without a mask any placement is fine: only the crop's size matters. */

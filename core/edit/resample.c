@@ -11,6 +11,7 @@
 
 #include "gesso.h"
 #include "edit/resample.h"
+#include <glib/gi18n-lib.h>
 
 /* Below this filtered alpha the alpha-weighted colour is noise (0/0 in the limit, and the
  * filter's negative lobes make it change sign): use the plain average of the stored colours
@@ -113,7 +114,7 @@ axis_init (Axis *axis, int n_in, int n_out, GError **error)
       || n_weights > G_MAXSIZE / sizeof (float))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "resizing %d to %d pixels needs too many filter weights", n_in, n_out);
+                   _("resizing %d to %d pixels needs too many filter weights"), n_in, n_out);
       return FALSE;
     }
   axis->start = g_try_new (int, n_out);
@@ -123,7 +124,7 @@ axis_init (Axis *axis, int n_in, int n_out, GError **error)
   if (axis->start == NULL || axis->count == NULL || axis->weights == NULL || acc == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory for the weights of a %d to %d pixel resize", n_in, n_out);
+                   _("not enough memory for the weights of a %d to %d pixel resize"), n_in, n_out);
       goto err_free;
     }
 
@@ -195,8 +196,8 @@ resample (const float *src, int src_stride, int src_w, int src_h, int channels,
   if (src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0 || src_stride < src_w * channels)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "cannot resize %d x %d pixels (row stride %d) to %d x %d: sizes must be "
-                   "positive", src_w, src_h, src_stride, dst_w, dst_h);
+                   _("cannot resize %d x %d pixels (row stride %d) to %d x %d: sizes must be "
+                   "positive"), src_w, src_h, src_stride, dst_w, dst_h);
       return FALSE;
     }
   if (!checked_size3 (&mid_n, (gsize) dst_w, (gsize) src_h, (gsize) ci)
@@ -204,7 +205,7 @@ resample (const float *src, int src_stride, int src_w, int src_h, int channels,
       || !checked_size3 (&acc_n, (gsize) dst_w, 1, (gsize) ci))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "resizing %d x %d to %d x %d is too large to address on this machine",
+                   _("resizing %d x %d to %d x %d is too large to address on this machine"),
                    src_w, src_h, dst_w, dst_h);
       return FALSE;
     }
@@ -230,7 +231,7 @@ resample (const float *src, int src_stride, int src_w, int src_h, int channels,
   if (row == NULL || mid == NULL || acc == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory to resize %d x %d pixels to %d x %d",
+                   _("not enough memory to resize %d x %d pixels to %d x %d"),
                    src_w, src_h, dst_w, dst_h);
       goto err_free_buffers;
     }

@@ -6,6 +6,7 @@
 #include <yaml.h>
 
 #include "io/io-private.h"
+#include <glib/gi18n-lib.h>
 
 /* ComfyUI's own example files are a few KB; a bigger one is not such a file. */
 #define MAX_BYTES (1024 * 1024)
@@ -101,7 +102,7 @@ gesso_comfy_paths_read_from_data (const char *data, size_t length, const char *p
   if (!yaml_parser_initialize (&parser))
     {
       g_ptr_array_unref (section.pairs);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, "cannot start a YAML parser");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, _("cannot start a YAML parser"));
       return FALSE;
     }
   yaml_parser_set_input_string (&parser, (const unsigned char *) data, length);
@@ -110,7 +111,7 @@ gesso_comfy_paths_read_from_data (const char *data, size_t length, const char *p
       if (!yaml_parser_parse (&parser, &event))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s is not valid YAML: %s at line %zu; fix or remove the file", shown,
+                       _("%s is not valid YAML: %s at line %zu; fix or remove the file"), shown,
                        parser.problem ? parser.problem : "unreadable",
                        parser.problem_mark.line + 1);
           ok = FALSE;

@@ -12,6 +12,7 @@
 
 #include "gesso.h"
 #include "io/io-private.h"
+#include <glib/gi18n-lib.h>
 
 /* Configs are a few KB; vocab.json, the biggest JSON a model folder holds, is about 1 MB.
  * Anything far beyond that is not a config and is not read into memory. */
@@ -33,7 +34,7 @@ gesso_config_load_from_data (const char *data, gssize length, const char *name,
   if (!gesso_io_json_depth_ok (data, size))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s: JSON nested more than %d levels deep; the file is corrupt", shown,
+                   _("%s: JSON nested more than %d levels deep; the file is corrupt"), shown,
                    GESSO_JSON_MAX_DEPTH);
       return NULL;
     }
@@ -45,7 +46,7 @@ gesso_config_load_from_data (const char *data, gssize length, const char *name,
     {
       /* json-glib quotes the offending token, which may hold a newline */
       g_autofree char *reason = gesso_io_display (local_error->message);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, "%s: not valid JSON: %s", shown,
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, _("%s: not valid JSON: %s"), shown,
                    reason);
       return NULL;
     }
@@ -53,13 +54,13 @@ gesso_config_load_from_data (const char *data, gssize length, const char *name,
   if (root == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s: the file is empty; a JSON object { ... } was expected", shown);
+                   _("%s: the file is empty; a JSON object { ... } was expected"), shown);
       return NULL;
     }
   if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s: the top level must be a JSON object { ... }", shown);
+                   _("%s: the top level must be a JSON object { ... }"), shown);
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
@@ -91,7 +92,7 @@ set_key_error (GError **error, int code, const char *name, const char *key, cons
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
-  g_set_error (error, GESSO_ERROR, code, "%s: '%s'%s", shown_name, shown_key, message);
+  g_set_error (error, GESSO_ERROR, code, _("%s: '%s'%s"), shown_name, shown_key, message);
 }
 
 /* The member KEY, or NULL with GESSO_ERROR_MISSING when it is absent or null. */
@@ -102,7 +103,7 @@ lookup (JsonObject *config, const char *name, const char *key, GError **error)
 
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     {
-      set_key_error (error, GESSO_ERROR_MISSING, name, key, " is %s",
+      set_key_error (error, GESSO_ERROR_MISSING, name, key, _(" is %s"),
                      node == NULL ? "missing" : "null");
       return NULL;
     }
@@ -112,7 +113,7 @@ lookup (JsonObject *config, const char *name, const char *key, GError **error)
 static void
 set_type_error (GError **error, const char *name, const char *key, const char *what)
 {
-  set_key_error (error, GESSO_ERROR_CORRUPT, name, key, " must be %s", what);
+  set_key_error (error, GESSO_ERROR_CORRUPT, name, key, _(" must be %s"), what);
 }
 
 /* An integer from NODE: JSON integers, and floats with an integral value ("2.0"), which
@@ -187,7 +188,7 @@ gesso_config_get_double (JsonObject *config, const char *name, const char *key, 
   if (isnan (value) || value < min || value > max)
     {
       set_key_error (error, GESSO_ERROR_UNSUPPORTED, name, key,
-                     " is %g; it must be between %g and %g", value, min, max);
+                     _(" is %g; it must be between %g and %g"), value, min, max);
       return FALSE;
     }
   *out = value;

@@ -20,6 +20,7 @@
 
 #include "io/io-private.h"
 #include "io/safetensors.h"
+#include <glib/gi18n-lib.h>
 
 #define MAX_DEPTH 32
 #define MAX_NAME 4096
@@ -38,7 +39,7 @@ fail (const Reader *r, GError **error)
   g_autofree char *shown = gesso_io_display (r->name);
 
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-               "%s: the safetensors header is not valid JSON", shown);
+               _("%s: the safetensors header is not valid JSON"), shown);
   return FALSE;
 }
 
@@ -359,7 +360,7 @@ gesso_header_scan_file (const char *path, GessoHeaderTensorFunc tensor,
   if (fd < 0)
     {
       int saved = errno;
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot open '%s': %s", shown,
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot open '%s': %s"), shown,
                    g_strerror (saved));
       return FALSE;
     }
@@ -368,7 +369,7 @@ gesso_header_scan_file (const char *path, GessoHeaderTensorFunc tensor,
     {
       close (fd);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "'%s' is not a safetensors file: too short to hold a header", shown);
+                   _("'%s' is not a safetensors file: too short to hold a header"), shown);
       return FALSE;
     }
   for (int i = 7; i >= 0; i--)
@@ -387,7 +388,7 @@ gesso_header_scan_file (const char *path, GessoHeaderTensorFunc tensor,
   close (fd);
   if (got != (ssize_t) length)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read the header of '%s'", shown);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot read the header of '%s'"), shown);
       return FALSE;
     }
   return gesso_header_scan_data (header, length, path, tensor, metadata, user_data, error);

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 
 #include "gesso.h"
+#include <glib/gi18n-lib.h>
 
 gboolean
 gesso_io_json_depth_ok (const char *data, size_t length)
@@ -155,8 +156,8 @@ gesso_io_set_pickle_error (GError **error, const char *path)
   g_autofree char *shown = gesso_io_display (path);
 
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSAFE,
-               "refusing to load '%s': pickle checkpoints can execute arbitrary code when "
-               "loaded; convert it to .safetensors first", shown);
+               _("refusing to load '%s': pickle checkpoints can execute arbitrary code when "
+               "loaded; convert it to .safetensors first"), shown);
 }
 
 void
@@ -164,7 +165,7 @@ gesso_io_set_errno_error (GError **error, int errnum, const char *verb, const ch
 {
   g_autofree char *shown = gesso_io_display (path);
 
-  g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot %s '%s': %s", verb, shown,
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot %s '%s': %s"), verb, shown,
                g_strerror (errnum));
 }
 
@@ -184,7 +185,7 @@ read_fd (int fd, const char *path, size_t max_size, size_t *length, GError **err
     }
   if (!S_ISREG (st.st_mode))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot read '%s': not a regular file",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot read '%s': not a regular file"),
                    shown);
       return NULL;
     }

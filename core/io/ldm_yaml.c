@@ -14,6 +14,7 @@
 
 #include "gesso.h"
 #include "io/io-private.h"
+#include <glib/gi18n-lib.h>
 
 /* Deeper than any config; deeper documents are refused rather than recursed into. */
 #define MAX_DEPTH 64
@@ -134,7 +135,7 @@ gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char 
   shown = gesso_io_display (name);
   if (!yaml_parser_initialize (&parser))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, "cannot start a YAML parser");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY, _("cannot start a YAML parser"));
       return FALSE;
     }
   yaml_parser_set_input_string (&parser, (const unsigned char *) data, length);
@@ -143,7 +144,7 @@ gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char 
       if (!yaml_parser_parse (&parser, &event))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s is not valid YAML: %s at line %zu; fix or remove the file", shown,
+                       _("%s is not valid YAML: %s at line %zu; fix or remove the file"), shown,
                        parser.problem ? parser.problem : "unreadable",
                        parser.problem_mark.line + 1);
           ok = FALSE;
@@ -162,7 +163,7 @@ gesso_ldm_yaml_get_scalar_from_data (const char *data, gsize length, const char 
           if (!push (&w, event.type == YAML_MAPPING_START_EVENT))
             {
               g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                           "%s nests deeper than %d levels; it is not an LDM model config",
+                           _("%s nests deeper than %d levels; it is not an LDM model config"),
                            shown, MAX_DEPTH);
               ok = FALSE;
             }

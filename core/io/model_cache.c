@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include <glib/gstdio.h>
+#include <glib/gi18n-lib.h>
 
 struct GessoModelCache
 {
@@ -54,7 +55,7 @@ gesso_model_cache_save (GessoModelCache *cache, GError **error)
   if (g_mkdir_with_parents (dir, 0700) != 0)
     {
       int saved = errno;
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot create the cache folder %s: %s",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot create the cache folder %s: %s"),
                    dir, g_strerror (saved));
       return FALSE;
     }

@@ -15,6 +15,7 @@
 
 #include "io/config.h"
 #include "io/io-private.h"
+#include <glib/gi18n-lib.h>
 
 struct GessoModelFiles
 {
@@ -81,7 +82,7 @@ add_tensor (GessoModelFiles *files, GessoComponent component, const char *key,
       g_autofree char *shown_key = gesso_io_display (key);
       g_autofree char *shown_path = gesso_io_display (gesso_safetensors_path (st));
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s: %s tensor '%s' is stored twice in the model", shown_path,
+                   _("%s: %s tensor '%s' is stored twice in the model"), shown_path,
                    gesso_component_name (component), shown_key);
       return FALSE;
     }
@@ -212,7 +213,7 @@ list_folder (const char *dir, GError **error)
     {
       g_autofree char *shown = gesso_io_display (dir);
       g_autofree char *reason = gesso_io_display (dir_error->message);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot list '%s': %s", shown, reason);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot list '%s': %s"), shown, reason);
       return NULL;
     }
   while ((name = g_dir_read_name (d)) != NULL)
@@ -323,7 +324,7 @@ add_sharded (GessoModelFiles *files, const char *folder, const char *index_path,
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s: 'weight_map' must be an object of tensor names to shard files", shown);
+                   _("%s: 'weight_map' must be an object of tensor names to shard files"), shown);
       return FALSE;
     }
   weight_map = json_node_get_object (node);
@@ -339,7 +340,7 @@ add_sharded (GessoModelFiles *files, const char *folder, const char *index_path,
         {
           g_autofree char *shown_key = gesso_io_display (key);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s: the shard of '%s' must be a file name in the same folder", shown,
+                       _("%s: the shard of '%s' must be a file name in the same folder"), shown,
                        shown_key);
           return FALSE;
         }
@@ -347,7 +348,7 @@ add_sharded (GessoModelFiles *files, const char *folder, const char *index_path,
     }
   if (g_hash_table_size (shards) == 0)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, "%s: 'weight_map' is empty", shown);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, _("%s: 'weight_map' is empty"), shown);
       return FALSE;
     }
 
@@ -363,7 +364,7 @@ add_sharded (GessoModelFiles *files, const char *folder, const char *index_path,
         {
           g_autofree char *shard = gesso_io_display (shard_names[i]);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                       "%s lists the shard '%s', which is missing", shown, shard);
+                       _("%s lists the shard '%s', which is missing"), shown, shard);
           return FALSE;
         }
       st = gesso_safetensors_open (path, error);
@@ -384,7 +385,7 @@ add_sharded (GessoModelFiles *files, const char *folder, const char *index_path,
           g_autofree char *shown_key = gesso_io_display (key);
           g_autofree char *shown_shard = gesso_io_display (shard);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s: tensor '%s' is mapped to '%s', which does not hold it", shown,
+                       _("%s: tensor '%s' is mapped to '%s', which does not hold it"), shown,
                        shown_key, shown_shard);
           return FALSE;
         }
@@ -430,7 +431,7 @@ add_component (GessoModelFiles *files, const char *name, GError **error)
       if (!required)
         return TRUE;
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' is missing, but model_index.json lists it", shown);
+                   _("'%s' is missing, but model_index.json lists it"), shown);
       return FALSE;
     }
   if (is_regular_file (config_path))
@@ -443,7 +444,7 @@ add_component (GessoModelFiles *files, const char *name, GError **error)
   else if (required)
     {
       g_autofree char *shown_config = gesso_io_display (config_path);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING, "'%s' is missing", shown_config);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING, _("'%s' is missing"), shown_config);
       return FALSE;
     }
 
@@ -467,7 +468,7 @@ add_component (GessoModelFiles *files, const char *name, GError **error)
           return FALSE;
         }
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' holds no weights: expected %s.safetensors", shown,
+                   _("'%s' holds no weights: expected %s.safetensors"), shown,
                    component == GESSO_COMPONENT_TEXT_ENCODER
                        || component == GESSO_COMPONENT_TEXT_ENCODER_2 ? "model"
                                                              : "diffusion_pytorch_model");
@@ -501,28 +502,28 @@ set_not_a_pipeline_error (const char *path, GError **error)
   if (class_name == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' is not a diffusers model folder: model_index.json is missing", shown);
+                   _("'%s' is not a diffusers model folder: model_index.json is missing"), shown);
       return;
     }
   g_autofree char *shown_class = gesso_io_display (class_name);
   if (strcmp (class_name, "ControlNetModel") == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "'%s' is a ControlNet, not a Stable Diffusion checkpoint: give it as a "
-                   "control model (--control), with a checkpoint as the model", shown);
+                   _("'%s' is a ControlNet, not a Stable Diffusion checkpoint: give it as a "
+                   "control model (--control), with a checkpoint as the model"), shown);
       return;
     }
   for (size_t i = 0; i < G_N_ELEMENTS (other_kinds); i++)
     if (strcmp (class_name, other_kinds[i].class_name) == 0)
       {
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                     "'%s' is not supported yet: it is %s (%s), not a Stable Diffusion "
-                     "checkpoint", shown, other_kinds[i].what, shown_class);
+                     _("'%s' is not supported yet: it is %s (%s), not a Stable Diffusion "
+                     "checkpoint"), shown, other_kinds[i].what, shown_class);
         return;
       }
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-               "'%s' is one part (%s) of a diffusers model, not a whole model: choose the "
-               "folder above it that holds model_index.json", shown, shown_class);
+               _("'%s' is one part (%s) of a diffusers model, not a whole model: choose the "
+               "folder above it that holds model_index.json"), shown, shown_class);
 }
 
 static GessoModelFiles *
@@ -565,7 +566,7 @@ open_diffusers (const char *path, GError **error)
         {
           g_autofree char *shown = gesso_io_display (name);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s: component '%s' is not a folder name", shown_index, shown);
+                       _("%s: component '%s' is not a folder name"), shown_index, shown);
           return NULL;
         }
       if (!add_component (files, name, error))
@@ -738,8 +739,8 @@ gesso_model_files_set_vae (GessoModelFiles *files, const char *path, GError **er
       if (!is_regular_file (config_path))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                       "'%s' is not a VAE folder: config.json is missing; name a VAE "
-                       ".safetensors file or a diffusers vae/ folder", shown);
+                       _("'%s' is not a VAE folder: config.json is missing; name a VAE "
+                       ".safetensors file or a diffusers vae/ folder"), shown);
           return FALSE;
         }
       config = gesso_config_load (config_path, error);
@@ -754,8 +755,8 @@ gesso_model_files_set_vae (GessoModelFiles *files, const char *path, GError **er
             gesso_io_set_pickle_error (error, pickle);
           else
             g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                         "'%s' holds no VAE weights: expected one "
-                         "diffusion_pytorch_model.safetensors", shown);
+                         _("'%s' holds no VAE weights: expected one "
+                         "diffusion_pytorch_model.safetensors"), shown);
           return FALSE;
         }
     }
@@ -777,8 +778,8 @@ gesso_model_files_set_vae (GessoModelFiles *files, const char *path, GError **er
   if (n_added == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "'%s' is not a VAE: it holds no encoder.*, decoder.*, quant_conv or "
-                   "post_quant_conv tensors", shown);
+                   _("'%s' is not a VAE: it holds no encoder.*, decoder.*, quant_conv or "
+                   "post_quant_conv tensors"), shown);
       return FALSE;
     }
   if (config != NULL)
@@ -811,7 +812,7 @@ add_controlnet_folder (GessoModelFiles *files, const char *path, GError **error)
   if (!is_regular_file (config_path))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                   "'%s' is not a ControlNet folder: config.json is missing", shown);
+                   _("'%s' is not a ControlNet folder: config.json is missing"), shown);
       return FALSE;
     }
   config = gesso_config_load (config_path, error);
@@ -823,8 +824,8 @@ add_controlnet_folder (GessoModelFiles *files, const char *path, GError **error)
     {
       g_autofree char *shown_class = gesso_io_display (class_name);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "'%s' is not a ControlNet: its config.json says '%s', not ControlNetModel "
-                   "(T2I-Adapters and other control models are not supported)", shown,
+                   _("'%s' is not a ControlNet: its config.json says '%s', not ControlNetModel "
+                   "(T2I-Adapters and other control models are not supported)"), shown,
                    shown_class);
       return FALSE;
     }
@@ -844,7 +845,7 @@ add_controlnet_folder (GessoModelFiles *files, const char *path, GError **error)
         gesso_io_set_pickle_error (error, pickle);
       else
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-                     "'%s' holds no weights: expected diffusion_pytorch_model.safetensors",
+                     _("'%s' holds no weights: expected diffusion_pytorch_model.safetensors"),
                      shown);
       return FALSE;
     }
@@ -881,8 +882,8 @@ add_controlnet_file (GessoModelFiles *files, const char *path, GError **error)
   if (n_control == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "'%s' is not a ControlNet: it has no control_model.* tensors (Gesso reads "
-                   "ControlNets in lllyasviel's layout or as diffusers ControlNetModel folders)",
+                   _("'%s' is not a ControlNet: it has no control_model.* tensors (Gesso reads "
+                   "ControlNets in lllyasviel's layout or as diffusers ControlNetModel folders)"),
                    shown);
       return FALSE;
     }

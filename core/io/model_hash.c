@@ -17,6 +17,7 @@
 #include "gesso.h"
 #include "io/io-private.h"
 #include "io/model_cache.h"
+#include <glib/gi18n-lib.h>
 
 #define CHUNK (4 * 1024 * 1024)
 #define CACHE_KEY "sha256"
@@ -37,7 +38,7 @@ hash_file (const char *path, GError **error)
 
       if (fd >= 0)
         close (fd);
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot hash '%s': %s", shown,
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot hash '%s': %s"), shown,
                    g_strerror (saved));
       return NULL;
     }
@@ -57,7 +58,7 @@ hash_file (const char *path, GError **error)
           g_autofree char *shown = gesso_io_display (path);
 
           close (fd);
-          g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot hash '%s': %s", shown,
+          g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot hash '%s': %s"), shown,
                        g_strerror (saved));
           return NULL;
         }

@@ -16,6 +16,7 @@
 #include "gesso.h"
 #include "io/comfy_paths.h"
 #include "io/io-private.h"
+#include <glib/gi18n-lib.h>
 
 /* Folders below a models folder looked into: "Lora/characters/x.safetensors" and the like. */
 #define MAX_DEPTH 3
@@ -419,7 +420,7 @@ gesso_model_library_remember_folder (const char *config_dir, const char *dir, GE
   if (strchr (dir, '\n') != NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "a models folder name cannot hold a line break");
+                   _("a models folder name cannot hold a line break"));
       return FALSE;
     }
   file = user_folders_file (config_dir);
@@ -437,7 +438,7 @@ gesso_model_library_remember_folder (const char *config_dir, const char *dir, GE
   g_string_append_printf (updated, "%s\n", canonical);
   if (g_mkdir_with_parents (folder, 0700) != 0)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, "cannot create %s", folder);
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO, _("cannot create %s"), folder);
       return FALSE;
     }
   return g_file_set_contents_full (file, updated->str, (gssize) updated->len,

@@ -28,6 +28,7 @@
 #include "io/io-private.h"
 #include "tensor/half.h"
 #include "tensor/tensor.h"
+#include <glib/gi18n-lib.h>
 
 /* The reader copies little-endian data with memcpy, as the format stores it. */
 G_STATIC_ASSERT (G_BYTE_ORDER == G_LITTLE_ENDIAN);
@@ -96,7 +97,7 @@ set_entry_error (GError **error, const GessoSafetensors *st, const char *name,
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
-  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, "%s: tensor '%s': %s", file, tensor,
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, _("%s: tensor '%s': %s"), file, tensor,
                message);
 }
 
@@ -126,14 +127,14 @@ parse_shape (const GessoSafetensors *st, const char *name, JsonNode *node,
 
   if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
     {
-      set_entry_error (error, st, name, "'shape' is missing or not an array");
+      set_entry_error (error, st, name, _("'shape' is missing or not an array"));
       return FALSE;
     }
   array = json_node_get_array (node);
   n = json_array_get_length (array);
   if (n > GESSO_SAFETENSORS_MAX_DIMS)
     {
-      set_entry_error (error, st, name, "shape has %u dimensions; at most %d are allowed", n,
+      set_entry_error (error, st, name, _("shape has %u dimensions; at most %d are allowed"), n,
                        GESSO_SAFETENSORS_MAX_DIMS);
       return FALSE;
     }
@@ -146,7 +147,7 @@ parse_shape (const GessoSafetensors *st, const char *name, JsonNode *node,
       if (!node_uint (json_array_get_element (array, i), &dim) || dim == (uint64_t) G_MAXINT64)
         {
           set_entry_error (error, st, name,
-                           "shape dimension %u is not a non-negative integer", i);
+                           _("shape dimension %u is not a non-negative integer"), i);
           return FALSE;
         }
       entry->shape[i] = (int64_t) dim;
@@ -155,7 +156,7 @@ parse_shape (const GessoSafetensors *st, const char *name, JsonNode *node,
   if (entry->numel < 0)
     {
       g_autofree char *shape = gesso_tensor_shape_string (entry->ndim, entry->shape);
-      set_entry_error (error, st, name, "shape %s has more elements than any file can hold",
+      set_entry_error (error, st, name, _("shape %s has more elements than any file can hold"),
                        shape);
       return FALSE;
     }
@@ -179,7 +180,7 @@ parse_entry (const GessoSafetensors *st, size_t data_start, JsonNode *node,
   if (!JSON_NODE_HOLDS_OBJECT (node))
     {
       set_entry_error (error, st, name,
-                       "the entry must be an object with dtype, shape and data_offsets");
+                       _("the entry must be an object with dtype, shape and data_offsets"));
       return FALSE;
     }
   object = json_node_get_object (node);
@@ -188,7 +189,7 @@ parse_entry (const GessoSafetensors *st, size_t data_start, JsonNode *node,
   if (member == NULL || !JSON_NODE_HOLDS_VALUE (member)
       || json_node_get_value_type (member) != G_TYPE_STRING)
     {
-      set_entry_error (error, st, name, "'dtype' is missing or not a string");
+      set_entry_error (error, st, name, _("'dtype' is missing or not a string"));
       return FALSE;
     }
   dtype_name = json_node_get_string (member);
@@ -198,8 +199,8 @@ parse_entry (const GessoSafetensors *st, size_t data_start, JsonNode *node,
       g_autofree char *tensor = gesso_io_display (name);
       g_autofree char *dtype = gesso_io_display (dtype_name);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s: tensor '%s': unknown dtype '%s' (safetensors defines F64, F32, F16, "
-                   "BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2)",
+                   _("%s: tensor '%s': unknown dtype '%s' (safetensors defines F64, F32, F16, "
+                   "BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2)"),
                    file, tensor, dtype);
       return FALSE;
     }
@@ -215,7 +216,7 @@ parse_entry (const GessoSafetensors *st, size_t data_start, JsonNode *node,
       || !node_uint (json_array_get_element (offsets, 1), &end))
     {
       set_entry_error (error, st, name,
-                       "'data_offsets' must be two non-negative integers [begin, end]");
+                       _("'data_offsets' must be two non-negative integers [begin, end]"));
       return FALSE;
     }
   if (begin > end)
@@ -279,7 +280,7 @@ parse_metadata (GessoSafetensors *st, JsonNode *node, GError **error)
   if (!JSON_NODE_HOLDS_OBJECT (node))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                   "%s: '__metadata__' must be an object of strings", file);
+                   _("%s: '__metadata__' must be an object of strings"), file);
       return FALSE;
     }
   json_object_iter_init (&iter, json_node_get_object (node));
@@ -289,7 +290,7 @@ parse_metadata (GessoSafetensors *st, JsonNode *node, GError **error)
         {
           g_autofree char *shown = gesso_io_display (key);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s: __metadata__ value '%s' must be a string", file, shown);
+                       _("%s: __metadata__ value '%s' must be a string"), file, shown);
           return FALSE;
         }
       g_hash_table_insert (st->metadata, g_strdup (key), g_strdup (json_node_get_string (value)));
@@ -360,7 +361,7 @@ set_header_error (GError **error, const GessoSafetensors *st, const char *format
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
-  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, "%s: %s", file, message);
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, _("%s: %s"), file, message);
 }
 
 static JsonObject *
@@ -372,8 +373,8 @@ parse_header_json (const GessoSafetensors *st, const char *text, size_t length, 
 
   if (!gesso_io_json_depth_ok (text, length))
     {
-      set_header_error (error, st, "the header nests JSON more than %d levels deep; the file "
-                        "is corrupt", GESSO_JSON_MAX_DEPTH);
+      set_header_error (error, st, _("the header nests JSON more than %d levels deep; the file "
+                        "is corrupt"), GESSO_JSON_MAX_DEPTH);
       return NULL;
     }
   parser = json_parser_new_immutable ();
@@ -382,15 +383,15 @@ parse_header_json (const GessoSafetensors *st, const char *text, size_t length, 
       /* json-glib quotes the offending token, which may hold a newline */
       g_autofree char *reason = gesso_io_display (json_error ? json_error->message
                                                              : "it is empty");
-      set_header_error (error, st, "the header is not valid JSON (%s); the file is corrupt or "
-                        "not a safetensors file", reason);
+      set_header_error (error, st, _("the header is not valid JSON (%s); the file is corrupt or "
+                        "not a safetensors file"), reason);
       return NULL;
     }
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
-      set_header_error (error, st, "the header is not a JSON object; the file is corrupt or "
-                        "not a safetensors file");
+      set_header_error (error, st, _("the header is not a JSON object; the file is corrupt or "
+                        "not a safetensors file"));
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
@@ -470,14 +471,14 @@ check_unique_names (const GessoSafetensors *st, const char *text, size_t length,
         {
           g_autofree char *shown = gesso_io_display (name);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                       "%s: the header names tensor '%s' twice; the file is corrupt: download "
-                       "or convert it again", file, shown);
+                       _("%s: the header names tensor '%s' twice; the file is corrupt: download "
+                       "or convert it again"), file, shown);
           return FALSE;
         }
     }
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-               "%s: the header names a tensor twice (spelt with different escapes); the file "
-               "is corrupt: download or convert it again", file);
+               _("%s: the header names a tensor twice (spelt with different escapes); the file "
+               "is corrupt: download or convert it again"), file);
   return FALSE;
 }
 
@@ -498,7 +499,7 @@ validate (GessoSafetensors *st, GError **error)
       g_autofree char *file = gesso_io_display (st->path);
       if (st->size == 0)
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
-                     "%s: the file is empty, not a safetensors file", file);
+                     _("%s: the file is empty, not a safetensors file"), file);
       else
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT,
                      "%s: the file has only %" G_GSIZE_FORMAT " bytes; a safetensors file "
@@ -689,7 +690,7 @@ gesso_safetensors_open (const char *path, GError **error)
     {
       g_autofree char *shown = gesso_io_display (path);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_IO,
-                   "cannot read '%s': it is not a regular file", shown);
+                   _("cannot read '%s': it is not a regular file"), shown);
       close (fd);
       return NULL;
     }
@@ -765,7 +766,7 @@ set_dtype_error (GError **error, const GessoSafetensorsEntry *entry, const char 
   g_autofree char *tensor = gesso_io_display (entry->name);
 
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-               "tensor '%s' is stored as %s; Gesso reads %s", tensor,
+               _("tensor '%s' is stored as %s; Gesso reads %s"), tensor,
                gesso_dtype_name (entry->dtype), wanted);
 }
 
@@ -882,7 +883,7 @@ gesso_safetensors_entry_read_f32 (const GessoSafetensorsEntry *entry, int64_t fi
       if (bounce == NULL)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                       "not enough memory to read tensor data");
+                       _("not enough memory to read tensor data"));
           return FALSE;
         }
     }
@@ -958,7 +959,7 @@ gesso_safetensors_entry_to_i64 (const GessoSafetensorsEntry *entry, int64_t *dst
   if (bytes == NULL)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_NO_MEMORY,
-                   "not enough memory to read tensor data");
+                   _("not enough memory to read tensor data"));
       return FALSE;
     }
   if (!gesso_safetensors_entry_read (entry, 0, entry->nbytes, bytes, error))

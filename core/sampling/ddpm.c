@@ -8,6 +8,7 @@
  * and adds sqrt(var) z except at t = 0.
  */
 #include "sampling/sampler-private.h"
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -30,7 +31,7 @@ previous_timestep (GessoSampler *s, double t, int *prev, GError **error)
         return TRUE;
       }
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-               "timestep %g is not in the ddpm schedule; pass one of get_timesteps()", t);
+               _("timestep %g is not in the ddpm schedule; pass one of get_timesteps()"), t);
   return FALSE;
 }
 

@@ -20,6 +20,7 @@
 #include "sampling/sampler-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -59,7 +60,7 @@ dpm_set_timesteps (GessoSampler *s, int n, GError **error)
   if (last < 1)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "lambda_min_clipped %g removes every timestep", c->lambda_min_clipped);
+                   _("lambda_min_clipped %g removes every timestep"), c->lambda_min_clipped);
       return FALSE;
     }
   switch (c->timestep_spacing)
@@ -102,7 +103,7 @@ dpm_set_timesteps (GessoSampler *s, int n, GError **error)
     {
       g_free (ts);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d steps give an empty DPM-Solver schedule", n);
+                   _("%d steps give an empty DPM-Solver schedule"), n);
       return FALSE;
     }
 

@@ -17,6 +17,7 @@
 #include "sampling/sampler-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -99,7 +100,7 @@ sampler_sigma_timesteps (GessoSampler *s, int n, GError **error)
     {
       g_free (ts);
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s supports default, Karras or exponential sigmas only",
+                   _("%s supports default, Karras or exponential sigmas only"),
                    gesso_sampler_kind_name (c->kind));
       return FALSE;
     }
@@ -197,7 +198,7 @@ sigma_add_noise_index (GessoSampler *s, double t, int *index, GError **error)
   if ((guint) *index >= s->n_timesteps)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "add_noise after the last step");
+                   _("add_noise after the last step"));
       return FALSE;
     }
   return TRUE;

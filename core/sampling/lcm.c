@@ -18,6 +18,7 @@
  * than n timesteps left is an error, as in diffusers.
  */
 #include "sampling/sampler-private.h"
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -38,7 +39,7 @@ lcm_set_timesteps (GessoSampler *s, int n, GError **error)
   if (n > original)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "LCM can take at most %d steps (original_inference_steps); %d requested",
+                   _("LCM can take at most %d steps (original_inference_steps); %d requested"),
                    original, n);
       return FALSE;
     }
@@ -46,12 +47,13 @@ lcm_set_timesteps (GessoSampler *s, int n, GError **error)
     {
       if (kept > 0)
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                     "LCM at strength %g keeps %d of its %d timesteps, fewer than the %d steps "
-                     "asked; use at most %d steps or a strength above %g", c->lcm_strength, kept,
+                     _("LCM at strength %g keeps %d of its %d timesteps, fewer than the %d steps "
+                     "asked; use at most %d steps or a strength above %g"), c->lcm_strength, kept,
                      original, n, kept, (double) n / original);
       else
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                     "LCM at strength %g keeps none of its %d timesteps; use a strength above %g",
+                     _("LCM at strength %g keeps none of its %d timesteps; use a strength "
+                       "above %g"),
                      c->lcm_strength, original, (double) n / original);
       return FALSE;
     }

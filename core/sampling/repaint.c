@@ -15,6 +15,7 @@
 #include "sampling/sampler-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -59,8 +60,8 @@ repaint_set_timesteps (GessoSampler *s, int n, GError **error)
         {
           g_array_unref (ts);
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "the RePaint schedule for %d steps, jump length %d and %d resamplings is "
-                       "too long; use fewer resamplings", n, jl, c->jump_n_sample);
+                       _("the RePaint schedule for %d steps, jump length %d and %d resamplings is "
+                       "too long; use fewer resamplings"), n, jl, c->jump_n_sample);
           return FALSE;
         }
     }
@@ -87,7 +88,8 @@ check_mask (const GessoTensor *sample, const GessoTensor *mask, gboolean *per_ch
 
   if (mask == NULL || mask->data == NULL)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, "the mask tensor is missing");
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   _("the mask tensor is missing"));
       return FALSE;
     }
   if (gesso_tensor_same_shape (sample, mask))
@@ -103,8 +105,8 @@ check_mask (const GessoTensor *sample, const GessoTensor *mask, gboolean *per_ch
   a = gesso_tensor_shape_string (sample->ndim, sample->shape);
   b = gesso_tensor_shape_string (mask->ndim, mask->shape);
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-               "the mask is %s; for a sample of shape %s it must have that shape or one "
-               "channel ([N or 1, 1, H, W])", b, a);
+               _("the mask is %s; for a sample of shape %s it must have that shape or one "
+               "channel ([N or 1, 1, H, W])"), b, a);
   return FALSE;
 }
 
@@ -128,20 +130,20 @@ gesso_sampler_repaint_step (GessoSampler *sampler, const GessoTensor *model_outp
   if (c->kind != GESSO_SAMPLER_REPAINT)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "repaint_step needs a repaint sampler, not %s",
+                   _("repaint_step needs a repaint sampler, not %s"),
                    gesso_sampler_kind_name (c->kind));
       return FALSE;
     }
   if (s->num_inference_steps == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the sampler has no timesteps yet; call set_timesteps first");
+                   _("the sampler has no timesteps yet; call set_timesteps first"));
       return FALSE;
     }
   if (sample == NULL || sample->data == NULL || gesso_tensor_numel (sample) <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the sample tensor is missing or empty");
+                   _("the sample tensor is missing or empty"));
       return FALSE;
     }
   if (!gesso_tensor_same_shape (sample, model_output) || !gesso_tensor_same_shape (sample, original)
@@ -153,8 +155,8 @@ gesso_sampler_repaint_step (GessoSampler *sampler, const GessoTensor *model_outp
       g_autofree char *shape = gesso_tensor_shape_string (sample->ndim, sample->shape);
 
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the model output, original, noise and output tensors must all have the "
-                   "sample's shape %s", shape);
+                   _("the model output, original, noise and output tensors must all have the "
+                   "sample's shape %s"), shape);
       return FALSE;
     }
   if (!check_mask (sample, mask, &per_channel, error) || !sampler_train_index (s, t, &ti, error))
@@ -227,14 +229,14 @@ gesso_sampler_repaint_undo_step (GessoSampler *sampler, const GessoTensor *sampl
   if (sampler->config.kind != GESSO_SAMPLER_REPAINT || sampler->num_inference_steps == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "undo_step needs a repaint sampler with its timesteps set");
+                   _("undo_step needs a repaint sampler with its timesteps set"));
       return FALSE;
     }
   if (sample == NULL || sample->data == NULL || out == NULL || out->data == NULL
       || !gesso_tensor_same_shape (sample, out))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "undo_step needs a sample and an output of the same shape");
+                   _("undo_step needs a sample and an output of the same shape"));
       return FALSE;
     }
   count = gesso_sampler_repaint_undo_noise_count (sampler);
@@ -251,7 +253,7 @@ gesso_sampler_repaint_undo_step (GessoSampler *sampler, const GessoTensor *sampl
   if (ti + (int) count > sampler->config.num_train_timesteps)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "undo_step from timestep %d would go past the last training timestep", ti);
+                   _("undo_step from timestep %d would go past the last training timestep"), ti);
       return FALSE;
     }
   if (out->data != sample->data)
@@ -274,8 +276,8 @@ static gboolean
 repaint_step_unsupported (GessoSampler *s, const SamplerStep *st, GError **error)
 {
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-               "RePaint steps need the original image and the mask: use "
-               "gesso_sampler_repaint_step");
+               _("RePaint steps need the original image and the mask: use "
+               "gesso_sampler_repaint_step"));
   return FALSE;
 }
 

@@ -8,6 +8,7 @@
 #include "sampling/sampler-private.h"
 
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 typedef struct
 {
@@ -199,7 +200,7 @@ is_foreign_key (const char *key)
 static gboolean
 type_error (GError **error, const char *name, const char *key, const char *what)
 {
-  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, "%s: '%s' must be %s", name, key, what);
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_CORRUPT, _("%s: '%s' must be %s"), name, key, what);
   return FALSE;
 }
 
@@ -232,7 +233,7 @@ read_double (JsonNode *node, const char *name, const char *key, double min, doub
   if (isnan (v) || (!allow_infinite && !isfinite (v)) || (isfinite (v) && (v < min || v > max)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s: '%s' is %g; it must be between %g and %g", name, key, v, min, max);
+                   _("%s: '%s' is %g; it must be between %g and %g"), name, key, v, min, max);
       return FALSE;
     }
   *out = v;
@@ -286,7 +287,7 @@ read_choice (JsonNode *node, const char *name, const char *key, const char *cons
   for (int i = 0; choices[i] != NULL; i++)
     g_string_append_printf (list, "%s\"%s\"", i ? ", " : "", choices[i]);
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-               "%s: '%s' is \"%s\", which Gesso does not support here; supported: %s", name, key,
+               _("%s: '%s' is \"%s\", which Gesso does not support here; supported: %s"), name, key,
                v, list->str);
   return FALSE;
 }
@@ -294,7 +295,7 @@ read_choice (JsonNode *node, const char *name, const char *key, const char *cons
 static gboolean
 unsupported (GError **error, const char *name, const char *key, const char *why)
 {
-  g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED, "%s: '%s': %s", name, key, why);
+  g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED, _("%s: '%s': %s"), name, key, why);
   return FALSE;
 }
 
@@ -510,8 +511,8 @@ gesso_sampler_config_from_json (GessoSamplerConfig *config, JsonObject *json, co
               continue;
             }
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "%s: unknown scheduler setting '%s'; Gesso cannot tell what it would "
-                       "change, so remove it if it is not needed", name, key);
+                       _("%s: unknown scheduler setting '%s'; Gesso cannot tell what it would "
+                       "change, so remove it if it is not needed"), name, key);
           return FALSE;
         }
       if (JSON_NODE_HOLDS_NULL (node))  /* diffusers writes null for "unset": keep the default */
@@ -525,8 +526,8 @@ gesso_sampler_config_from_json (GessoSamplerConfig *config, JsonObject *json, co
   if (p.karras + p.exponential + p.beta > 1)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s: only one of use_karras_sigmas, use_exponential_sigmas and "
-                   "use_beta_sigmas can be true", name);
+                   _("%s: only one of use_karras_sigmas, use_exponential_sigmas and "
+                   "use_beta_sigmas can be true"), name);
       return FALSE;
     }
   if (p.beta)

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <glib/gi18n-lib.h>
 
 static const SamplerClass *const classes[GESSO_SAMPLER_COUNT] = {
   [GESSO_SAMPLER_DDIM] = &gesso_ddim_class,
@@ -27,20 +28,21 @@ check_config (const GessoSamplerConfig *c, GError **error)
   if (!(c->eta >= 0 && c->eta <= 1))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "eta is %g; it must be between 0 (deterministic) and 1", c->eta);
+                   _("eta is %g; it must be between 0 (deterministic) and 1"), c->eta);
       return FALSE;
     }
   if (c->steps_offset < 0 || c->steps_offset >= c->num_train_timesteps)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "steps_offset is %d; it must be between 0 and %d", c->steps_offset,
+                   _("steps_offset is %d; it must be between 0 and %d"), c->steps_offset,
                    c->num_train_timesteps - 1);
       return FALSE;
     }
   if (c->clip_sample && !(c->clip_sample_range > 0 && isfinite (c->clip_sample_range)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "clip_sample_range is %g; it must be a positive number", c->clip_sample_range);
+                   _("clip_sample_range is %g; it must be a positive number"),
+                   c->clip_sample_range);
       return FALSE;
     }
   if (c->thresholding
@@ -48,23 +50,23 @@ check_config (const GessoSamplerConfig *c, GError **error)
            && c->sample_max_value >= 1 && isfinite (c->sample_max_value)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "thresholding needs dynamic_thresholding_ratio in [0, 1] and "
-                   "sample_max_value >= 1 (got %g and %g)", c->dynamic_thresholding_ratio,
+                   _("thresholding needs dynamic_thresholding_ratio in [0, 1] and "
+                   "sample_max_value >= 1 (got %g and %g)"), c->dynamic_thresholding_ratio,
                    c->sample_max_value);
       return FALSE;
     }
   if (c->kind == GESSO_SAMPLER_EULER_ANCESTRAL && c->prediction_type == GESSO_PREDICTION_SAMPLE)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "%s does not support prediction_type \"sample\" (diffusers does not "
-                   "either); use euler or ddim for x0-predicting models", kind);
+                   _("%s does not support prediction_type \"sample\" (diffusers does not "
+                   "either); use euler or ddim for x0-predicting models"), kind);
       return FALSE;
     }
   if (c->kind == GESSO_SAMPLER_DDIM_INVERSE && c->timestep_spacing == GESSO_SPACING_LINSPACE)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                   "ddim_inverse supports timestep_spacing \"leading\" or \"trailing\", not "
-                   "\"linspace\"");
+                   _("ddim_inverse supports timestep_spacing \"leading\" or \"trailing\", not "
+                   "\"linspace\""));
       return FALSE;
     }
   if (c->kind == GESSO_SAMPLER_DPMPP_2M)
@@ -72,7 +74,7 @@ check_config (const GessoSamplerConfig *c, GError **error)
       if (c->solver_order < 1 || c->solver_order > 3)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "solver_order is %d; DPM-Solver supports orders 1, 2 and 3",
+                       _("solver_order is %d; DPM-Solver supports orders 1, 2 and 3"),
                        c->solver_order);
           return FALSE;
         }
@@ -80,22 +82,22 @@ check_config (const GessoSamplerConfig *c, GError **error)
           && !c->final_sigma_min)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "final_sigmas_type \"zero\" needs algorithm_type \"dpmsolver++\" or "
-                       "\"sde-dpmsolver++\"; use final_sigmas_type \"sigma_min\"");
+                       _("final_sigmas_type \"zero\" needs algorithm_type \"dpmsolver++\" or "
+                       "\"sde-dpmsolver++\"; use final_sigmas_type \"sigma_min\""));
           return FALSE;
         }
       if (c->algorithm_type == GESSO_DPM_SDE_DPMSOLVER && c->solver_order == 3)
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED,
-                       "algorithm_type \"sde-dpmsolver\" has no third-order solver; use "
-                       "solver_order 1 or 2");
+                       _("algorithm_type \"sde-dpmsolver\" has no third-order solver; use "
+                       "solver_order 1 or 2"));
           return FALSE;
         }
     }
   if (c->kind == GESSO_SAMPLER_LMS && (c->lms_order < 1 || c->lms_order > 8))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the LMS order is %d; it must be between 1 and 8", c->lms_order);
+                   _("the LMS order is %d; it must be between 1 and 8"), c->lms_order);
       return FALSE;
     }
   if (c->kind == GESSO_SAMPLER_LCM
@@ -103,21 +105,21 @@ check_config (const GessoSamplerConfig *c, GError **error)
           || !(c->timestep_scaling > 0 && isfinite (c->timestep_scaling))))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "LCM needs original_inference_steps between 1 and %d and a positive "
-                   "timestep_scaling (got %d and %g)", c->num_train_timesteps,
+                   _("LCM needs original_inference_steps between 1 and %d and a positive "
+                   "timestep_scaling (got %d and %g)"), c->num_train_timesteps,
                    c->original_inference_steps, c->timestep_scaling);
       return FALSE;
     }
   if (c->kind == GESSO_SAMPLER_LCM && !(c->lcm_strength > 0 && c->lcm_strength <= 1))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the LCM strength is %g; it must be above 0 and at most 1", c->lcm_strength);
+                   _("the LCM strength is %g; it must be above 0 and at most 1"), c->lcm_strength);
       return FALSE;
     }
   if (c->kind == GESSO_SAMPLER_REPAINT && (c->jump_length < 1 || c->jump_n_sample < 1))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "RePaint needs jump_length >= 1 and jump_n_sample >= 1 (got %d and %d)",
+                   _("RePaint needs jump_length >= 1 and jump_n_sample >= 1 (got %d and %d)"),
                    c->jump_length, c->jump_n_sample);
       return FALSE;
     }
@@ -132,7 +134,7 @@ gesso_sampler_new (const GessoSamplerConfig *config, GError **error)
   g_return_val_if_fail (config != NULL, NULL);
   if ((unsigned) config->kind >= GESSO_SAMPLER_COUNT)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, "unknown sampler kind %d",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, _("unknown sampler kind %d"),
                    (int) config->kind);
       return NULL;
     }
@@ -216,8 +218,8 @@ gesso_sampler_set_timesteps (GessoSampler *sampler, int num_inference_steps, GEr
   if (num_inference_steps < 1 || num_inference_steps > sampler->config.num_train_timesteps)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d sampling steps requested; use between 1 and %d (the number of "
-                   "timesteps the model was trained with)", num_inference_steps,
+                   _("%d sampling steps requested; use between 1 and %d (the number of "
+                   "timesteps the model was trained with)"), num_inference_steps,
                    sampler->config.num_train_timesteps);
       return FALSE;
     }
@@ -270,7 +272,7 @@ gesso_sampler_set_begin_index (GessoSampler *sampler, int index, GError **error)
   if (index < 0 || (guint) index >= sampler->n_timesteps)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "begin index %d is outside the %u timesteps; call set_timesteps first",
+                   _("begin index %d is outside the %u timesteps; call set_timesteps first"),
                    index, sampler->n_timesteps);
       return FALSE;
     }
@@ -285,7 +287,7 @@ sampler_train_index (const GessoSampler *s, double t, int *index, GError **error
   if (!(t >= 0 && t < s->config.num_train_timesteps && t == floor (t)))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "timestep %g is not one of the %s sampler's integer timesteps 0..%d", t,
+                   _("timestep %g is not one of the %s sampler's integer timesteps 0..%d"), t,
                    gesso_sampler_kind_name (s->config.kind), s->config.num_train_timesteps - 1);
       return FALSE;
     }
@@ -308,7 +310,7 @@ sampler_index_for_timestep (const GessoSampler *s, double t, int *index, GError 
   if (found == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "timestep %g is not in the sampler's schedule%s", t,
+                   _("timestep %g is not in the sampler's schedule%s"), t,
                    s->n_timesteps == 0 ? " (call set_timesteps first)" : "");
       return FALSE;
     }
@@ -321,7 +323,7 @@ sampler_current_index (GessoSampler *s, double t, GError **error)
   if (s->n_timesteps == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the sampler has no timesteps yet; call set_timesteps first");
+                   _("the sampler has no timesteps yet; call set_timesteps first"));
       return FALSE;
     }
   if (s->step_index < 0)
@@ -334,7 +336,7 @@ sampler_current_index (GessoSampler *s, double t, GError **error)
   if ((guint) s->step_index >= s->n_timesteps)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "all %u steps have been taken; call set_timesteps to start again",
+                   _("all %u steps have been taken; call set_timesteps to start again"),
                    s->n_timesteps);
       return FALSE;
     }
@@ -373,8 +375,8 @@ sampler_check_train_range (GessoSampler *s, GError **error)
     if (!(s->timesteps[i] >= 0 && s->timesteps[i] < s->config.num_train_timesteps))
       {
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                     "%d steps with %s spacing and steps_offset %d give timestep %g, outside "
-                     "the trained 0..%d; choose another step count or spacing",
+                     _("%d steps with %s spacing and steps_offset %d give timestep %g, outside "
+                     "the trained 0..%d; choose another step count or spacing"),
                      s->num_inference_steps, spacing_name (s->config.timestep_spacing),
                      s->config.steps_offset, s->timesteps[i], s->config.num_train_timesteps - 1);
         return FALSE;
@@ -405,7 +407,7 @@ check_like (const GessoTensor *ref, const GessoTensor *t, const char *what, int6
 
   if (t == NULL || t->data == NULL)
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, "the %s tensor is missing",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, _("the %s tensor is missing"),
                    what);
       return FALSE;
     }
@@ -416,7 +418,7 @@ check_like (const GessoTensor *ref, const GessoTensor *t, const char *what, int6
 
       if (count == 1)
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                     "the %s tensor is %s; it must have the sample's shape %s", what, b, a);
+                     _("the %s tensor is %s; it must have the sample's shape %s"), what, b, a);
       else
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
                      "the %s tensor is %s; it must hold %" G_GINT64_FORMAT " tensors of shape %s",
@@ -445,7 +447,7 @@ check_sample (const GessoTensor *sample, GError **error)
       || gesso_tensor_numel (sample) <= 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the sample tensor is missing or empty");
+                   _("the sample tensor is missing or empty"));
       return FALSE;
     }
   return TRUE;
@@ -495,19 +497,19 @@ gesso_sampler_step (GessoSampler *sampler, const GessoTensor *model_output, doub
   if (sampler->config.kind == GESSO_SAMPLER_REPAINT)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "RePaint steps need the original image and the mask: use "
-                   "gesso_sampler_repaint_step");
+                   _("RePaint steps need the original image and the mask: use "
+                   "gesso_sampler_repaint_step"));
       return FALSE;
     }
   if (sampler->num_inference_steps == 0)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the sampler has no timesteps yet; call set_timesteps first");
+                   _("the sampler has no timesteps yet; call set_timesteps first"));
       return FALSE;
     }
   if (!isfinite (t))
     {
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, "timestep %g is not finite",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT, _("timestep %g is not finite"),
                    t);
       return FALSE;
     }

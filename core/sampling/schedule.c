@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gesso.h"
+#include <glib/gi18n-lib.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -229,7 +230,7 @@ gesso_schedule_init (GessoSchedule *schedule, int num_train_timesteps, GessoBeta
   if (n < 2 || n > 100000)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "num_train_timesteps is %d; it must be between 2 and 100000", n);
+                   _("num_train_timesteps is %d; it must be between 2 and 100000"), n);
       return FALSE;
     }
   if (kind != GESSO_BETA_SQUAREDCOS_CAP_V2
@@ -237,7 +238,7 @@ gesso_schedule_init (GessoSchedule *schedule, int num_train_timesteps, GessoBeta
            && beta_start <= beta_end))
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "beta_start %g and beta_end %g must satisfy 0 <= beta_start <= beta_end < 1",
+                   _("beta_start %g and beta_end %g must satisfy 0 <= beta_start <= beta_end < 1"),
                    beta_start, beta_end);
       return FALSE;
     }
@@ -273,7 +274,7 @@ gesso_schedule_init (GessoSchedule *schedule, int num_train_timesteps, GessoBeta
       }
       break;
     default:
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED, "unknown beta schedule %d",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED, _("unknown beta schedule %d"),
                    (int) kind);
       gesso_schedule_clear (schedule);
       return FALSE;
@@ -285,8 +286,8 @@ gesso_schedule_init (GessoSchedule *schedule, int num_train_timesteps, GessoBeta
     if (!(schedule->betas[i] >= 0.0f && schedule->betas[i] <= 1.0f))
       {
         g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                     "the beta schedule gives beta[%d] = %g, outside [0, 1]; check beta_start "
-                     "and beta_end", i, (double) schedule->betas[i]);
+                     _("the beta schedule gives beta[%d] = %g, outside [0, 1]; check beta_start "
+                     "and beta_end"), i, (double) schedule->betas[i]);
         gesso_schedule_clear (schedule);
         return FALSE;
       }
@@ -317,8 +318,8 @@ gesso_schedule_timesteps (GessoTimestepSpacing spacing, int num_train_timesteps,
   if (n < 1 || n > T)
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "%d inference steps requested; the model was trained with %d timesteps, so "
-                   "use between 1 and %d", n, T, T);
+                   _("%d inference steps requested; the model was trained with %d timesteps, so "
+                   "use between 1 and %d"), n, T, T);
       return FALSE;
     }
   switch (spacing)
@@ -357,7 +358,7 @@ gesso_schedule_timesteps (GessoTimestepSpacing spacing, int num_train_timesteps,
       }
       break;
     default:
-      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED, "unknown timestep spacing %d",
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED, _("unknown timestep spacing %d"),
                    (int) spacing);
       return FALSE;
     }

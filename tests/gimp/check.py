@@ -427,7 +427,7 @@ PROCS = {
     "plug-in-gesso-generate": "Generate from _Prompt…",
     "plug-in-gesso-inpaint": "_Inpaint Selection…",
     "plug-in-gesso-realize-strokes": "_Realize Strokes…",
-    "plug-in-gesso-restyle": "_Restyle…",
+    "plug-in-gesso-restyle": "Re_style…",
 }
 ARGS = {
     "plug-in-gesso-generate": ["prompt", "negative-prompt", "model", "steps", "guidance",
