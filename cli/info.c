@@ -264,6 +264,23 @@ describe_embedding (const char *path, const GessoEmbeddingInfo *e)
   return TRUE;
 }
 
+/* A LoRA: its layout, what it changes and the family it seems made for. */
+static gboolean
+describe_lora (const char *path, const GessoLoraInfo *l)
+{
+  g_autofree char *text = NULL;
+
+  print_field (_("path"), path);
+  print_field (_("kind"), _("LoRA"));
+  print_field (_("layout"), l->layout);
+  text = g_strdup_printf (_("%u UNet layers, %u text-encoder layers, rank up to %" G_GINT64_FORMAT),
+                          l->unet_layers, l->text_layers, l->max_rank);
+  print_field (_("changes"), text);
+  print_field (_("fits"), l->family != NULL ? l->family : _("unknown"));
+  print_field (_("use"), _("--lora PATH[:WEIGHT], or <lora:NAME:WEIGHT> in the prompt"));
+  return TRUE;
+}
+
 static gboolean
 describe (const char *path, const GessoModelParams *defaults, GessoModelCache *cache)
 {
@@ -271,11 +288,26 @@ describe (const char *path, const GessoModelParams *defaults, GessoModelCache *c
   GessoControlNetInfo controlnet;
   GessoTaesdInfo taesd;
   GessoEmbeddingInfo embedding = { 0 };
+  GessoLoraInfo lora;
 
   if (gesso_controlnet_probe (path, &controlnet, NULL))
     return describe_controlnet (path, &controlnet, cache);
   if (gesso_taesd_probe (path, &taesd, NULL))
     return describe_taesd (path, &taesd);
+  if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      g_autoptr (GError) lora_error = NULL;
+
+      if (gesso_lora_probe (path, &lora, &lora_error))
+        return describe_lora (path, &lora);
+      /* a LyCORIS kind Gesso refuses, or a LoRA missing a factor: say that, not "no UNet" */
+      if (g_error_matches (lora_error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED)
+          || g_error_matches (lora_error, GESSO_ERROR, GESSO_ERROR_CORRUPT))
+        {
+          gesso_cli_error ("%s", lora_error->message);
+          return FALSE;
+        }
+    }
   if (!g_file_test (path, G_FILE_TEST_IS_DIR) && gesso_embedding_probe (path, &embedding, NULL))
     {
       gboolean ok = describe_embedding (path, &embedding);

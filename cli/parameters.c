@@ -30,19 +30,6 @@ gesso_cli_parameters_sampler_name (const char *engine_name)
   return engine_name;
 }
 
-/* The sampler the engine runs for P (core/edit/edit.c picks the same for a NULL name). */
-static const char *
-sampler_used (const GessoEditParams *p, GessoModel *model)
-{
-  if (p->sampler != NULL && p->sampler[0] != '\0')
-    return p->sampler;
-  if (p->kind == GESSO_EDIT_RESTYLE)
-    return "ddim";
-  if (p->kind == GESSO_EDIT_INPAINT && !gesso_model_is_inpainting (model))
-    return "repaint";
-  return "dpmpp_2m";
-}
-
 /* A1111 writes a value holding ',' ':' or '"' quoted, so that the line still splits. */
 static void
 append_value (GString *text, const char *key, const char *value)
@@ -99,7 +86,7 @@ gesso_cli_parameters_format (const GessoEditParams *p, GessoModel *model, int wi
 
   append_value (settings, "Steps", steps);
   append_value (settings, "Sampler",
-                gesso_cli_parameters_sampler_name (sampler_used (p, model)));
+                gesso_cli_parameters_sampler_name (gesso_edit_sampler_name (model, p)));
   /* "%g" in the C locale: 7.5 and 7, as A1111 writes them */
   append_value (settings, "CFG scale", g_ascii_formatd (number, sizeof number, "%g",
                                                         p->guidance));

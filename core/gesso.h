@@ -332,6 +332,21 @@ typedef struct
 gboolean gesso_embedding_probe (const char *path, GessoEmbeddingInfo *info, GError **error);
 void gesso_embedding_info_clear (GessoEmbeddingInfo *info);
 
+/* What a LoRA file is: what `gesso info` says about it. */
+typedef struct
+{
+  const char *layout;                 /* "kohya/A1111", "diffusers (PEFT)", ... */
+  guint unet_layers;                  /* layers it changes in the UNet */
+  guint text_layers;                  /* ... and in the text encoders */
+  int64_t max_rank;
+  const char *family;                 /* the family it seems made for; NULL: the file does not
+                                       * tell */
+} GessoLoraInfo;
+
+/* FALSE (and ERROR: pickle, no LoRA, a LyCORIS kind Gesso refuses, a damaged pair) when PATH
+ * is no LoRA Gesso can read; whether it fits a model shows only when applied to it. */
+gboolean gesso_lora_probe (const char *path, GessoLoraInfo *info, GError **error);
+
 /* --- Images and masks ------------------------------------------------------------------- */
 
 /* RGBA, float, sRGB-encoded (not linear) in [0, 1], straight (not premultiplied) alpha,
@@ -471,6 +486,12 @@ typedef struct
 
 /* The method's friendly defaults (steps, guidance, strength, sampler, ...). */
 void gesso_edit_params_init (GessoEditParams *params, GessoEditKind kind);
+
+/* The sampler P runs with on MODEL: P->sampler, or when that is NULL or "" ("auto") the
+ * method's choice: ddim for restyle (it must retrace DDIM's inversion), lcm when an LCM-LoRA
+ * is in use (as of MODEL's last edit), repaint for inpainting with an ordinary model,
+ * dpmpp_2m otherwise. */
+const char *gesso_edit_sampler_name (const GessoModel *model, const GessoEditParams *p);
 
 typedef struct
 {

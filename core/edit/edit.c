@@ -212,19 +212,31 @@ spacing_from_name (const char *name, GessoTimestepSpacing *out)
   return FALSE;
 }
 
+const char *
+gesso_edit_sampler_name (const GessoModel *model, const GessoEditParams *p)
+{
+  g_return_val_if_fail (model != NULL && p != NULL, NULL);
+  if (p->sampler != NULL && p->sampler[0] != '\0')
+    return p->sampler;
+  if (p->kind == GESSO_EDIT_RESTYLE)
+    return "ddim";
+  /* an LCM-LoRA was distilled for LCM's few steps: other samplers make mush of them */
+  if (gesso_model_uses_lcm_lora (model))
+    return "lcm";
+  if (p->kind == GESSO_EDIT_INPAINT && !gesso_model_is_inpainting (model))
+    return "repaint";
+  return "dpmpp_2m";
+}
+
 static gboolean
 sampler_config (GessoModel *model, const GessoEditParams *p, GessoSamplerConfig *config,
                 GError **error)
 {
-  const char *name = p->sampler;
+  const char *name = gesso_edit_sampler_name (model, p);
   g_autofree char *base = NULL;
   gboolean karras = FALSE;
   GessoSamplerKind kind;
 
-  if (name == NULL || name[0] == '\0')
-    name = p->kind == GESSO_EDIT_RESTYLE ? "ddim"
-           : p->kind == GESSO_EDIT_INPAINT && !gesso_model_is_inpainting (model) ? "repaint"
-           : "dpmpp_2m";
   base = g_strdup (name);
   if (g_str_has_suffix (base, "_karras"))
     {

@@ -60,6 +60,7 @@ struct GessoModel
   GessoWeightDelta *lora_deltas; /* the deltas set on WEIGHTS now (one per LoRA module) */
   char *lora_set;               /* what they are ("path\tweight\n" each); NULL: none */
   gboolean lora_text;           /* some of them change a text encoder */
+  gboolean lora_lcm;            /* one of them is an LCM-LoRA: "auto" samples with lcm */
   GArray *embedding_rows;       /* floats: the embeddings' rows past the vocabulary, in order */
   gboolean release_weights;     /* GessoModelParams.release_weights */
   gboolean unet_released;       /* its weights freed until gesso_model_prepare_job */
@@ -99,6 +100,8 @@ void gesso_model_prompts_encoded (GessoModel *model);
 gboolean gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n,
                                 GError **error);
 void gesso_model_free_loras (GessoModel *model);
+/* An LCM-LoRA is among the LoRAs in use (gesso_lora_is_lcm). */
+gboolean gesso_model_uses_lcm_lora (const GessoModel *model);
 
 /* A job is about to sample: the UNet's weights are read again if a previous job released
  * them. */

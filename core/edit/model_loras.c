@@ -20,6 +20,13 @@ gesso_model_free_loras (GessoModel *model)
   g_clear_pointer (&model->lora_deltas, g_free);
   g_clear_pointer (&model->lora_set, g_free);
   g_clear_pointer (&model->loras, g_hash_table_unref);
+  model->lora_lcm = FALSE;
+}
+
+gboolean
+gesso_model_uses_lcm_lora (const GessoModel *model)
+{
+  return model->lora_lcm;
 }
 
 /* "path\tweight\n" per use that changes anything, in order; NULL when none does. */
@@ -115,6 +122,7 @@ gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n, GErro
 
   text_before = model->lora_text;
   model->lora_text = FALSE;
+  model->lora_lcm = FALSE;
   if (model->lora_deltas != NULL)
     gesso_weights_clear_deltas (model->weights);
   g_clear_pointer (&model->lora_deltas, g_free);
@@ -126,6 +134,8 @@ gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n, GErro
       goto fail;
   if (set != NULL && !set_deltas (model, loras, uses, n, error))
     goto fail;
+  for (int i = 0; i < n; i++)
+    model->lora_lcm |= loras[i] != NULL && gesso_lora_is_lcm (loras[i]);
   model->lora_set = g_steal_pointer (&set);
   /* the cached embeddings were made with the text encoders' weights as they were */
   if (text_before || model->lora_text)

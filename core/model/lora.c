@@ -360,6 +360,30 @@ gesso_lora_max_rank (const GessoLora *lora)
   return rank;
 }
 
+static gboolean
+mentions_lcm (const char *text)
+{
+  g_autofree char *lower = text != NULL ? g_ascii_strdown (text, -1) : NULL;
+
+  return lower != NULL && (strstr (lower, "lcm") != NULL
+                           || strstr (lower, "latent consistency") != NULL
+                           || strstr (lower, "latent-consistency") != NULL);
+}
+
+gboolean
+gesso_lora_is_lcm (const GessoLora *lora)
+{
+  static const char *const title_keys[] = { "ss_output_name", "modelspec.title" };
+  g_autofree char *base = g_path_get_basename (lora->path);
+
+  if (mentions_lcm (base))
+    return TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (title_keys); i++)
+    if (mentions_lcm (gesso_safetensors_metadata (lora->file, title_keys[i])))
+      return TRUE;
+  return FALSE;
+}
+
 const char *
 gesso_lora_family_guess (const GessoLora *lora)
 {
@@ -596,4 +620,20 @@ gesso_lora_bind (GessoLora *lora, GessoWeights *weights, GError **error)
   if (!ok)
     g_array_set_size (lora->modules, 0);
   return ok;
+}
+
+gboolean
+gesso_lora_probe (const char *path, GessoLoraInfo *info, GError **error)
+{
+  g_autoptr (GessoLora) lora = gesso_lora_open (path, error);
+
+  g_return_val_if_fail (info != NULL, FALSE);
+  if (lora == NULL)
+    return FALSE;
+  info->layout = gesso_lora_layout_name (lora->layout);
+  info->unet_layers = gesso_lora_count_for (lora, GESSO_COMPONENT_UNET);
+  info->text_layers = gesso_lora_count (lora) - info->unet_layers;
+  info->max_rank = gesso_lora_max_rank (lora);
+  info->family = gesso_lora_family_guess (lora);
+  return TRUE;
 }

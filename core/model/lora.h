@@ -74,6 +74,10 @@ guint gesso_lora_count (const GessoLora *lora);
 int64_t gesso_lora_max_rank (const GessoLora *lora);
 /* How many modules change COMPONENT. */
 guint gesso_lora_count_for (const GessoLora *lora, GessoComponent component);
+/* Whether LORA is a latent-consistency (LCM) LoRA, made for the lcm sampler: its file name or
+ * its kohya/modelspec title says "lcm" (the released ones, renamed as A1111's and ComfyUI's
+ * guides tell, and every fine-tuned one; the weights themselves do not show it). */
+gboolean gesso_lora_is_lcm (const GessoLora *lora);
 /* "Stable Diffusion 1.x" (768-wide text conditioning), "Stable Diffusion 2.x" (1024), "SDXL"
  * (two text encoders, 2048), or NULL when the file does not tell. */
 const char *gesso_lora_family_guess (const GessoLora *lora);

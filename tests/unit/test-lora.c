@@ -312,6 +312,7 @@ test_other_family (void)
   GessoModelFiles *files;
   g_autoptr (GessoWeights) weights = open_demo (&files);
   g_autoptr (GessoLora) lora = NULL;
+  GessoLoraInfo info;
   FixtureSt st;
 
   /* SD 1.x's cross-attention key projection reads 768-wide text */
@@ -324,6 +325,13 @@ test_other_family (void)
   lora = gesso_lora_open (path, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (gesso_lora_family_guess (lora), ==, "Stable Diffusion 1.x");
+  /* what `gesso info` says of it, without a model */
+  g_assert_true (gesso_lora_probe (path, &info, &error));
+  g_assert_cmpstr (info.layout, ==, "kohya/A1111");
+  g_assert_cmpuint (info.unet_layers, ==, 1);
+  g_assert_cmpuint (info.text_layers, ==, 0);
+  g_assert_cmpint (info.max_rank, ==, 4);
+  g_assert_cmpstr (info.family, ==, "Stable Diffusion 1.x");
   g_assert_false (gesso_lora_bind (lora, weights, &error));
   g_assert_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (error->message, "attn2_to_k.lora_down.weight"));
@@ -478,9 +486,10 @@ write_merged_model (const char *dir, double weight_scale)
   return merged;
 }
 
-/* 32 x 32, 3 DDIM steps, fixed seed, with LORAS. */
+/* 32 x 32, 3 steps of SAMPLER (NULL: "auto"), fixed seed, with LORAS. */
 static GessoImage
-generate (GessoModel *model, const GessoLoraUse *loras, int n_loras, const char *prompt)
+generate_with (GessoModel *model, const GessoLoraUse *loras, int n_loras, const char *prompt,
+               const char *sampler)
 {
   g_autoptr (GError) error = NULL;
   GessoEditParams p;
@@ -492,7 +501,7 @@ generate (GessoModel *model, const GessoLoraUse *loras, int n_loras, const char 
   p.steps = 3;
   p.seed = 5;
   p.width = p.height = 32;
-  p.sampler = "ddim";
+  p.sampler = sampler;
   p.loras = loras;
   p.n_loras = n_loras;
   g_assert_true (gesso_edit_run (model, &p, NULL, NULL, &result, &error));
@@ -501,6 +510,12 @@ generate (GessoModel *model, const GessoLoraUse *loras, int n_loras, const char 
   result.image.pixels = NULL;
   gesso_edit_result_clear (&result);
   return image;
+}
+
+static GessoImage
+generate (GessoModel *model, const GessoLoraUse *loras, int n_loras, const char *prompt)
+{
+  return generate_with (model, loras, n_loras, prompt, "ddim");
 }
 
 static GessoModel *
@@ -626,6 +641,72 @@ test_two_add_up (void)
   fixture_remove_tree (dir);
 }
 
+/* The sampler "auto" names for an edit of KIND on MODEL as it is now. */
+static const char *
+auto_sampler (GessoModel *model, GessoEditKind kind)
+{
+  GessoEditParams p;
+
+  gesso_edit_params_init (&p, kind);
+  p.sampler = NULL;
+  return gesso_edit_sampler_name (model, &p);
+}
+
+/* An LCM-LoRA, known by its file name or its title, makes "auto" sample with lcm in every
+ * edit but restyle (which must retrace DDIM); another LoRA leaves auto as it was. */
+static void
+test_lcm_auto (void)
+{
+  g_autofree char *dir = fixture_make_tmpdir ();
+  g_autofree char *by_name = NULL, *by_title = NULL, *plain = NULL;
+  g_autoptr (GessoModel) model = NULL;
+  GessoImage automatic, lcm, dpm;
+
+  by_name = write_lora (dir, "lcm-lora-sdv1-5.safetensors", KOHYA, 4, 2, TRUE, NULL);
+  by_title = write_lora (dir, "pytorch_lora_weights.safetensors", KOHYA, 4, 2, TRUE,
+                         "{\"ss_output_name\": \"LCM_LoRA_sd15\"}");
+  plain = write_lora (dir, "ink.safetensors", KOHYA, 4, 2, TRUE, NULL);
+  {
+    g_autofree char *demo = demo_model ();
+    model = open_model (demo);
+  }
+  g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_GENERATE), ==, "dpmpp_2m");
+  {
+    const GessoLoraUse use = { by_name, 1.0f };
+    automatic = generate_with (model, &use, 1, "a red apple", NULL);
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_GENERATE), ==, "lcm");
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_INPAINT), ==, "lcm");
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_SDEDIT), ==, "lcm");
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_RESTYLE), ==, "ddim");
+    lcm = generate_with (model, &use, 1, "a red apple", "lcm");
+    dpm = generate_with (model, &use, 1, "a red apple", "dpmpp_2m");
+  }
+  /* what auto ran is lcm's picture, which differs from dpmpp_2m's */
+  g_assert_cmpmem (automatic.pixels, sizeof (float) * 4 * 32 * 32, lcm.pixels,
+                   sizeof (float) * 4 * 32 * 32);
+  g_assert_cmpfloat (max_levels (&automatic, &dpm), >, 1.0);
+  {
+    const GessoLoraUse use = { by_title, 1.0f };
+    g_free (generate_with (model, &use, 1, "a red apple", "ddim").pixels);
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_GENERATE), ==, "lcm");
+  }
+  {
+    const GessoLoraUse use = { plain, 1.0f };
+    g_free (generate_with (model, &use, 1, "a red apple", "ddim").pixels);
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_GENERATE), ==, "dpmpp_2m");
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_INPAINT), ==, "repaint");
+  }
+  {
+    const GessoLoraUse use = { by_name, 0.0f };
+    g_free (generate_with (model, &use, 1, "a red apple", "ddim").pixels);
+    g_assert_cmpstr (auto_sampler (model, GESSO_EDIT_GENERATE), ==, "dpmpp_2m");
+  }
+  g_free (automatic.pixels);
+  g_free (lcm.pixels);
+  g_free (dpm.pixels);
+  fixture_remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -641,5 +722,6 @@ main (int argc, char **argv)
   g_test_add_func ("/lora/prompt-tags", test_prompt_tags);
   g_test_add_func ("/lora/merged-by-hand", test_merged_by_hand);
   g_test_add_func ("/lora/two-add-up", test_two_add_up);
+  g_test_add_func ("/lora/lcm-auto", test_lcm_auto);
   return g_test_run ();
 }
