@@ -456,7 +456,7 @@ typedef struct
                                        * gives a model with force_zeros_for_empty_prompt) */
   const char *source_prompt;          /* restyle: what the image shows now */
   int steps;
-  float guidance;                     /* classifier-free guidance scale w; 1 = none */
+  float guidance;                     /* classifier-free guidance scale w; 1 or less = none */
   float guidance_rescale;             /* 0 = off (Lin et al. 2023, eq. 16) */
   float strength;                     /* sdedit, restyle, inpaint: fraction of the schedule */
   guint64 seed;

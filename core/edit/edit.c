@@ -10,8 +10,9 @@
  *   4. decode, resize back to the crop, and hand back the crop with its blend mask; where the
  *      blend is 0 the result holds the input's pixels bit for bit.
  *
- * Samplers: NULL picks the method's default (dpmpp_2m; inpainting with an ordinary model:
- * RePaint; restyle: ddim, the only one it accepts). "_karras" after a sigma sampler's name
+ * Samplers: NULL picks the method's default (gesso_edit_sampler_name: dpmpp_2m; lcm with an
+ * LCM-LoRA; inpainting with an ordinary model: RePaint; restyle: ddim, the only one it
+ * accepts). "_karras" after a sigma sampler's name
  * ("dpmpp_2m_karras", "euler_karras", "euler_a_karras", "lms_karras") spaces its sigmas as
  * Karras et al. 2022, eq. 5. Inpainting with an ordinary model and a sampler other than
  * "repaint" runs that sampler with the known region imposed after every step (RePaint

@@ -241,7 +241,9 @@ gesso_guider_predict (GessoGuider *g, const float *sample, double t, float *out,
   size_t n_sample = (size_t) g->latent_channels * plane;
   size_t n_input = (size_t) g->in_channels * plane;
   size_t n_cond = n_input - n_sample;
-  gboolean pair = g->guidance != 1.0f;
+  /* as diffusers' do_classifier_free_guidance: a scale of 1 or less (SDXL-Turbo runs at 0)
+   * is the prompt alone, not a mix leaning towards the negative prompt */
+  gboolean pair = g->guidance > 1.0f;
   int64_t batch = pair ? 2 : 1;
   /* the UNet reads float32 timesteps, as diffusers casts them */
   float timesteps[2] = { (float) t, (float) t };

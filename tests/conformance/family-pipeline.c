@@ -32,6 +32,7 @@
 
 #include "edit/model-private.h"
 #include "edit/pipeline.h"
+#include "derived-models.h"
 #include "families.h"
 #include "gesso.h"
 #include "model/controlnet.h"
@@ -705,6 +706,8 @@ conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c)
   g_autoptr (GPtrArray) variants = NULL;
   JsonObject *tolerance = object_member (c->manifest, "tolerance");
   const char *model = string (c, NULL, "model");
+  JsonObject *derived;
+  char *derived_dir = NULL;
   double tol_latents = NAN, tol_image, tol_decoded;
   CaseKind kind;
 
@@ -728,7 +731,17 @@ conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c)
                           error->message);
       return;
     }
-  variants = conformance_model_variants (c, model);
+  if ((derived = object_member (c->manifest, "derived_model")) != NULL)
+    {
+      variants = conformance_derived_variants (c, derived, &derived_dir, &error);
+      if (variants == NULL)
+        {
+          conformance_report_error (run, c, NULL, tol_latents, error);
+          return;
+        }
+    }
+  else
+    variants = conformance_model_variants (c, model);
   if (variants->len == 0)
     conformance_report (run, c, CONFORMANCE_FAIL, NULL, NAN, tol_latents,
                         "no files of model '%s'", model);
@@ -763,4 +776,5 @@ conformance_family_pipeline (ConformanceRun *run, const ConformanceCase *c)
       g_string_free (score.detail, TRUE);
       g_string_free (score.problems, TRUE);
     }
+  conformance_remove_derived (derived_dir);
 }

@@ -123,8 +123,8 @@ conformance_model_dir (const ConformanceCase *c, const char *model)
   return g_build_filename (c->dir, "models", model, NULL);
 }
 
-static void
-variant_free (gpointer data)
+void
+conformance_variant_free (gpointer data)
 {
   ConformanceVariant *v = data;
   g_free (v->label);
@@ -142,7 +142,7 @@ compare_strings (gconstpointer a, gconstpointer b)
 GPtrArray *
 conformance_model_variants (const ConformanceCase *c, const char *model)
 {
-  GPtrArray *variants = g_ptr_array_new_with_free_func (variant_free);
+  GPtrArray *variants = g_ptr_array_new_with_free_func (conformance_variant_free);
   g_autofree char *model_dir = conformance_model_dir (c, model);
   g_autofree char *diffusers = g_build_filename (model_dir, "diffusers", NULL);
   g_autoptr (GPtrArray) files = g_ptr_array_new_with_free_func (g_free);

@@ -71,6 +71,7 @@ typedef struct
   char *diffusers_dir;          /* the model's diffusers folder, for configs a single file lacks */
 } ConformanceVariant;
 GPtrArray *conformance_model_variants (const ConformanceCase *c, const char *model);
+void conformance_variant_free (gpointer variant);
 
 /* manifest["tolerance"]["max_abs"]; FALSE if absent. */
 gboolean conformance_tolerance (const ConformanceCase *c, double *tol);
