@@ -273,11 +273,52 @@ describe_lora (const char *path, const GessoLoraInfo *l)
   print_field (_("path"), path);
   print_field (_("kind"), _("LoRA"));
   print_field (_("layout"), l->layout);
-  text = g_strdup_printf (_("%u UNet layers, %u text-encoder layers, rank up to %" G_GINT64_FORMAT),
-                          l->unet_layers, l->text_layers, l->max_rank);
+  text = g_strdup_printf (_("%u UNet layers, %u text-encoder layers, rank up to %d"),
+                          l->unet_layers, l->text_layers, (int) l->max_rank);
   print_field (_("changes"), text);
   print_field (_("fits"), l->family != NULL ? l->family : _("unknown"));
   print_field (_("use"), _("--lora PATH[:WEIGHT], or <lora:NAME:WEIGHT> in the prompt"));
+  return TRUE;
+}
+
+/* PATH described as a ControlNet, TAESD, LoRA or embedding when it is one (*DESCRIBED set;
+ * the result is then the outcome), else left for the checkpoint description. */
+static gboolean
+describe_addon (const char *path, GessoModelCache *cache, gboolean *described)
+{
+  GessoControlNetInfo controlnet;
+  GessoTaesdInfo taesd;
+  GessoEmbeddingInfo embedding = { 0 };
+  GessoLoraInfo lora;
+  g_autoptr (GError) lora_error = NULL;
+  gboolean ok;
+
+  *described = TRUE;
+  if (gesso_controlnet_probe (path, &controlnet, NULL))
+    return describe_controlnet (path, &controlnet, cache);
+  if (gesso_taesd_probe (path, &taesd, NULL))
+    return describe_taesd (path, &taesd);
+  if (g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      *described = FALSE;
+      return TRUE;
+    }
+  if (gesso_lora_probe (path, &lora, &lora_error))
+    return describe_lora (path, &lora);
+  /* a LyCORIS kind Gesso refuses, or a LoRA missing a factor: say that, not "no UNet" */
+  if (g_error_matches (lora_error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED)
+      || g_error_matches (lora_error, GESSO_ERROR, GESSO_ERROR_CORRUPT))
+    {
+      gesso_cli_error ("%s", lora_error->message);
+      return FALSE;
+    }
+  if (gesso_embedding_probe (path, &embedding, NULL))
+    {
+      ok = describe_embedding (path, &embedding);
+      gesso_embedding_info_clear (&embedding);
+      return ok;
+    }
+  *described = FALSE;
   return TRUE;
 }
 
@@ -285,35 +326,19 @@ static gboolean
 describe (const char *path, const GessoModelParams *defaults, GessoModelCache *cache)
 {
   g_autofree char *hash = NULL;
-  GessoControlNetInfo controlnet;
-  GessoTaesdInfo taesd;
-  GessoEmbeddingInfo embedding = { 0 };
-  GessoLoraInfo lora;
+  g_autofree char *family = NULL;
+  GessoAssetKind kind = GESSO_ASSET_UNKNOWN;
+  gboolean described = FALSE, ok;
 
-  if (gesso_controlnet_probe (path, &controlnet, NULL))
-    return describe_controlnet (path, &controlnet, cache);
-  if (gesso_taesd_probe (path, &taesd, NULL))
-    return describe_taesd (path, &taesd);
-  if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+  /* the header (cached) says what the file is: a checkpoint is not also read as each add-on
+   * (a FIFO or device is left to the readers below, which refuse it without blocking) */
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR | G_FILE_TEST_IS_DIR)
+      || !gesso_asset_identify (path, cache, &kind, &family, NULL)
+      || kind != GESSO_ASSET_CHECKPOINT)
     {
-      g_autoptr (GError) lora_error = NULL;
-
-      if (gesso_lora_probe (path, &lora, &lora_error))
-        return describe_lora (path, &lora);
-      /* a LyCORIS kind Gesso refuses, or a LoRA missing a factor: say that, not "no UNet" */
-      if (g_error_matches (lora_error, GESSO_ERROR, GESSO_ERROR_UNSUPPORTED)
-          || g_error_matches (lora_error, GESSO_ERROR, GESSO_ERROR_CORRUPT))
-        {
-          gesso_cli_error ("%s", lora_error->message);
-          return FALSE;
-        }
-    }
-  if (!g_file_test (path, G_FILE_TEST_IS_DIR) && gesso_embedding_probe (path, &embedding, NULL))
-    {
-      gboolean ok = describe_embedding (path, &embedding);
-
-      gesso_embedding_info_clear (&embedding);
-      return ok;
+      ok = describe_addon (path, cache, &described);
+      if (described)
+        return ok;
     }
 
   g_autoptr (GError) error = NULL;

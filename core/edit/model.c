@@ -714,14 +714,15 @@ model_plan (const GessoModelParams *params, GError **error)
     }
   if (!find_tokenizer_dir (m, &m->tokenizer_dir, error))
     return NULL;
+  /* the model's own tokenizer files may be wrong, which describing it must say; the bundled
+   * table is not, and is built when the model is opened (a fifth of a second) */
   openclip = gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP;
-  if (m->tokenizer_dir != NULL)
-    m->tokenizer = tokenizer_from_folder (m->tokenizer_dir, openclip, error);
-  else if (check_bundled_fits (m, error))
-    m->tokenizer = gesso_tokenizer_new_bundled (openclip ? GESSO_CLIP_FLAVOR_OPENCLIP
-                                                         : GESSO_CLIP_FLAVOR_OPENAI, error);
+  if (m->tokenizer_dir != NULL
+        ? (m->tokenizer = tokenizer_from_folder (m->tokenizer_dir, openclip, error)) == NULL
+        : !check_bundled_fits (m, error))
+    return NULL;
   m->sdxl = gesso_weights_is_sdxl (m->weights);
-  if (m->tokenizer == NULL || (m->sdxl && !plan_sdxl (m, error)) || !plan_unet (m, error)
+  if ((m->sdxl && !plan_sdxl (m, error)) || !plan_unet (m, error)
       || !plan_vae (m, error)
       || !check_separate_vae (m, error) || !plan_scheduler (m, params, error))
     return NULL;
@@ -884,6 +885,11 @@ gesso_model_open (const GessoModelParams *params, GError **error)
   if (m == NULL)
     return NULL;
   gesso_model_apply_threads (m);
+  if (m->tokenizer == NULL
+      && (m->tokenizer = gesso_tokenizer_new_bundled (
+            gesso_weights_text_keys (m->weights) == GESSO_TEXT_KEYS_OPENCLIP
+              ? GESSO_CLIP_FLAVOR_OPENCLIP : GESSO_CLIP_FLAVOR_OPENAI, error)) == NULL)
+    return NULL;
   if (!open_text_encoder (m, error) || !gesso_model_add_embeddings (m, params->embeddings, error))
     return NULL;
   m->unet = gesso_unet_new (m->weights, &m->unet_config, error);
