@@ -17,21 +17,7 @@
 #include "derived-models.h"
 #include "../unit/io-fixtures.h"
 
-/* IEEE half to float and float to bfloat16 (nearest, ties to even), written here rather than
- * taken from core/tensor. */
-static float
-half_to_float (guint16 h)
-{
-  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
-
-  if (exponent == 0)
-    return sign * ldexpf ((float) mantissa, -24);
-  if (exponent == 31)
-    return mantissa ? NAN : sign * INFINITY;
-  return sign * ldexpf ((float) (mantissa | 0x400), exponent - 25);
-}
-
+/* float to bfloat16 (nearest, ties to even), written here rather than taken from core/tensor */
 static guint16
 float_to_bf16 (float f)
 {
@@ -107,7 +93,7 @@ to_bf16 (FixtureSt *st, const char *name, const char *dtype, const char *shape_j
   narrow = g_new (guint16, (size_t) MAX (numel, 1));
   for (gint64 i = 0; i < numel; i++)
     narrow[i] = float_to_bf16 (strcmp (dtype, "F16") == 0
-                                 ? half_to_float (((const guint16 *) values)[i])
+                                 ? fixture_half_to_float (((const guint16 *) values)[i])
                                  : ((const float *) values)[i]);
   fixture_st_add (st, name, "BF16", shape_json, narrow);
 }

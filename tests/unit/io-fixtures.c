@@ -2,6 +2,7 @@
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <string.h>
 
 static guint
@@ -308,4 +309,17 @@ fixture_save_seed (const char *kind, const char *name, const void *data, size_t 
     return;
   dir = g_build_filename (corpus, kind, NULL);
   path = write_data (dir, name, data, size);
+}
+
+float
+fixture_half_to_float (guint16 h)
+{
+  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
+
+  if (exponent == 0)
+    return sign * ldexpf ((float) mantissa, -24);
+  if (exponent == 31)
+    return mantissa ? NAN : sign * INFINITY;
+  return sign * ldexpf ((float) (mantissa | 0x400), exponent - 25);
 }

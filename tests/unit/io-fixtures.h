@@ -59,6 +59,10 @@ char *fixture_write_text (const char *dir, const char *name, const char *text);
  * set; NAME becomes the file name. Seeds over 64 KiB are not saved. */
 void fixture_save_seed (const char *kind, const char *name, const void *data, size_t size);
 
+/* IEEE half-precision bits to float, written here rather than taken from core/tensor, so that
+ * tests that build or check 16-bit weights do not lean on the engine's own conversion. */
+float fixture_half_to_float (guint16 h);
+
 /* Byte I of the pattern that fills data nobody cares about. */
 static inline guint8
 fixture_pattern (size_t i)

@@ -399,20 +399,6 @@ test_prompt_tags (void)
 
 /* --- the LoRA's picture against a model merged by hand ------------------------------------- */
 
-/* IEEE half to float, written here rather than taken from core/tensor. */
-static float
-half_to_float (guint16 h)
-{
-  const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
-
-  if (exponent == 0)
-    return sign * ldexpf ((float) mantissa, -24);
-  if (exponent == 31)
-    return mantissa ? NAN : sign * INFINITY;
-  return sign * ldexpf ((float) (mantissa | 0x400), exponent - 25);
-}
-
 typedef struct
 {
   GessoComponent component;     /* of the file being copied */
@@ -448,7 +434,7 @@ copy_merged (FixtureSt *st, const char *name, const char *dtype, const char *sha
             for (int k = 0; k < rank; k++)
               sum += (double) up[r * rank + k] * (double) down[k * cols + c];
             merged[r * cols + c]
-              = (float) ((double) half_to_float (((const guint16 *) values)[r * cols + c])
+              = (float) ((double) fixture_half_to_float (((const guint16 *) values)[r * cols + c])
                          + merge->weight * sum);
           }
       fixture_st_add (st, name, "F32", shape_json, merged);

@@ -21,13 +21,10 @@ tools/reference/README.md):
 import argparse
 import json
 import os
-import platform
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-import diffusers
 import diffusers.models.autoencoders.vae as vae_module
 from diffusers import (AutoencoderKL, ControlNetModel, DDIMScheduler,
                        StableDiffusionControlNetImg2ImgPipeline,
@@ -36,34 +33,11 @@ from diffusers import (AutoencoderKL, ControlNetModel, DDIMScheduler,
 from diffusers.pipelines.controlnet import (pipeline_controlnet, pipeline_controlnet_img2img,
                                             pipeline_controlnet_inpaint)
 
+from reference_case import NoiseTape, install, save_pipeline_case
+
 BASE_CASE = "pipeline/controlnet-tiny-sd1-ddim-6steps-00"
 PATCHED = [pipeline_controlnet, pipeline_controlnet_img2img, pipeline_controlnet_inpaint,
            vae_module]
-
-
-class NoiseTape:
-    """Records every randn_tensor draw (float32) on the first pass and replays it after."""
-
-    def __init__(self):
-        self.draws, self.sites, self.replay, self.next = [], [], False, 0
-
-    def __call__(self, shape, generator=None, device=None, dtype=None, layout=None):
-        if self.replay:
-            t = self.draws[self.next]
-            self.next += 1
-            assert tuple(t.shape) == tuple(shape), (t.shape, shape)
-            return t.to(dtype)
-        t = torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
-        self.draws.append(t.clone())
-        import traceback
-        frame = traceback.extract_stack(limit=2)[0]
-        self.sites.append("%s:%s" % (os.path.basename(frame.filename), frame.name))
-        return t.to(dtype)
-
-
-def install(tape):
-    for module in PATCHED:
-        module.randn_tensor = tape
 
 
 def components(models, dtype):
@@ -141,7 +115,7 @@ def write_case(spec, shared, out_dir, base_manifest, base):
     inputs = inputs_for(spec, base)
     embeds = base["prompt_embeds"]
     tape = NoiseTape()
-    install(tape)
+    install(tape, PATCHED)
     torch.manual_seed(spec["seed"])        # the pipelines draw from the global generator
     got32 = run(spec, components(os.path.join(shared, "models"), torch.float32),
                 scheduler_config, inputs, embeds, torch.float32)
@@ -154,8 +128,7 @@ def write_case(spec, shared, out_dir, base_manifest, base):
     name = spec["name"]
     tensors = dict(inputs)
     tensors.update(got32)
-    tensors.update({"noise_%d" % i: d for i, d in enumerate(tape.draws)})
-    tensors = {k: v.float().contiguous() for k, v in tensors.items()}
+    tensors.update(tape.tensors())
     pipeline = {"txt2img": "StableDiffusionControlNetPipeline",
                 "img2img": "StableDiffusionControlNetImg2ImgPipeline",
                 "inpaint": "StableDiffusionControlNetInpaintPipeline"}[spec["kind"]]
@@ -173,8 +146,7 @@ def write_case(spec, shared, out_dir, base_manifest, base):
         "prediction_type": "epsilon", "params": params,
         "control_guidance_start": spec["start"], "control_guidance_end": spec["end"],
         "guess_mode": False,
-        "noise_draws": [{"name": "noise_%d" % i, "drawn_by": site, "shape": list(d.shape)}
-                        for i, (site, d) in enumerate(zip(tape.sites, tape.draws))],
+        "noise_draws": tape.manifest(),
         "inputs": sorted(inputs),
         "outputs": ["step_latents", "step_timesteps", "final_latents", "decoded", "image"],
         "notes": spec["notes"] + " Text conditioning: %s's prompt_embeds ([negative, positive]) "
@@ -183,21 +155,8 @@ def write_case(spec, shared, out_dir, base_manifest, base):
                  "[0,1]; decoded = vae.decode(final_latents / 0.13025); image = "
                  "(decoded/2+0.5).clamp(0,1). controlnet_keep[i] = 1 - (i/N < start or "
                  "(i+1)/N > end) over the N steps run." % BASE_CASE,
-        "max_abs_err_fp32_vs_fp64": err,
-        "tolerance": {"max_abs_latents": max(20 * max(err["step_latents"], err["final_latents"]),
-                                             1e-4),
-                      "max_abs_image": max(20 * err["image"], 1e-4)},
-        "case": name, "family": "pipeline", "tensor_file": name + ".safetensors",
-        "tensors": {k: {"dtype": "float32", "shape": list(v.shape)} for k, v in tensors.items()},
-        "generator": {"torch": torch.__version__, "diffusers": diffusers.__version__,
-                      "python": platform.python_version(),
-                      "script": "tools/reference/controlnet-cases.py"},
     }
-    os.makedirs(os.path.join(out_dir, "pipeline"), exist_ok=True)
-    save_file(tensors, os.path.join(out_dir, "pipeline", name + ".safetensors"))
-    with open(os.path.join(out_dir, "pipeline", name + ".json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    save_pipeline_case(out_dir, name, manifest, tensors, err, "tools/reference/controlnet-cases.py")
     print(name, {k: "%.3g" % v for k, v in err.items()}, "draws", len(tape.draws))
 
 

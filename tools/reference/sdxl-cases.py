@@ -31,12 +31,10 @@ tools/reference/README.md):
 import argparse
 import json
 import os
-import platform
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-import diffusers
 import diffusers.models.autoencoders.vae as vae_module
 from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler,
                        StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline,
@@ -46,6 +44,8 @@ from diffusers.pipelines.stable_diffusion_xl import (pipeline_stable_diffusion_x
 from diffusers.schedulers import scheduling_euler_ancestral_discrete
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+from reference_case import NoiseTape, install, save_pipeline_case
+
 BASE_CASE = "pipeline/txt2img-tiny-sdxl-euler-5steps-00"
 PATCHED = [pipeline_stable_diffusion_xl, pipeline_stable_diffusion_xl_inpaint, vae_module,
            scheduling_euler_ancestral_discrete]
@@ -53,31 +53,6 @@ PROMPT, NEGATIVE = "a photo of a cat", "blurry, low quality"
 # CLIP BPE ids (vocab.json): every word here is a single token
 IDS = {PROMPT: [320, 1125, 539, 320, 2368], NEGATIVE: [21977, 267, 1042, 3027]}
 BOS, EOS = 49406, 49407
-
-
-class NoiseTape:
-    """Records every randn_tensor draw (float32) on the first pass and replays it after."""
-
-    def __init__(self):
-        self.draws, self.sites, self.replay, self.next = [], [], False, 0
-
-    def __call__(self, shape, generator=None, device=None, dtype=None, layout=None):
-        if self.replay:
-            t = self.draws[self.next]
-            self.next += 1
-            assert tuple(t.shape) == tuple(shape), (t.shape, shape)
-            return t.to(dtype)
-        t = torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
-        self.draws.append(t.clone())
-        import traceback
-        frame = traceback.extract_stack(limit=2)[0]
-        self.sites.append("%s:%s" % (os.path.basename(frame.filename), frame.name))
-        return t.to(dtype)
-
-
-def install(tape):
-    for module in PATCHED:
-        module.randn_tensor = tape
 
 
 def token_ids(text, pad):
@@ -212,7 +187,7 @@ def write_case(spec, shared, out_dir, base_manifest):
     models = os.path.join(shared, "models")
     inputs = inputs_for(spec)
     tape = NoiseTape()
-    install(tape)
+    install(tape, PATCHED)
     torch.manual_seed(spec["seed"])
     got32 = run(spec, components(models, spec.get("derive"), torch.float32),
                 base_manifest["scheduler_config"], inputs, torch.float32)
@@ -225,8 +200,7 @@ def write_case(spec, shared, out_dir, base_manifest):
     name = spec["name"]
     tensors = dict(inputs)
     tensors.update(got32)
-    tensors.update({"noise_%d" % i: d for i, d in enumerate(tape.draws)})
-    tensors = {k: v.float().contiguous() for k, v in tensors.items()}
+    tensors.update(tape.tensors())
     _, scheduler_config = scheduler_for(spec, base_manifest["scheduler_config"])
     params = {"prompt": PROMPT, "height": 128, "width": 128,
               "num_inference_steps": spec["steps"], "guidance_scale": spec["guidance"]}
@@ -241,8 +215,7 @@ def write_case(spec, shared, out_dir, base_manifest):
         "scheduler": spec["scheduler"], "scheduler_config": scheduler_config,
         "prediction_type": "epsilon", "params": params,
         "force_zeros_for_empty_prompt": True,
-        "noise_draws": [{"name": "noise_%d" % i, "drawn_by": site, "shape": list(d.shape)}
-                        for i, (site, d) in enumerate(zip(tape.sites, tape.draws))],
+        "noise_draws": tape.manifest(),
         "inputs": sorted(inputs),
         "outputs": ["step_latents", "step_timesteps", "final_latents", "decoded", "image"],
         "notes": spec["notes"] + " The prompts are encoded by tiny-sdxl's text encoders (token "
@@ -250,23 +223,10 @@ def write_case(spec, shared, out_dir, base_manifest):
                  "and passed as prompt_embeds/pooled_prompt_embeds. latents is the unscaled "
                  "initial noise; image_in and mask_in in [0,1]; decoded = vae.decode("
                  "final_latents / 0.13025); image = (decoded/2+0.5).clamp(0,1)." % BASE_CASE,
-        "max_abs_err_fp32_vs_fp64": err,
-        "tolerance": {"max_abs_latents": max(20 * max(err["step_latents"], err["final_latents"]),
-                                             1e-4),
-                      "max_abs_image": max(20 * err["image"], 1e-4)},
-        "case": name, "family": "pipeline", "tensor_file": name + ".safetensors",
-        "tensors": {k: {"dtype": "float32", "shape": list(v.shape)} for k, v in tensors.items()},
-        "generator": {"torch": torch.__version__, "diffusers": diffusers.__version__,
-                      "python": platform.python_version(),
-                      "script": "tools/reference/sdxl-cases.py"},
     }
-    if spec.get("derive"):
-        manifest["derived_model"] = {"from": "tiny-sdxl", "rule": spec["derive"]}
-    os.makedirs(os.path.join(out_dir, "pipeline"), exist_ok=True)
-    save_file(tensors, os.path.join(out_dir, "pipeline", name + ".safetensors"))
-    with open(os.path.join(out_dir, "pipeline", name + ".json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    extra = ({"derived_model": {"from": "tiny-sdxl", "rule": spec["derive"]}}
+             if spec.get("derive") else None)
+    save_pipeline_case(out_dir, name, manifest, tensors, err, "tools/reference/sdxl-cases.py", extra)
     print("%s: fp32 vs fp64 %s, %d draws" % (name, err, len(tape.draws)))
 
 
