@@ -69,44 +69,12 @@ bound_lora (GessoModel *model, const char *path, GError **error)
   return lora;
 }
 
-/* One delta per module of every use, chained per weight (several LoRAs on one layer add up),
- * set on the weights. */
-static gboolean
-set_deltas (GessoModel *model, GessoLora **loras, const GessoLoraUse *uses, int n,
-            GError **error)
-{
-  g_autoptr (GHashTable) heads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  guint total = 0, k = 0;
-
-  for (int i = 0; i < n; i++)
-    total += loras[i] ? gesso_lora_count (loras[i]) : 0;
-  model->lora_deltas = g_new0 (GessoWeightDelta, MAX (total, 1));
-  for (int i = 0; i < n; i++)
-    for (guint j = 0; loras[i] != NULL && j < gesso_lora_count (loras[i]); j++)
-      {
-        const GessoLoraModule *m = gesso_lora_module (loras[i], j);
-        GessoWeightDelta *d = &model->lora_deltas[k++];
-        g_autofree char *key = g_strdup_printf ("%d:%s", m->component, m->name);
-
-        *d = (GessoWeightDelta) { .up = m->up, .down = m->down, .up_dtype = m->up_dtype,
-                                  .down_dtype = m->down_dtype, .rows = m->out_features,
-                                  .rank = m->rank, .cols = m->in_features,
-                                  .scale = m->scale * uses[i].weight,
-                                  .next = g_hash_table_lookup (heads, key) };
-        g_hash_table_insert (heads, g_steal_pointer (&key), d);
-        model->lora_text |= m->component == GESSO_COMPONENT_TEXT_ENCODER
-                            || m->component == GESSO_COMPONENT_TEXT_ENCODER_2;
-        if (!gesso_weights_set_delta (model->weights, m->component, m->name, d, error))
-          return FALSE;
-      }
-  return TRUE;
-}
-
 gboolean
 gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n, GError **error)
 {
   g_autofree char *set = describe_set (uses, n);
   g_autofree GessoLora **loras = NULL;
+  g_autofree float *scales = NULL;
   gboolean text_before;
 
   g_return_val_if_fail (model != NULL && n >= 0 && (n == 0 || uses != NULL), FALSE);
@@ -129,10 +97,16 @@ gesso_model_use_loras (GessoModel *model, const GessoLoraUse *uses, int n, GErro
   g_clear_pointer (&model->lora_set, g_free);
 
   loras = g_new0 (GessoLora *, MAX (n, 1));
+  scales = g_new0 (float, MAX (n, 1));
   for (int i = 0; i < n; i++)
-    if (uses[i].weight != 0.0f && (loras[i] = bound_lora (model, uses[i].path, error)) == NULL)
-      goto fail;
-  if (set != NULL && !set_deltas (model, loras, uses, n, error))
+    {
+      scales[i] = uses[i].weight;
+      if (uses[i].weight != 0.0f && (loras[i] = bound_lora (model, uses[i].path, error)) == NULL)
+        goto fail;
+    }
+  if (set != NULL
+      && (model->lora_deltas = gesso_lora_set_deltas (loras, scales, n, model->weights,
+                                                      &model->lora_text, error)) == NULL)
     goto fail;
   for (int i = 0; i < n; i++)
     model->lora_lcm |= loras[i] != NULL && gesso_lora_is_lcm (loras[i]);

@@ -637,3 +637,42 @@ gesso_lora_probe (const char *path, GessoLoraInfo *info, GError **error)
   info->family = gesso_lora_family_guess (lora);
   return TRUE;
 }
+
+GessoWeightDelta *
+gesso_lora_set_deltas (GessoLora *const *loras, const float *scales, int n,
+                       GessoWeights *weights, gboolean *changes_text, GError **error)
+{
+  g_autoptr (GHashTable) heads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GessoWeightDelta *deltas;
+  guint total = 0, k = 0;
+  gboolean text = FALSE;
+
+  for (int i = 0; i < n; i++)
+    total += loras[i] != NULL ? loras[i]->modules->len : 0;
+  deltas = g_new0 (GessoWeightDelta, MAX (total, 1));
+  for (int i = 0; i < n; i++)
+    for (guint j = 0; loras[i] != NULL && j < loras[i]->modules->len; j++)
+      {
+        const GessoLoraModule *m = gesso_lora_module (loras[i], j);
+        GessoWeightDelta *d = &deltas[k++];
+        g_autofree char *key = g_strdup_printf ("%d:%s", m->component, m->name);
+
+        *d = (GessoWeightDelta) { .up = m->up, .down = m->down, .up_dtype = m->up_dtype,
+                                  .down_dtype = m->down_dtype, .rows = m->out_features,
+                                  .rank = m->rank, .cols = m->in_features,
+                                  .scale = m->scale * scales[i],
+                                  .next = g_hash_table_lookup (heads, key) };
+        g_hash_table_insert (heads, g_steal_pointer (&key), d);
+        text |= m->component == GESSO_COMPONENT_TEXT_ENCODER
+                || m->component == GESSO_COMPONENT_TEXT_ENCODER_2;
+        if (!gesso_weights_set_delta (weights, m->component, m->name, d, error))
+          {
+            gesso_weights_clear_deltas (weights);
+            g_free (deltas);
+            return NULL;
+          }
+      }
+  if (changes_text != NULL)
+    *changes_text = text;
+  return deltas;
+}

@@ -91,6 +91,15 @@ gboolean gesso_lora_bind (GessoLora *lora, GessoWeights *weights, GError **error
 /* Module INDEX (after gesso_lora_bind). */
 const GessoLoraModule *gesso_lora_module (const GessoLora *lora, guint index);
 
+/* Sets on WEIGHTS the deltas of the N LoRAs LORAS (each bound to WEIGHTS; a NULL one is left
+ * out) at the user's weights SCALES: one delta per module, chained per weight, so that several
+ * LoRAs on one layer add up. Returns the deltas, which the caller frees with g_free() after
+ * gesso_weights_clear_deltas(); *CHANGES_TEXT (may be NULL) tells whether a text encoder is
+ * among the layers changed. */
+GessoWeightDelta *gesso_lora_set_deltas (GessoLora *const *loras, const float *scales, int n,
+                                         GessoWeights *weights, gboolean *changes_text,
+                                         GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GessoLora, gesso_lora_free)
 
 G_END_DECLS

@@ -126,6 +126,7 @@ check_variant (const ConformanceCase *c, const ConformanceVariant *v, const int6
 {
   g_autoptr (GessoModelFiles) files = gesso_model_files_open (v->path, error);
   g_autoptr (GessoWeights) weights = NULL;
+  g_auto (ConformanceLoras) loras = { 0 };
   g_autoptr (GessoTextEncoder) enc = NULL;
   g_autofree float *got = NULL;
   const GessoTextEncoderConfig *config;
@@ -134,7 +135,7 @@ check_variant (const ConformanceCase *c, const ConformanceVariant *v, const int6
   if (files == NULL)
     return FALSE;
   weights = gesso_weights_new (files, error);
-  if (weights == NULL)
+  if (weights == NULL || !conformance_apply_loras (c, weights, &loras, error))
     return FALSE;
   enc = variant_encoder (v, files, weights, error);
   if (enc == NULL)

@@ -137,11 +137,12 @@ typedef struct
 } UnetResult;
 
 static gboolean
-check_variant (const ConformanceVariant *v, const UnetCase *uc, UnetResult *result,
-               GError **error)
+check_variant (const ConformanceCase *c, const ConformanceVariant *v, const UnetCase *uc,
+               UnetResult *result, GError **error)
 {
   g_autoptr (GessoModelFiles) files = NULL;
   g_autoptr (GessoWeights) weights = NULL;
+  g_auto (ConformanceLoras) loras = { 0 };
   g_autoptr (JsonObject) override = NULL;
   g_autoptr (GessoUnet) unet = NULL;
   g_autoptr (GessoArena) arena = NULL;
@@ -157,7 +158,8 @@ check_variant (const ConformanceVariant *v, const UnetCase *uc, UnetResult *resu
   if (files == NULL)
     return FALSE;
   weights = gesso_weights_new (files, error);
-  if (weights == NULL || !variant_config (v, files, weights, &override, error))
+  if (weights == NULL || !variant_config (v, files, weights, &override, error)
+      || !conformance_apply_loras (c, weights, &loras, error))
     return FALSE;
   unet = gesso_unet_new_for_model (files, weights, override, error);
   if (unet == NULL)
@@ -250,7 +252,7 @@ conformance_family_unet (ConformanceRun *run, const ConformanceCase *c)
       gboolean ok;
 
       g_clear_error (&error);
-      if (!check_variant (v, &uc, &r, &error))
+      if (!check_variant (c, v, &uc, &r, &error))
         {
           conformance_report_error (run, c, v->label, tol, error);
           continue;

@@ -286,3 +286,51 @@ conformance_max_abs_diff (const float *a, const float *b, size_t n)
     }
   return worst;
 }
+
+gboolean
+conformance_apply_loras (const ConformanceCase *c, GessoWeights *weights,
+                         ConformanceLoras *loras, GError **error)
+{
+  JsonArray *list = json_object_has_member (c->manifest, "loras")
+                      ? json_object_get_array_member (c->manifest, "loras") : NULL;
+  g_autofree char *case_dir = g_path_get_dirname (c->manifest_path);
+  g_autofree float *scales = NULL;
+  guint n = list != NULL ? json_array_get_length (list) : 0;
+
+  memset (loras, 0, sizeof *loras);
+  if (n == 0)
+    return TRUE;
+  loras->loras = g_ptr_array_new_with_free_func ((GDestroyNotify) gesso_lora_free);
+  scales = g_new (float, n);
+  for (guint i = 0; i < n; i++)
+    {
+      JsonObject *use = json_array_get_object_element (list, i);
+      g_autofree char *path = g_build_filename (case_dir,
+                                                json_object_get_string_member (use, "file"),
+                                                NULL);
+      GessoLora *lora = gesso_lora_open (path, error);
+
+      if (lora == NULL)
+        return FALSE;
+      g_ptr_array_add (loras->loras, lora);
+      if (!gesso_lora_bind (lora, weights, error))
+        return FALSE;
+      scales[i] = (float) json_object_get_double_member (use, "weight");
+    }
+  loras->deltas = gesso_lora_set_deltas ((GessoLora *const *) loras->loras->pdata, scales,
+                                         (int) n, weights, NULL, error);
+  if (loras->deltas == NULL)
+    return FALSE;
+  loras->weights = weights;
+  return TRUE;
+}
+
+void
+conformance_loras_clear (ConformanceLoras *loras)
+{
+  if (loras->weights != NULL)
+    gesso_weights_clear_deltas (loras->weights);
+  g_clear_pointer (&loras->deltas, g_free);
+  g_clear_pointer (&loras->loras, g_ptr_array_unref);
+  loras->weights = NULL;
+}

@@ -16,6 +16,8 @@
 #include <json-glib/json-glib.h>
 
 #include "io/safetensors.h"
+#include "model/lora.h"
+#include "model/weights.h"
 #include "tensor/tensor.h"
 
 typedef struct ConformanceRun ConformanceRun;
@@ -72,6 +74,22 @@ typedef struct
 } ConformanceVariant;
 GPtrArray *conformance_model_variants (const ConformanceCase *c, const char *model);
 void conformance_variant_free (gpointer variant);
+
+/* The LoRAs a case applies (its "loras": [{"file": path relative to the case's folder,
+ * "weight": w}]), set on a model's weights for one variant (conformance_apply_loras). */
+typedef struct
+{
+  GPtrArray *loras;             /* of GessoLora */
+  GessoWeightDelta *deltas;
+  GessoWeights *weights;        /* borrowed: the deltas are cleared from it */
+} ConformanceLoras;
+
+/* Opens the case's LoRAs, binds them to WEIGHTS and sets their deltas (none: nothing to do).
+ * Clear LORAS before WEIGHTS goes. */
+gboolean conformance_apply_loras (const ConformanceCase *c, GessoWeights *weights,
+                                  ConformanceLoras *loras, GError **error);
+void conformance_loras_clear (ConformanceLoras *loras);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ConformanceLoras, conformance_loras_clear)
 
 /* manifest["tolerance"]["max_abs"]; FALSE if absent. */
 gboolean conformance_tolerance (const ConformanceCase *c, double *tol);
