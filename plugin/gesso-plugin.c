@@ -863,6 +863,9 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   gchar *model_path = NULL, *vae_path = NULL, *model_name = NULL, *sampler = NULL;
   gchar *name = NULL, *recipe = NULL;
   gchar **embedding_dirs = NULL;
+  gchar *prompt = NULL;
+  GArray *lora_uses = NULL;
+  GPtrArray *lora_paths = NULL;
   gint pad;
 
   gegl_init (NULL, NULL);
@@ -950,6 +953,15 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
     }
   if (!control_read (&args, kind, drawable, &input, &control, &control_image, &error))
     goto out;
+  /* A1111's <lora:NAME:WEIGHT> tags: a name that is nowhere is said before the model loads */
+  lora_uses = g_array_new (FALSE, FALSE, sizeof (GessoLoraUse));
+  lora_paths = g_ptr_array_new_with_free_func (g_free);
+  prompt = gesso_ui_prompt_take_loras (args.prompt, lora_uses, lora_paths, &engine_error);
+  if (prompt == NULL)
+    {
+      g_set_error_literal (&error, GIMP_PLUG_IN_ERROR, 0, engine_error->message);
+      goto out;
+    }
 
   gimp_progress_init (progress_text (kind));
   model_name = g_path_get_basename (model_path);
@@ -958,7 +970,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   gesso_model_params_init (&model_params);
   model_params.path = model_path;
   model_params.vae = vae_path;
-  embedding_dirs = gesso_ui_embedding_dirs_new ();
+  embedding_dirs = gesso_ui_asset_dirs_new (GESSO_ASSET_EMBEDDING);
   model_params.embeddings = (const char *const *) embedding_dirs;
   model = gesso_model_open (&model_params, &engine_error);
   if (model == NULL)
@@ -972,7 +984,9 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
                                                      : _("Encoding the prompt and the picture"));
   sampler = gesso_ui_sampler_engine_name (args.sampler);
   gesso_edit_params_init (&params, kind);
-  params.prompt = args.prompt;
+  params.prompt = prompt;
+  params.loras = (const GessoLoraUse *) (gpointer) lora_uses->data;
+  params.n_loras = (int) lora_uses->len;
   params.negative_prompt = args.negative_prompt;
   params.source_prompt = kind == GESSO_EDIT_RESTYLE ? args.source_prompt : NULL;
   params.steps = args.steps;
@@ -1021,7 +1035,7 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
   gimp_progress_update (1.0);
 
   /* the only writes of the run, as one undo step */
-  name = layer_name_new (kind, args.prompt);
+  name = layer_name_new (kind, prompt);
   recipe = recipe_new (config, kind, model_path, vae_path);
   gimp_image_undo_group_start (image);
   layer = gesso_bridge_write_layer (image, drawable, name, &input, &result, &error);
@@ -1047,6 +1061,9 @@ gesso_run (GimpProcedure *procedure, GimpRunMode run_mode, GimpImage *image,
 
 out:
   g_strfreev (embedding_dirs);
+  g_free (prompt);
+  g_clear_pointer (&lora_uses, g_array_unref);
+  g_clear_pointer (&lora_paths, g_ptr_array_unref);
   g_free (recipe);
   g_free (name);
   g_free (sampler);

@@ -87,11 +87,16 @@ gchar **gesso_ui_model_dirs_new (void);
  * is wrong with them. Absolute paths; free with g_strfreev(). Never loads weights; kinds are
  * kept in the model cache (gesso_ui_cache_file). */
 gchar **gesso_ui_models_find (void);
-/* The folders holding the textual-inversion embeddings found in those folders (A1111's
- * embeddings/, ComfyUI's models/embeddings, ...), each once, by path: what a model takes
- * (GessoModelParams.embeddings), so that an embedding's name in a prompt calls it up. Free
- * with g_strfreev(). */
-gchar **gesso_ui_embedding_dirs_new (void);
+/* The folders holding the assets of KIND found in those folders, each once, by path: for
+ * GESSO_ASSET_EMBEDDING (A1111's embeddings/, ComfyUI's models/embeddings, ...) what a model
+ * takes (GessoModelParams.embeddings), so that an embedding's name in a prompt calls it up.
+ * Free with g_strfreev(). */
+gchar **gesso_ui_asset_dirs_new (GessoAssetKind kind);
+/* PROMPT without its A1111 <lora:NAME:WEIGHT> tags, each resolved to NAME.safetensors in the
+ * LoRA folders found in the model folders and appended to USES (GessoLoraUse; PATHS owns
+ * their paths); NULL and ERROR for a tag naming no file, or too many. */
+gchar *gesso_ui_prompt_take_loras (const gchar *prompt, GArray *uses, GPtrArray *paths,
+                                   GError **error);
 /* "sd15/diffusers" for a model found in a model folder, else the file or folder name; the
  * ".safetensors" suffix left out: what the choosers show. Owned string. */
 gchar *gesso_ui_model_display_name (const gchar *path);

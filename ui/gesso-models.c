@@ -165,7 +165,7 @@ gesso_ui_assets_find (GessoAssetKind kind)
 }
 
 gchar **
-gesso_ui_embedding_dirs_new (void)
+gesso_ui_asset_dirs_new (GessoAssetKind kind)
 {
   GessoModelLibrary *lib = library_lock_get ();
   g_autoptr (GPtrArray) dirs = g_ptr_array_new_with_free_func (g_free);
@@ -175,7 +175,7 @@ gesso_ui_embedding_dirs_new (void)
       const GessoAsset *a = gesso_model_library_get (lib, i);
       g_autofree gchar *dir = NULL;
 
-      if (a->kind != GESSO_ASSET_EMBEDDING)
+      if (a->kind != kind)
         continue;
       dir = g_path_get_dirname (a->path);
       if (!g_ptr_array_find_with_equal_func (dirs, dir, g_str_equal, NULL))
@@ -185,6 +185,28 @@ gesso_ui_embedding_dirs_new (void)
   qsort (dirs->pdata, dirs->len, sizeof (gpointer), compare_paths);
   g_ptr_array_add (dirs, NULL);
   return (gchar **) g_ptr_array_free (g_steal_pointer (&dirs), FALSE);
+}
+
+gchar *
+gesso_ui_prompt_take_loras (const gchar *prompt, GArray *uses, GPtrArray *paths,
+                            GError **error)
+{
+  g_auto (GStrv) dirs = NULL;
+  gchar *text;
+
+  /* a prompt without tags needs no folder listing */
+  if (prompt == NULL || strstr (prompt, "<lora:") == NULL)
+    return g_strdup (prompt != NULL ? prompt : "");
+  dirs = gesso_ui_asset_dirs_new (GESSO_ASSET_LORA);
+  text = gesso_prompt_take_loras (prompt, (const char *const *) dirs, uses, paths, error);
+  if (text != NULL && uses->len > GESSO_MAX_LORAS)
+    {
+      g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
+                   _("the prompt names %u LoRAs; at most %d can be used together"), uses->len,
+                   GESSO_MAX_LORAS);
+      g_clear_pointer (&text, g_free);
+    }
+  return text;
 }
 
 gchar **

@@ -76,6 +76,8 @@ struct _PreviewJob
   gchar *negative_prompt;
   gchar *source_prompt;
   gchar *sampler;
+  GArray *lora_uses;            /* GessoLoraUse: the prompt's <lora:...> tags */
+  GPtrArray *lora_paths;        /* their paths */
   GessoImage input;             /* empty for generate */
   GessoMask mask;
   gboolean has_mask;
@@ -130,6 +132,8 @@ job_unref (gpointer data)
   g_free (job->negative_prompt);
   g_free (job->source_prompt);
   g_free (job->sampler);
+  g_clear_pointer (&job->lora_uses, g_array_unref);
+  g_clear_pointer (&job->lora_paths, g_ptr_array_unref);
   g_free (job);
 }
 
@@ -350,12 +354,22 @@ job_prepare (GessoPreview *p, PreviewJob *job, GError **error)
     }
 
   gesso_edit_params_init (params, p->kind);
-  job->prompt = gesso_ui_config_get_string (config, "prompt");
+  {
+    g_autofree gchar *prompt = gesso_ui_config_get_string (config, "prompt");
+
+    job->lora_uses = g_array_new (FALSE, FALSE, sizeof (GessoLoraUse));
+    job->lora_paths = g_ptr_array_new_with_free_func (g_free);
+    job->prompt = gesso_ui_prompt_take_loras (prompt, job->lora_uses, job->lora_paths, error);
+    if (job->prompt == NULL)
+      return FALSE;
+    params->loras = (const GessoLoraUse *) (gpointer) job->lora_uses->data;
+    params->n_loras = (int) job->lora_uses->len;
+  }
   job->negative_prompt = gesso_ui_config_get_string (config, "negative-prompt");
   job->source_prompt = gesso_ui_config_get_string (config, "source-prompt");
   nick = gesso_ui_config_get_string (config, "sampler");
   job->sampler = gesso_ui_sampler_engine_name (nick);
-  params->prompt = job->prompt != NULL ? job->prompt : "";
+  params->prompt = job->prompt;
   params->negative_prompt = job->negative_prompt;
   params->source_prompt = job->source_prompt != NULL ? job->source_prompt : "";
   params->sampler = job->sampler;
@@ -482,7 +496,7 @@ job_thread (gpointer data)
   if (job->model == NULL && !g_atomic_int_get (&job->cancel))
     {
       GessoModelParams model_params;
-      g_auto (GStrv) embedding_dirs = gesso_ui_embedding_dirs_new ();
+      g_auto (GStrv) embedding_dirs = gesso_ui_asset_dirs_new (GESSO_ASSET_EMBEDDING);
 
       gesso_model_params_init (&model_params);
       model_params.path = job->model_path;

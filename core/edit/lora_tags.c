@@ -4,6 +4,7 @@
  * words. NAME is a file stem in the user's LoRA folders, as AUTOMATIC1111 and Forge resolve it
  * (a relative path "style/ink" works too, and a stem is also found in a sub-folder).
  */
+#include <glib/gi18n-lib.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,9 +58,10 @@ find_lora (const char *const *dirs, const char *name, GError **error)
       g_string_append_printf (searched, "%s'%s'", i ? ", " : "", dirs[i]);
     }
   g_set_error (error, GESSO_ERROR, GESSO_ERROR_MISSING,
-               searched->len ? "the prompt asks for <lora:%s>, but no %s.safetensors is in %s"
-                             : "the prompt asks for <lora:%s>, but no LoRA folder is given to "
-                               "look for %s.safetensors in (--lora-dir)",
+               searched->len ? _("the prompt asks for <lora:%s>, but no %s.safetensors is in %s")
+                             : _("the prompt asks for <lora:%s>, but there is no LoRA folder to "
+                                 "look for %s.safetensors in (--lora-dir, or a Lora/ or loras/ "
+                                 "folder among the model folders)"),
                name, name, searched->str);
   return NULL;
 }
@@ -81,8 +83,8 @@ parse_tag (const char *body, char **name, float *weight, GError **error)
       if (end == colon + 1 || end == NULL || *end != '\0' || !(w > -100.0 && w < 100.0))
         {
           g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                       "the prompt's tag <lora:%s> has no weight Gesso can read after the "
-                       "name: write <lora:NAME> or <lora:NAME:0.8>", body);
+                       _("the prompt's tag <lora:%s> has no weight Gesso can read after the "
+                         "name: write <lora:NAME> or <lora:NAME:0.8>"), body);
           g_clear_pointer (name, g_free);
           return FALSE;
         }
@@ -90,7 +92,7 @@ parse_tag (const char *body, char **name, float *weight, GError **error)
   if (**name == '\0')
     {
       g_set_error (error, GESSO_ERROR, GESSO_ERROR_INVALID_ARGUMENT,
-                   "the prompt's tag <lora:%s> names no LoRA", body);
+                   _("the prompt's tag <lora:%s> names no LoRA"), body);
       g_clear_pointer (name, g_free);
       return FALSE;
     }

@@ -360,6 +360,26 @@ def case_strokes_control(d):
           f"{recipe.get('control-model')!r}")
 
 
+def case_lora(d):
+    facts = read_facts(d)
+    layer_basics("lora", facts, "Generate: a red apple on a table", 8, 8, 32, 24)
+    got = pngs("lora", d, "plain.png", "styled.png")
+    if got is not None:
+        plain, styled = got
+        diffs = [abs(a - b) for ra, rb in zip(plain.rows, styled.rows) for a, b in zip(ra, rb)]
+        mean = sum(diffs) / max(len(diffs), 1)
+        check("lora/changes-the-picture", mean > 2.0,
+              f"the picture with <lora:e2e-style:1> differs from the one without by {mean:.2f} "
+              "levels on average (the LoRA was not applied)")
+    recipe_checks("lora", d, facts, "generate", "<lora:e2e-style:1> a red apple on a table", 1)
+    check("lora/missing-refused", facts.get("missing-refused") == "1",
+          "a prompt naming a LoRA that is nowhere was not refused")
+    check("lora/missing-adds-nothing",
+          facts.get("layers-before-missing") == facts.get("layers-after-missing"),
+          f"layers {facts.get('layers-before-missing')} -> {facts.get('layers-after-missing')} "
+          "after the refused run")
+
+
 def case_restyle(d):
     facts = read_facts(d)
     layer_basics("restyle", facts, "Restyle: a watercolor painting", 0, 0, 48, 40)
@@ -596,7 +616,7 @@ def main(argv):
         {"inpaint": case_inpaint, "generate": case_generate, "strokes": case_strokes,
          "strokes-control": case_strokes_control,
          "restyle": case_restyle, "last-vals": case_last_vals, "batch": case_batch,
-         "install": case_install, "models": case_models}[case](d)
+         "install": case_install, "models": case_models, "lora": case_lora}[case](d)
     return 1 if "FAIL" in results else 0
 
 

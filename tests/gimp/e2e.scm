@@ -356,3 +356,32 @@
       (e2e-describe-layer port img new "models" out))
     (close-output-port port)
     (gimp-image-delete img)))
+
+; Generate with a LoRA called up by A1111's prompt tag: the same run without the tag, with it
+; (the LoRA is found in the model folders, the runner's $GESSO_MODEL_PATH), and with a tag
+; naming no LoRA, which must be refused without adding a layer.
+(define (e2e-lora model out)
+  (let* ((port (open-output-file (e2e-path out "facts.txt")))
+         (made (e2e-new-image RGB 64 64))
+         (img (car made))
+         (bg (cadr made))
+         (generate (lambda (prompt)
+                     (car (plug-in-gesso-generate #:run-mode RUN-NONINTERACTIVE #:image img
+                                                  #:drawables (vector bg) #:prompt prompt
+                                                  #:model model #:steps 3 #:seed 1
+                                                  #:random-seed FALSE #:sampler "euler-a"
+                                                  #:pixel-budget 4096)))))
+    (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 8 8 32 24)
+    (let ((plain (generate "a red apple on a table")))
+      (e2e-export-layer img plain (e2e-path out "plain.png"))
+      (gimp-image-remove-layer img plain))
+    (e2e-fact port "layers-before" (e2e-layer-count img))
+    (let ((styled (generate "<lora:e2e-style:1> a red apple on a table")))
+      (e2e-fact port "layers-after" (e2e-layer-count img))
+      (e2e-export-layer img styled (e2e-path out "styled.png"))
+      (e2e-describe-layer port img styled "lora" out)
+      (e2e-fact port "layers-before-missing" (e2e-layer-count img))
+      (e2e-fact port "missing-refused"
+                (if (catch #f (generate "<lora:no-such-style:1> a red apple") #t) 0 1))
+      (e2e-fact port "layers-after-missing" (e2e-layer-count img)))
+    (close-output-port port)))

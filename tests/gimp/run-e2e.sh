@@ -137,7 +137,7 @@ if [ -z "$model" ] && [ -d "$repo/data/models" ]; then
             sort | head -n 1)
 fi
 if [ -z "$model" ]; then
-  for c in labels inpaint inpaint-empty generate strokes restyle batch; do
+  for c in labels inpaint inpaint-empty generate strokes restyle lora batch; do
     emit SKIP "$c" "no model: neither ../shared/conformance/models/tiny-sd1 nor data/models/ exists"
   done
   finish
@@ -215,6 +215,21 @@ if [ -f "$controlnet" ] && [ "$(basename "$(dirname "$model")")" = tiny-sd1 ]; t
   fi
 else
   emit SKIP strokes-control "needs ../shared/conformance's tiny-sd1 and its tiny-controlnet"
+fi
+
+# A LoRA called up in the prompt, <lora:e2e-style:1>, found in a model folder.
+mkdir -p "$work/lora" "$work/lora-models"
+if [ -d "$model/unet" ] && python3 "$here/make-lora.py" "$model" \
+     "$work/lora-models/e2e-style.safetensors" >"$work/make-lora.log" 2>&1; then
+  gimp_run lora plug-in-script-fu-eval "$(scm lora "$(q "$model")" "$(q "$work/lora")")" \
+    "GESSO_MODEL_PATH=$work/lora-models"
+  if [ "$rc" = 0 ]; then
+    judge lora "$work/lora"
+  else
+    emit FAIL lora/run "$(run_error lora)"
+  fi
+else
+  emit SKIP lora "needs a diffusers folder as the test model (make-lora.py reads its UNet)"
 fi
 
 # Filters ▸ Repeat (RUN-WITH-LAST-VALS) runs with the defaults of a fresh profile: minutes.
