@@ -40,7 +40,6 @@
 #include "cli/lora-options.h"
 #include "cli/image-io.h"
 #include "cli/parameters.h"
-#include "edit/region.h"
 #include "gesso.h"
 
 #define UNSET_INT INT_MIN
@@ -360,23 +359,6 @@ model_params (const Options *o, GessoModelParams *mp)
   return gesso_cli_parse_prediction (o->prediction, &mp->prediction);
 }
 
-/* The edit's crop laid over the whole input (what the user wants in a file). */
-static gboolean
-compose (const GessoImage *input, const GessoEditResult *result, GessoImage *out,
-         GError **error)
-{
-  GessoRegion region = {
-    .x = result->x,
-    .y = result->y,
-    .width = result->image.width,
-    .height = result->image.height,
-    .work_width = result->image.width,
-    .work_height = result->image.height,
-  };
-
-  return gesso_blend_region (input, &region, &result->image, &result->blend, out, error);
-}
-
 /* Bytes the command itself holds per pixel of the image beyond the engine's estimate: the
  * input as float RGBA (16) and the composite it writes (16) for an edit, the 8-bit copy
  * gdk-pixbuf encodes from (4) and the encoded file, at most about as large (4). */
@@ -538,7 +520,8 @@ run_job (GessoEditKind kind, const Options *o, const GessoModelParams *mp, Gesso
         fputc ('\n', stderr);
       goto out;
     }
-  if (kind != GESSO_EDIT_GENERATE && !compose (&input, &result, &composite, &error))
+  if (kind != GESSO_EDIT_GENERATE
+      && !gesso_edit_result_compose (&input, &result, &composite, &error))
     goto out;
   saved = kind == GESSO_EDIT_GENERATE ? &result.image : &composite;
   /* the model's hash, as A1111 writes it (read once per file, then from the cache) */

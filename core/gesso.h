@@ -507,6 +507,11 @@ gboolean gesso_edit_run (GessoModel *model, const GessoEditParams *params,
                          const GessoImage *input, const GessoMask *mask,
                          GessoEditResult *result, GError **error);
 void gesso_edit_result_clear (GessoEditResult *result);
+/* RESULT laid over the whole INPUT it was made from, into OUT (a new image, caller clears):
+ * what a caller that writes a file wants. Outside the result's blend the pixels are INPUT's,
+ * bit for bit. */
+gboolean gesso_edit_result_compose (const GessoImage *input, const GessoEditResult *result,
+                                    GessoImage *out, GError **error);
 
 /* --- Memory ----------------------------------------------------------------------------- */
 

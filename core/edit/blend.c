@@ -78,3 +78,21 @@ gesso_blend_region (const GessoImage *input, const GessoRegion *region,
     }
   return TRUE;
 }
+
+gboolean
+gesso_edit_result_compose (const GessoImage *input, const GessoEditResult *result,
+                           GessoImage *out, GError **error)
+{
+  /* the result is already at the region's size: no working size to scale from */
+  const GessoRegion region = {
+    .x = result->x,
+    .y = result->y,
+    .width = result->image.width,
+    .height = result->image.height,
+    .work_width = result->image.width,
+    .work_height = result->image.height,
+  };
+
+  g_return_val_if_fail (input != NULL && result != NULL && out != NULL, FALSE);
+  return gesso_blend_region (input, &region, &result->image, &result->blend, out, error);
+}
